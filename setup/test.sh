@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, every addon's Odoo tests (Chromium tours included) on a
+# fresh database, then the pytest tests under tests/. Ends with "N passed, N failed".
+#   MPESA_TEST_DB   database to (re)create, default mpesa_test
+#   MPESA_TEST_TAGS override odoo-bin --test-tags (quick local loops)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+bash "$ROOT/setup/install.sh"
+start_postgres
+
+DB="${MPESA_TEST_DB:-mpesa_test}"
+TEST_PORT="${MPESA_TEST_PORT:-8169}"
+LOGS="$LOCAL/logs"; mkdir -p "$LOGS" "$LOCAL/screenshots"
+ODOO_LOG="$LOGS/odoo-tests.log"
+E2E="$ROOT/tests/odoo_addons"
+MODULES="$OUR_ADDONS,mpesa_e2e"
+TAGS="${MPESA_TEST_TAGS:-/mpesa_payment,/mpesa_reconciliation,/mpesa_reports,/mpesa_e2e}"
+passed=0; failed=0; skipped=0
+
+count() { passed=$((passed + $1)); failed=$((failed + $2)); skipped=$((skipped + ${3:-0})); }
+
+# --- 1. Lint (each linter is one check) ----------------------------------------------
+say "lint: ruff"
+if "$VENV/bin/ruff" check "$ROOT" && "$VENV/bin/ruff" format --check --quiet "$ROOT"; then
+    count 1 0; else count 0 1; echo "FAILED: ruff"; fi
+say "lint: pylint-odoo"
+addon_dirs=(); for a in ${OUR_ADDONS//,/ } mpesa_e2e; do
+    [ -d "$ROOT/$a" ] && addon_dirs+=("$ROOT/$a") || addon_dirs+=("$E2E/$a"); done
+if "$VENV/bin/pylint" --rcfile="$ROOT/.pylintrc" --disable=missing-readme "${addon_dirs[@]}"; then
+    count 1 0; else count 0 1; echo "FAILED: pylint-odoo"; fi
+
+# --- 2. Odoo tests on a fresh database ----------------------------------------------
+say "Odoo tests on fresh database $DB (log: ${ODOO_LOG#"$ROOT"/})"
+dropdb --if-exists "$DB"
+set +e
+"$ODOO_BIN" -c "$LOCAL/odoo.conf" -d "$DB" \
+    --addons-path="$(cat "$LOCAL/odoo-src")/addons,$ROOT,$E2E" \
+    -i "$MODULES" --test-tags "$TAGS" --stop-after-init \
+    --http-port "$TEST_PORT" --screenshots "$LOCAL/screenshots" \
+    --log-level=test --logfile "$ODOO_LOG" --without-demo=all
+odoo_rc=$?
+set -e
+read -r o_pass o_fail o_skip < <("$PY" "$ROOT/setup/odoo_test_summary.py" "$ODOO_LOG" "$odoo_rc")
+count "$o_pass" "$o_fail" "$o_skip"
+say "Odoo tests: $o_pass passed, $o_fail failed, $o_skip skipped"
+
+# --- 3. pytest (emulator, setup, plain-Python units) ---------------------------------
+say "pytest tests/"
+junit="$LOGS/pytest.xml"
+set +e
+(cd "$ROOT" && "$PY" -m pytest tests -q -p no:cacheprovider --junitxml="$junit" \
+    --ignore=tests/odoo_addons)
+py_rc=$?
+set -e
+read -r p_pass p_fail p_skip < <("$PY" "$ROOT/setup/junit_summary.py" "$junit" "$py_rc")
+count "$p_pass" "$p_fail" "$p_skip"
+
+echo
+line="$passed passed, $failed failed"
+[ "$skipped" -gt 0 ] && line="$line, $skipped skipped"
+echo "$line"
+[ "$failed" -eq 0 ]
