@@ -1,0 +1,35 @@
+# Copyright 2026 The mpesa-odoo authors
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+{
+    "name": "Payment Provider: M-PESA",
+    "summary": "Take M-PESA payments (Safaricom Daraja STK push) on the website, "
+    "portal and payment links",
+    "version": "18.0.1.0.0",
+    "category": "Accounting/Payment Providers",
+    "website": "https://github.com/mpesa-odoo/mpesa-odoo",
+    "author": "mpesa-odoo contributors",
+    "license": "LGPL-3",
+    "depends": ["payment", "account_payment", "phone_validation"],
+    "external_dependencies": {"python": ["phonenumbers", "requests"]},
+    "data": [
+        "security/ir.model.access.csv",
+        "views/payment_provider_views.xml",
+        "views/payment_transaction_views.xml",
+        "views/mpesa_callback_views.xml",
+        "views/mpesa_receipt_views.xml",
+        "views/payment_mpesa_templates.xml",
+        "views/menus.xml",
+        "data/payment_provider_data.xml",
+        "data/ir_cron_data.xml",
+    ],
+    "post_init_hook": "post_init_hook",
+    "uninstall_hook": "uninstall_hook",
+    "assets": {
+        "web.assets_frontend": [
+            "mpesa_payment/static/src/js/payment_form.js",
+        ],
+        "web.assets_tests": [
+            "mpesa_payment/static/tests/tours/*.js",
+        ],
+    },
+}

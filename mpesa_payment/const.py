@@ -1,0 +1,61 @@
+"""Facts about Daraja that the rest of the addon relies on, in one place."""
+
+SUPPORTED_CURRENCIES = ["KES"]
+DEFAULT_PAYMENT_METHOD_CODES = {"mpesa"}
+
+API_URLS = {
+    "test": "https://sandbox.safaricom.co.ke",
+    "enabled": "https://api.safaricom.co.ke",
+}
+
+# Daraja request limits (STK push).
+ACCOUNT_REFERENCE_MAX = 12
+TRANSACTION_DESC_MAX = 13
+AMOUNT_MIN = 1
+AMOUNT_MAX = 250_000
+
+# A callback URL token stays valid this long: longer than any recovery window, so a
+# genuinely late success is still accepted.
+CALLBACK_TOKEN_DAYS = 14
+
+# Daraja error codes we act upon.
+ERROR_INVALID_TOKEN = "404.001.03"
+ERROR_STILL_PROCESSING = "500.001.1001"
+
+# STK query answers meaning "the customer has not answered yet".
+QUERY_PENDING_RESULT_CODES = {"4999"}
+
+# STK ResultCode -> (transaction state, customer-facing message). Messages are
+# translated where they are shown (payment_transaction._mpesa_result_message).
+RESULT_CODES = {
+    0: ("done", "Payment received."),
+    1: ("error", "The M-PESA balance is insufficient for this payment."),
+    2: ("error", "The amount is below the M-PESA minimum."),
+    3: ("error", "The amount is above the M-PESA maximum for one payment."),
+    4: ("error", "This payment would exceed your daily M-PESA limit."),
+    8: ("error", "This payment would exceed your M-PESA account's maximum balance."),
+    17: (
+        "error",
+        "A payment of the same amount was just made. Wait two minutes and try again.",
+    ),
+    26: ("error", "M-PESA is busy right now. Please try again in a few minutes."),
+    1001: ("error", "Another M-PESA transaction is in progress on this phone."),
+    1019: ("cancel", "The payment request expired before it was confirmed."),
+    1025: ("error", "The payment request could not be sent to your phone."),
+    1032: ("cancel", "You cancelled the payment request on your phone."),
+    1037: (
+        "cancel",
+        (
+            "Your phone could not be reached. Check that it is on and has network, "
+            "then try again."
+        ),
+    ),
+    2001: ("error", "The M-PESA PIN entered was wrong."),
+    2028: ("error", "This payment is not allowed for this business number."),
+    8006: ("error", "Your M-PESA PIN is locked. Contact Safaricom to unlock it."),
+    9999: ("error", "M-PESA could not process the payment request."),
+}
+UNKNOWN_RESULT = ("error", "M-PESA could not complete the payment (code %s).")
+
+# Result codes after which a success can still follow (checked by STK query).
+RECOVERABLE_RESULT_CODES = {1037}

@@ -1,0 +1,116 @@
+import json
+import logging
+
+from werkzeug.exceptions import Forbidden, RequestEntityTooLarge
+
+from odoo import http
+from odoo.exceptions import ValidationError
+from odoo.http import request
+
+_logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}
+
+
+class MpesaController(http.Controller):
+    """Authenticate, store raw, hand over, answer Safaricom. Nothing else."""
+
+    _stk_callback_route = "/payment/daraja/stk/<string:token>"
+
+    @http.route("/payment/mpesa/stk_push", type="json", auth="public")
+    def mpesa_stk_push(self, reference, access_token, phone):
+        """Send the STK prompt for a transaction created by the payment form."""
+        tx_sudo = (
+            request.env["payment.transaction"]
+            .sudo()
+            .search(
+                [("reference", "=", reference), ("provider_code", "=", "mpesa")],
+                limit=1,
+            )
+        )
+        if not tx_sudo or not tx_sudo._mpesa_check_access_token(access_token):
+            raise ValidationError(
+                request.env._("This payment link is not valid anymore.")
+            )
+        tx_sudo._mpesa_send_stk_push(phone)
+        return {"state": tx_sudo.state, "message": tx_sudo.state_message}
+
+    @http.route(
+        _stk_callback_route,
+        type="http",
+        auth="public",
+        methods=["POST"],
+        csrf=False,
+        save_session=False,
+    )
+    def mpesa_stk_callback(self, token):
+        checked = (
+            request.env["payment.provider"].sudo()._mpesa_check_token("stk", token)
+        )
+        tx_sudo = (
+            checked
+            and request.env["payment.transaction"].sudo().browse(checked[1]).exists()
+        )
+        if not tx_sudo or tx_sudo.provider_id != checked[0]:
+            _logger.warning(
+                "M-PESA STK callback refused from %s: invalid or expired URL token",
+                request.httprequest.remote_addr,
+            )
+            raise Forbidden()
+        body = self._read_body()
+        data = self._json_or_none(body)
+        checkout = (
+            (((data or {}).get("Body") or {}).get("stkCallback") or {}).get(
+                "CheckoutRequestID"
+            )
+            if isinstance(data, dict)
+            else None
+        )
+        if not tx_sudo._mpesa_callback_belongs(checkout):
+            _logger.warning(
+                "M-PESA STK callback refused: URL of %s used for another request",
+                tx_sudo.reference,
+            )
+            raise Forbidden()
+        callback = self._store("stk", body, tx_sudo.provider_id, tx_sudo)
+        callback._process()
+        if callback.state == "error" and data is None:
+            return self._answer({"ResultCode": 1, "ResultDesc": "Malformed JSON"}, 400)
+        return self._answer(ACCEPTED)
+
+    # === HELPERS === #
+
+    @staticmethod
+    def _read_body():
+        length = request.httprequest.content_length
+        if length is not None and length > MAX_BODY_BYTES:
+            raise RequestEntityTooLarge()
+        body = request.httprequest.get_data(cache=False)
+        if len(body) > MAX_BODY_BYTES:
+            raise RequestEntityTooLarge()
+        return body
+
+    @staticmethod
+    def _json_or_none(body):
+        try:
+            return json.loads(body)
+        except ValueError:
+            return None
+
+    @staticmethod
+    def _store(kind, body, provider, transaction=None):
+        """Commit the raw body in its own transaction before anything can fail."""
+        remote = request.httprequest.remote_addr
+        with request.env.registry.cursor() as cr:
+            callback = (
+                request.env(cr=cr)["mpesa.callback"]
+                .sudo()
+                ._store(kind, body, provider, transaction, remote)
+            )
+            callback_id = callback.id
+        return request.env["mpesa.callback"].sudo().browse(callback_id)
+
+    @staticmethod
+    def _answer(payload, status=200):
+        return request.make_json_response(payload, status=status)

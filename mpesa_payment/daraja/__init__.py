@@ -1,0 +1,1 @@
+"""Plain-Python Daraja layer: HTTP client and payload parsing (no Odoo imports)."""

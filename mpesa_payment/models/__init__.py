@@ -1,0 +1,4 @@
+from . import mpesa_callback
+from . import mpesa_receipt
+from . import payment_provider
+from . import payment_transaction

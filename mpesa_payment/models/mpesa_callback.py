@@ -1,0 +1,196 @@
+import json
+import logging
+
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+
+from ..daraja.payloads import PayloadError, parse_stk_callback
+
+_logger = logging.getLogger(__name__)
+
+RETRYABLE_STATES = ("received", "unmatched", "error")
+
+
+class MpesaCallback(models.Model):
+    """The raw inbox: every body Safaricom POSTs, stored before it is processed.
+
+    Processing is idempotent and can be replayed (button, recovery job), so a crash
+    between storing and processing loses nothing.
+    """
+
+    _name = "mpesa.callback"
+    _description = "M-PESA Callback"
+    _order = "id desc"
+    _rec_name = "display_name"
+
+    kind = fields.Selection(
+        [
+            ("stk", "STK Push Result"),
+            ("c2b_validation", "C2B Validation"),
+            ("c2b_confirmation", "C2B Confirmation"),
+            ("result", "API Result"),
+            ("timeout", "API Queue Timeout"),
+        ],
+        required=True,
+        readonly=True,
+    )
+    provider_id = fields.Many2one("payment.provider", readonly=True, index=True)
+    company_id = fields.Many2one(
+        related="provider_id.company_id", store=True, readonly=True
+    )
+    transaction_id = fields.Many2one(
+        "payment.transaction", readonly=True, index=True, ondelete="set null"
+    )
+    body = fields.Text(readonly=True, help="The request body exactly as received.")
+    remote_addr = fields.Char(string="Sender Address", readonly=True)
+    checkout_request_id = fields.Char(
+        string="CheckoutRequestID", readonly=True, index=True
+    )
+    receipt_code = fields.Char(readonly=True, index=True)
+    receipt_id = fields.Many2one("mpesa.receipt", readonly=True, index=True)
+    state = fields.Selection(
+        [
+            ("received", "Received"),
+            ("processed", "Processed"),
+            ("duplicate", "Duplicate"),
+            ("unmatched", "Unmatched"),
+            ("error", "Error"),
+        ],
+        default="received",
+        required=True,
+        readonly=True,
+        index=True,
+    )
+    error = fields.Text(readonly=True)
+    attempts = fields.Integer(readonly=True)
+    processed_at = fields.Datetime(readonly=True)
+
+    @api.depends("kind", "create_date")
+    def _compute_display_name(self):
+        labels = dict(self._fields["kind"]._description_selection(self.env))
+        for cb in self:
+            cb.display_name = f"{labels.get(cb.kind, cb.kind)} #{cb.id}"
+
+    @api.model
+    def _store(self, kind, body, provider=None, transaction=None, remote_addr=None):
+        """Keep the raw body. Callers commit this before any processing."""
+        if isinstance(body, bytes):
+            body = body.decode("utf-8", errors="replace")
+        return self.create(
+            {
+                "kind": kind,
+                "body": body,
+                "provider_id": provider.id if provider else False,
+                "transaction_id": transaction.id if transaction else False,
+                "remote_addr": remote_addr,
+            }
+        )
+
+    def _payload(self):
+        try:
+            data = json.loads(self.body or "")
+        except ValueError as error:
+            raise PayloadError(self.env._("The body is not valid JSON.")) from error
+        if not isinstance(data, dict):
+            raise PayloadError(self.env._("The body is not a JSON object."))
+        return data
+
+    def _process(self):
+        """Process each callback once; failures are recorded, never raised."""
+        for cb in self:
+            if cb.state not in RETRYABLE_STATES:
+                continue
+            cb.attempts += 1
+            try:
+                with self.env.cr.savepoint():
+                    state = getattr(cb, f"_process_{cb.kind}")()
+                cb.write(
+                    {
+                        "state": state,
+                        "error": False,
+                        "processed_at": fields.Datetime.now(),
+                    }
+                )
+            except (PayloadError, ValidationError) as error:
+                cb.write({"state": "error", "error": str(error)})
+                _logger.warning("M-PESA callback %s rejected: %s", cb.id, error)
+            except Exception as error:  # kept for the recovery job; never lose the body
+                cb.write({"state": "error", "error": repr(error)})
+                _logger.exception("M-PESA callback %s failed", cb.id)
+        return self
+
+    def _process_stk(self):
+        data = self._payload()
+        parsed = parse_stk_callback(data)
+        self.write(
+            {
+                "checkout_request_id": parsed.checkout_request_id,
+                "receipt_code": parsed.receipt,
+            }
+        )
+        tx = self.env["payment.transaction"].search(
+            [
+                ("provider_code", "=", "mpesa"),
+                ("mpesa_checkout_request_id", "=", parsed.checkout_request_id),
+            ]
+        )
+        if not tx:
+            # Either the callback outran Daraja's answer to our push (it is picked up
+            # when that answer is stored) or nobody asked for it: both wait here.
+            self.error = self.env._(
+                "No payment request with this CheckoutRequestID (yet)."
+            )
+            return "unmatched"
+        if self.transaction_id and self.transaction_id != tx:
+            raise ValidationError(
+                self.env._("The callback URL belongs to another payment.")
+            )
+        self.transaction_id = tx
+        tx._mpesa_lock()
+        if (
+            tx.state == "done"
+            or (
+                # the same success is already recorded, waiting for its verification
+                parsed.is_success and tx.mpesa_receipt == parsed.receipt
+            )
+            or (
+                tx.state in ("cancel", "error")
+                and tx.mpesa_result_code == str(parsed.result_code)
+            )
+        ):
+            return "duplicate"
+        tx._process_notification_data(data)
+        return "processed"
+
+    @api.model
+    def _process_waiting(self, checkout_request_id):
+        waiting = self.search(
+            [
+                ("kind", "=", "stk"),
+                ("state", "=", "unmatched"),
+                ("checkout_request_id", "=", checkout_request_id),
+            ],
+            order="id",
+        )
+        return waiting._process()
+
+    def action_retry(self):
+        return self._process()
+
+    @api.model
+    def _cron_process_stuck(self):
+        """Process what a crashed worker left behind, and callbacks that waited."""
+        stuck = self.search(
+            [
+                ("state", "in", ("received", "unmatched", "error")),
+                ("attempts", "<", 5),
+                (
+                    "create_date",
+                    "<=",
+                    fields.Datetime.subtract(fields.Datetime.now(), minutes=1),
+                ),
+            ],
+            order="id",
+            limit=500,
+        )
+        stuck._process()

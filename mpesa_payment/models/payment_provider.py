@@ -1,0 +1,284 @@
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError, ValidationError
+from odoo.tools import consteq
+
+from .. import const
+from ..daraja.client import DarajaClient, DarajaError
+
+_logger = logging.getLogger(__name__)
+
+
+def _new_secret(*_args):
+    return secrets.token_urlsafe(32)
+
+
+class ProviderTokenStore:
+    """Share one Daraja OAuth token per provider between all workers.
+
+    A new token may invalidate the previous one, so a worker that needs a new token
+    locks the provider row, and takes the token another worker just stored if any.
+    """
+
+    MARGIN = dt.timedelta(seconds=60)
+
+    def __init__(self, provider):
+        self.provider = provider.sudo()
+
+    def get(self):
+        p = self.provider
+        if (
+            p.mpesa_access_token
+            and p.mpesa_token_expiry
+            and (p.mpesa_token_expiry > fields.Datetime.now() + self.MARGIN)
+        ):
+            return p.mpesa_access_token
+        return None
+
+    def refresh(self, stale, fetch):
+        cr = self.provider.env.cr
+        cr.execute(
+            "SELECT mpesa_access_token, mpesa_token_expiry FROM payment_provider"
+            " WHERE id = %s FOR UPDATE",
+            [self.provider.id],
+        )
+        token, expiry = cr.fetchone()
+        now = fields.Datetime.now()
+        if token and token != stale and expiry and expiry > now + self.MARGIN:
+            self.provider.invalidate_recordset(
+                ["mpesa_access_token", "mpesa_token_expiry"]
+            )
+            return token
+        token, expires_in = fetch()
+        self.provider.write(
+            {
+                "mpesa_access_token": token,
+                "mpesa_token_expiry": now + dt.timedelta(seconds=expires_in),
+            }
+        )
+        return token
+
+
+class PaymentProvider(models.Model):
+    _inherit = "payment.provider"
+
+    code = fields.Selection(
+        selection_add=[("mpesa", "M-PESA")], ondelete={"mpesa": "set default"}
+    )
+    mpesa_consumer_key = fields.Char(
+        string="Consumer Key", required_if_provider="mpesa", groups="base.group_system"
+    )
+    mpesa_consumer_secret = fields.Char(
+        string="Consumer Secret",
+        required_if_provider="mpesa",
+        groups="base.group_system",
+    )
+    mpesa_shortcode = fields.Char(
+        string="Business Shortcode",
+        required_if_provider="mpesa",
+        groups="base.group_system",
+        help="The paybill number, or for Buy Goods the store / head office number.",
+    )
+    mpesa_shortcode_type = fields.Selection(
+        [("paybill", "Paybill"), ("till", "Till (Buy Goods)")],
+        string="Shortcode Type",
+        default="paybill",
+        groups="base.group_system",
+    )
+    mpesa_till_number = fields.Char(
+        string="Till Number",
+        groups="base.group_system",
+        help="For Buy Goods: the till that receives the money (PartyB).",
+    )
+    mpesa_passkey = fields.Char(
+        string="Lipa na M-PESA Passkey",
+        required_if_provider="mpesa",
+        groups="base.group_system",
+    )
+    mpesa_initiator_name = fields.Char(
+        string="Initiator Name",
+        groups="base.group_system",
+        help="API operator used for transaction status, reversal and balance queries.",
+    )
+    mpesa_security_credential = fields.Char(
+        string="Security Credential",
+        groups="base.group_system",
+        help="The initiator password encrypted with Safaricom's certificate.",
+    )
+    mpesa_api_url = fields.Char(
+        string="API Base URL Override",
+        groups="base.group_system",
+        help="Leave empty to use Safaricom's sandbox (test mode) or production "
+        "(enabled) hosts. Set it to reach another Daraja, such as a local emulator.",
+    )
+    mpesa_environment = fields.Selection(
+        [("sandbox", "Sandbox"), ("production", "Production")],
+        string="Daraja Environment",
+        compute="_compute_mpesa_environment",
+        help="Follows the provider state: Test mode uses the sandbox, Enabled production.",
+    )
+    mpesa_webhook_secret = fields.Char(
+        string="Callback Signing Secret",
+        groups="base.group_system",
+        default=_new_secret,
+        copy=False,
+        help="Signs the callback URLs given to Safaricom. Rotating it rejects callbacks "
+        "for payment requests sent before the rotation.",
+    )
+    mpesa_query_delay = fields.Integer(
+        string="Status Query Delay (minutes)",
+        default=2,
+        help="Pending payment requests without a confirmation after this delay are "
+        "checked with Safaricom by the status query job.",
+    )
+    mpesa_access_token = fields.Char(groups="base.group_system", copy=False)
+    mpesa_token_expiry = fields.Datetime(groups="base.group_system", copy=False)
+
+    @api.depends("state")
+    def _compute_mpesa_environment(self):
+        for provider in self:
+            provider.mpesa_environment = (
+                "production" if provider.state == "enabled" else "sandbox"
+            )
+
+    @api.constrains("mpesa_shortcode", "mpesa_till_number", "mpesa_shortcode_type")
+    def _check_mpesa_shortcodes(self):
+        for provider in self.filtered(lambda p: p.code == "mpesa"):
+            for number in (provider.mpesa_shortcode, provider.mpesa_till_number):
+                if number and not number.isdigit():
+                    raise ValidationError(
+                        self.env._("M-PESA shortcodes and tills are digits only.")
+                    )
+            if (
+                provider.mpesa_shortcode_type == "till"
+                and not provider.mpesa_till_number
+            ):
+                raise ValidationError(
+                    self.env._("A Buy Goods provider needs its till number.")
+                )
+
+    # === PAYMENT FRAMEWORK HOOKS === #
+
+    def _get_supported_currencies(self):
+        supported = super()._get_supported_currencies()
+        if self.code == "mpesa":
+            supported = supported.filtered(
+                lambda c: c.name in const.SUPPORTED_CURRENCIES
+            )
+        return supported
+
+    def _get_default_payment_method_codes(self):
+        codes = super()._get_default_payment_method_codes()
+        if self.code != "mpesa":
+            return codes
+        return const.DEFAULT_PAYMENT_METHOD_CODES
+
+    # === DARAJA ACCESS === #
+
+    def _mpesa_base_url(self):
+        self.ensure_one()
+        return self.sudo().mpesa_api_url or const.API_URLS.get(
+            self.state, const.API_URLS["test"]
+        )
+
+    def _mpesa_client(self):
+        self.ensure_one()
+        sudo = self.sudo()
+        return DarajaClient(
+            self._mpesa_base_url(),
+            sudo.mpesa_consumer_key,
+            sudo.mpesa_consumer_secret,
+            ProviderTokenStore(self),
+        )
+
+    def _mpesa_party_b(self):
+        sudo = self.sudo()
+        return (
+            sudo.mpesa_till_number
+            if sudo.mpesa_shortcode_type == "till"
+            else (sudo.mpesa_shortcode)
+        )
+
+    def action_mpesa_test_connection(self):
+        """Check the credentials by asking Daraja for a token; say it plainly."""
+        self.ensure_one()
+        try:
+            self._mpesa_client().fetch_token()
+        except DarajaError as error:
+            if error.code.startswith("400.008"):
+                message = self.env._(
+                    "Safaricom rejected the consumer key or secret. Copy both again from "
+                    "your Daraja app (they differ between sandbox and production)."
+                )
+            elif error.code in ("connection", "timeout"):
+                message = self.env._(
+                    "Safaricom could not be reached at %(url)s. Check the server's "
+                    "internet access or the API URL override.",
+                    url=self._mpesa_base_url(),
+                )
+            else:
+                message = self.env._(
+                    "Safaricom answered: %(msg)s (%(code)s)",
+                    msg=error.message,
+                    code=error.code,
+                )
+            raise UserError(self.env._("Connection failed. %s", message)) from error
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": "success",
+                "title": self.env._("Connection works"),
+                "message": self.env._(
+                    "Safaricom accepted the consumer key and secret."
+                ),
+                "sticky": False,
+            },
+        }
+
+    def action_mpesa_rotate_secret(self):
+        self.ensure_one()
+        self.sudo().mpesa_webhook_secret = _new_secret()
+
+    # === CALLBACK URL TOKENS === #
+
+    def _mpesa_sign(self, message):
+        secret = self.sudo().mpesa_webhook_secret or ""
+        return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()[
+            :40
+        ]
+
+    def _mpesa_make_token(self, scope, record_id, days=const.CALLBACK_TOKEN_DAYS):
+        """An unguessable token binding a callback URL to one record until it expires."""
+        self.ensure_one()
+        expiry = int(time.time()) + days * 86400
+        return (
+            f"{record_id}.{expiry}.{self._mpesa_sign(f'{scope}:{record_id}:{expiry}')}"
+        )
+
+    @api.model
+    def _mpesa_check_token(self, scope, token):
+        """Return (provider, record_id) for a valid token, or None."""
+        try:
+            record_id, expiry, signature = token.split(".")
+            record_id, expiry = int(record_id), int(expiry)
+        except (AttributeError, ValueError):
+            return None
+        if expiry < time.time():
+            return None
+        providers = self.sudo().search([("code", "=", "mpesa")])
+        for provider in providers:
+            expected = provider._mpesa_sign(f"{scope}:{record_id}:{expiry}")
+            if consteq(expected, signature):
+                return provider, record_id
+        return None
+
+    def _mpesa_callback_url(self, route):
+        self.ensure_one()
+        return self.get_base_url().rstrip("/") + route

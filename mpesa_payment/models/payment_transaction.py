@@ -1,0 +1,530 @@
+import itertools
+import logging
+from datetime import timedelta
+from decimal import Decimal
+
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+from odoo.tools import float_compare, float_is_zero, float_round
+
+from .. import const
+from ..daraja.client import DarajaError, kenya_timestamp, stk_password
+from ..daraja.payloads import PayloadError, parse_stk_callback, parse_stk_query
+from ..daraja.phone import PhoneError, mask_msisdn, normalize_msisdn
+
+_logger = logging.getLogger(__name__)
+
+STK_PUSH_PATH = "/mpesa/stkpush/v1/processrequest"
+STK_QUERY_PATH = "/mpesa/stkpushquery/v1/query"
+# After this long without a final answer, an STK prompt has certainly expired.
+PROMPT_EXPIRY = timedelta(minutes=30)
+# A cancelled 1037 ("unreachable") may still turn into a success; keep checking this long.
+RECHECK_WINDOW = timedelta(hours=2)
+
+
+class PaymentTransaction(models.Model):
+    _inherit = "payment.transaction"
+
+    mpesa_phone = fields.Char(string="M-PESA Phone", readonly=True)
+    mpesa_merchant_request_id = fields.Char(string="MerchantRequestID", readonly=True)
+    mpesa_checkout_request_id = fields.Char(
+        string="CheckoutRequestID", readonly=True, index="btree_not_null", copy=False
+    )
+    mpesa_receipt = fields.Char(string="M-PESA Receipt", readonly=True, copy=False)
+    mpesa_paid_amount = fields.Monetary(string="Amount Paid on M-PESA", readonly=True)
+    mpesa_result_code = fields.Char(string="M-PESA Result Code", readonly=True)
+    mpesa_needs_review = fields.Boolean(
+        string="Awaiting Review",
+        readonly=True,
+        help="Money was received but does not match this payment: finance must decide.",
+    )
+    mpesa_recheck = fields.Boolean(
+        readonly=True,
+        help="Ended without a success that may still arrive (e.g. phone unreachable): "
+        "the status job keeps checking for a while.",
+    )
+    mpesa_last_query = fields.Datetime(string="Last Status Query", readonly=True)
+    mpesa_callback_ids = fields.One2many(
+        "mpesa.callback", "transaction_id", string="M-PESA Callbacks", readonly=True
+    )
+
+    _sql_constraints = [
+        (
+            "mpesa_checkout_request_id_unique",
+            "UNIQUE(mpesa_checkout_request_id)",
+            "An M-PESA payment request belongs to one transaction only.",
+        ),
+        (
+            "mpesa_receipt_unique",
+            "UNIQUE(mpesa_receipt)",
+            "An M-PESA receipt pays one transaction only.",
+        ),
+    ]
+
+    # === PAYMENT FRAMEWORK HOOKS === #
+
+    def _get_specific_processing_values(self, processing_values):
+        res = super()._get_specific_processing_values(processing_values)
+        if self.provider_code != "mpesa":
+            return res
+        partner = self.partner_id
+        return {
+            **res,
+            "mpesa_phone": partner.mobile or partner.phone or "",
+            "mpesa_access_token": self._mpesa_access_token(),
+        }
+
+    def _mpesa_access_token(self):
+        from odoo.addons.payment import utils as payment_utils
+
+        return payment_utils.generate_access_token(self.reference, self.amount)
+
+    def _mpesa_check_access_token(self, token):
+        from odoo.addons.payment import utils as payment_utils
+
+        return bool(token) and payment_utils.check_access_token(
+            token, self.reference, self.amount
+        )
+
+    def _mpesa_callback_belongs(self, checkout_request_id):
+        """False when a callback names another payment request than this one's."""
+        self.ensure_one()
+        return not (
+            checkout_request_id
+            and self.mpesa_checkout_request_id
+            and checkout_request_id != self.mpesa_checkout_request_id
+        )
+
+    def _get_tx_from_notification_data(self, provider_code, notification_data):
+        tx = super()._get_tx_from_notification_data(provider_code, notification_data)
+        if provider_code != "mpesa" or len(tx) == 1:
+            return tx
+        try:
+            parsed = parse_stk_callback(notification_data)
+        except PayloadError as error:
+            raise ValidationError(self.env._("M-PESA: %s", error)) from error
+        tx = self.search(
+            [
+                ("provider_code", "=", "mpesa"),
+                ("mpesa_checkout_request_id", "=", parsed.checkout_request_id),
+            ]
+        )
+        if not tx:
+            raise ValidationError(
+                self.env._(
+                    "M-PESA: no transaction found for CheckoutRequestID %s.",
+                    parsed.checkout_request_id,
+                )
+            )
+        return tx
+
+    def _process_notification_data(self, notification_data):
+        super()._process_notification_data(notification_data)
+        if self.provider_code != "mpesa":
+            return
+        try:
+            parsed = parse_stk_callback(notification_data)
+        except PayloadError as error:
+            raise ValidationError(self.env._("M-PESA: %s", error)) from error
+        self._mpesa_lock()
+        if parsed.is_success:
+            self._mpesa_apply_success(
+                parsed.amount,
+                parsed.receipt,
+                parsed.phone,
+                parsed.transaction_date,
+                verify=True,
+            )
+        else:
+            self._mpesa_apply_failure(parsed.result_code, parsed.result_desc)
+
+    # === STK PUSH === #
+
+    def _mpesa_account_reference(self):
+        """What the customer sees on the phone: the document number, <= 12 chars."""
+        names = []
+        for fname in ("invoice_ids", "sale_order_ids"):
+            if fname in self._fields:
+                names += self[fname].mapped("name")
+        base = names[0] if names else self.reference
+        compact = "".join(ch for ch in base if ch.isalnum()).upper() or "PAYMENT"
+        limit = const.ACCOUNT_REFERENCE_MAX
+        if len(compact) <= limit:
+            return compact
+        # Keep the document prefix (INV, S...) and the distinguishing last digits.
+        prefix = "".join(itertools.takewhile(str.isalpha, compact))[:4]
+        return prefix + compact[len(prefix) :][-(limit - len(prefix)) :]
+
+    def _mpesa_whole_amount(self):
+        """The amount as whole shillings, or a clear error why one push cannot pay it."""
+        amount = float_round(self.amount, precision_rounding=self.currency_id.rounding)
+        if self.currency_id.name not in const.SUPPORTED_CURRENCIES:
+            raise ValidationError(
+                self.env._("M-PESA only takes payments in Kenyan Shillings (KES).")
+            )
+        if not float_is_zero(amount - round(amount), precision_digits=2):
+            raise ValidationError(
+                self.env._(
+                    "M-PESA takes whole shillings only: %(amount)s has cents. "
+                    "Please pay another way or ask us to round the amount.",
+                    amount=amount,
+                )
+            )
+        if amount < const.AMOUNT_MIN:
+            raise ValidationError(
+                self.env._("The amount to pay must be at least KES 1.")
+            )
+        if amount > const.AMOUNT_MAX:
+            raise ValidationError(
+                self.env._(
+                    "M-PESA accepts at most KES %(max)s in one payment; this one is KES "
+                    "%(amount)s. Please pay in several parts or by bank transfer.",
+                    max=f"{const.AMOUNT_MAX:,}",
+                    amount=f"{amount:,.0f}",
+                )
+            )
+        return round(amount)
+
+    @api.model
+    def _mpesa_normalize_phone(self, phone):
+        try:
+            return normalize_msisdn(phone)
+        except PhoneError as error:
+            if not (phone or "").strip():
+                raise ValidationError(
+                    self.env._("Enter the M-PESA phone number that will pay.")
+                ) from error
+            raise ValidationError(
+                self.env._(
+                    "%s is not a Kenyan mobile number. Enter the number registered with "
+                    "M-PESA, for example 0712 345 678.",
+                    phone,
+                )
+            ) from error
+
+    def _mpesa_open_sibling(self):
+        """Another payment request for the same documents still waiting on a phone."""
+        self.ensure_one()
+        domain = [
+            ("id", "!=", self.id),
+            ("provider_code", "=", "mpesa"),
+            ("state", "=", "pending"),
+            ("mpesa_checkout_request_id", "!=", False),
+            ("mpesa_needs_review", "=", False),
+        ]
+        docs = []
+        for fname in ("invoice_ids", "sale_order_ids"):
+            if fname in self._fields and self[fname]:
+                docs.append((fname, "in", self[fname].ids))
+        if not docs:
+            return self.browse()
+        return self.search(domain + docs[:1], order="id desc", limit=1)
+
+    def _mpesa_send_stk_push(self, phone):
+        """Send the STK prompt to ``phone``; the transaction becomes pending."""
+        self.ensure_one()
+        if self.provider_code != "mpesa":
+            raise ValidationError(self.env._("This is not an M-PESA transaction."))
+        if self.state != "draft" or self.mpesa_checkout_request_id:
+            raise ValidationError(self.env._("This payment request was already sent."))
+        msisdn = self._mpesa_normalize_phone(phone)
+        amount = self._mpesa_whole_amount()
+        sibling = self._mpesa_open_sibling()
+        if sibling:
+            # Ask Safaricom first: the earlier prompt may have ended meanwhile.
+            sibling._mpesa_query_and_apply()
+            if sibling.state in ("pending", "done"):
+                raise ValidationError(
+                    self.env._(
+                        "A payment request for this document is already waiting on "
+                        "%(phone)s. Complete it on the phone or wait a minute for it to expire, "
+                        "then try again.",
+                        phone=mask_msisdn(sibling.mpesa_phone),
+                    )
+                )
+        provider = self.provider_id.sudo()
+        timestamp = kenya_timestamp()
+        token = provider._mpesa_make_token("stk", self.id)
+        payload = {
+            "BusinessShortCode": provider.mpesa_shortcode,
+            "Password": stk_password(
+                provider.mpesa_shortcode, provider.mpesa_passkey, timestamp
+            ),
+            "Timestamp": timestamp,
+            "TransactionType": "CustomerBuyGoodsOnline"
+            if provider.mpesa_shortcode_type == "till"
+            else "CustomerPayBillOnline",
+            "Amount": amount,
+            "PartyA": msisdn,
+            "PartyB": provider._mpesa_party_b(),
+            "PhoneNumber": msisdn,
+            "CallBackURL": provider._mpesa_callback_url(f"/payment/daraja/stk/{token}"),
+            "AccountReference": self._mpesa_account_reference(),
+            "TransactionDesc": (self.company_id.name or "Payment")[
+                : const.TRANSACTION_DESC_MAX
+            ],
+        }
+        try:
+            answer = provider._mpesa_client().post(STK_PUSH_PATH, payload)
+        except DarajaError as error:
+            _logger.warning("STK push for %s refused: %s", self.reference, error.code)
+            raise ValidationError(
+                self.env._(
+                    "M-PESA could not send the payment request: %(msg)s",
+                    msg=error.message,
+                )
+            ) from error
+        self.write(
+            {
+                "mpesa_phone": msisdn,
+                "mpesa_merchant_request_id": answer.get("MerchantRequestID"),
+                "mpesa_checkout_request_id": answer.get("CheckoutRequestID"),
+                "provider_reference": answer.get("CheckoutRequestID"),
+            }
+        )
+        self._set_pending(
+            self.env._(
+                "We sent a payment request of KES %(amount)s to %(phone)s. Unlock your phone "
+                "and enter your M-PESA PIN to pay.",
+                amount=f"{amount:,}",
+                phone=mask_msisdn(msisdn),
+            )
+        )
+        # A callback may have arrived before Daraja answered us: it waits in the inbox.
+        self.env["mpesa.callback"].sudo()._process_waiting(
+            self.mpesa_checkout_request_id
+        )
+        return answer
+
+    # === OUTCOMES === #
+
+    def _mpesa_lock(self):
+        """Serialize every state change of this transaction across workers."""
+        self.ensure_one()
+        self.env.cr.execute(
+            "SELECT id FROM payment_transaction WHERE id = %s FOR UPDATE", [self.id]
+        )
+        self.invalidate_recordset()
+
+    def _mpesa_amount_matches(self, amount):
+        return (
+            float_compare(
+                float(amount), self.amount, precision_rounding=self.currency_id.rounding
+            )
+            == 0
+        )
+
+    def _mpesa_apply_success(self, amount, receipt, phone, paid_at, verify):
+        """A success was reported (callback) or confirmed (status query)."""
+        self.ensure_one()
+        if self.state == "done":
+            return  # idempotent: the same success again changes nothing
+        if receipt and self.mpesa_receipt and receipt != self.mpesa_receipt:
+            self._mpesa_flag_review(
+                self.env._(
+                    "A second M-PESA receipt %(new)s was reported for this payment "
+                    "(already %(old)s).",
+                    new=receipt,
+                    old=self.mpesa_receipt,
+                )
+            )
+            return
+        vals = {"mpesa_result_code": "0"}
+        if receipt:
+            vals["mpesa_receipt"] = receipt
+        if amount is not None:
+            vals["mpesa_paid_amount"] = float(amount)
+        if phone:
+            vals["mpesa_phone"] = phone
+        self.write(vals)
+        if amount is not None and not self._mpesa_amount_matches(amount):
+            self._mpesa_register_receipt(paid_at)
+            self._mpesa_flag_review(
+                self.env._(
+                    "Received KES %(paid)s on M-PESA (receipt %(receipt)s) for a payment of "
+                    "KES %(expected)s. The payment is awaiting review by our team.",
+                    paid=f"{Decimal(amount):,.2f}",
+                    receipt=receipt or "-",
+                    expected=f"{self.amount:,.2f}",
+                )
+            )
+            return
+        if verify:
+            outcome = self._mpesa_query()
+            if outcome is None or outcome.result_code is None:
+                self._mpesa_set_pending(
+                    self.env._("Payment received, confirming it with M-PESA.")
+                )
+                return
+            if outcome.result_code != 0:
+                self._mpesa_flag_review(
+                    self.env._(
+                        "M-PESA reported receipt %(receipt)s but its status query answers "
+                        "%(code)s (%(desc)s). The payment is awaiting review.",
+                        receipt=receipt or "-",
+                        code=outcome.result_code,
+                        desc=outcome.result_desc,
+                    )
+                )
+                return
+        self._mpesa_register_receipt(paid_at)
+        message = (
+            self.env._("Paid by M-PESA, receipt %s.", self.mpesa_receipt)
+            if (self.mpesa_receipt)
+            else self.env._(
+                "Paid by M-PESA (confirmed by status query; receipt code to follow)."
+            )
+        )
+        self.write({"mpesa_needs_review": False, "mpesa_recheck": False})
+        self._set_done(message, extra_allowed_states=("cancel",))
+        self.env.ref("payment.cron_post_process_payment_tx")._trigger()
+
+    def _mpesa_apply_failure(self, result_code, result_desc):
+        self.ensure_one()
+        if self.state == "done" or self.mpesa_needs_review:
+            return  # a late failure never undoes received money
+        target, message = self._mpesa_result_message(result_code)
+        self.write(
+            {
+                "mpesa_result_code": str(result_code),
+                "mpesa_recheck": result_code in const.RECOVERABLE_RESULT_CODES,
+            }
+        )
+        if target == "cancel":
+            self._set_canceled(message, extra_allowed_states=("error",))
+        else:
+            self._set_error(message)
+
+    @api.model
+    def _mpesa_result_message(self, result_code):
+        target, message = const.RESULT_CODES.get(result_code, const.UNKNOWN_RESULT)
+        if result_code not in const.RESULT_CODES:
+            return target, self.env._(message, result_code)  # pylint: disable=translation-required
+        return target, self.env._(message)  # pylint: disable=translation-required
+
+    def _mpesa_set_pending(self, message):
+        if self.state == "pending":
+            self.state_message = message
+        else:
+            self._set_pending(message, extra_allowed_states=("cancel", "error"))
+
+    def _mpesa_flag_review(self, message):
+        self.write({"mpesa_needs_review": True, "mpesa_recheck": False})
+        self._mpesa_set_pending(message)
+        _logger.warning("M-PESA transaction %s needs review", self.reference)
+
+    def _mpesa_register_receipt(self, paid_at):
+        if not self.mpesa_receipt:
+            return
+        self.env["mpesa.receipt"].sudo()._record(
+            {
+                "name": self.mpesa_receipt,
+                "provider_id": self.provider_id.id,
+                "amount": self.mpesa_paid_amount or self.amount,
+                "phone": self.mpesa_phone,
+                "paid_at": paid_at or fields.Datetime.now(),
+                "transaction_id": self.id,
+                "partner_id": self.partner_id.id,
+                "reference": self._mpesa_account_reference(),
+            },
+            channel="stk",
+        )
+
+    # === STATUS QUERY (late or missing confirmations) === #
+
+    def _mpesa_query(self):
+        """Ask Daraja how the prompt ended. None if it could not say."""
+        self.ensure_one()
+        provider = self.provider_id.sudo()
+        timestamp = kenya_timestamp()
+        payload = {
+            "BusinessShortCode": provider.mpesa_shortcode,
+            "Password": stk_password(
+                provider.mpesa_shortcode, provider.mpesa_passkey, timestamp
+            ),
+            "Timestamp": timestamp,
+            "CheckoutRequestID": self.mpesa_checkout_request_id,
+        }
+        self.mpesa_last_query = fields.Datetime.now()
+        try:
+            answer = provider._mpesa_client().post(STK_QUERY_PATH, payload)
+        except DarajaError as error:
+            if error.code == const.ERROR_STILL_PROCESSING:
+                return parse_stk_query(
+                    {"CheckoutRequestID": self.mpesa_checkout_request_id}
+                )
+            _logger.info("STK query for %s failed: %s", self.reference, error.code)
+            return None
+        try:
+            return parse_stk_query(answer, const.QUERY_PENDING_RESULT_CODES)
+        except PayloadError:
+            _logger.warning("Unreadable STK query answer for %s", self.reference)
+            return None
+
+    def _mpesa_query_and_apply(self):
+        """Query the prompt's status and apply a final answer. Returns the outcome."""
+        self.ensure_one()
+        if not self.mpesa_checkout_request_id or self.mpesa_needs_review:
+            return None
+        self._mpesa_lock()
+        if self.state == "done":
+            return None
+        outcome = self._mpesa_query()
+        if outcome is None:
+            return None
+        if outcome.result_code is None:
+            if (
+                self.create_date
+                and self.create_date < fields.Datetime.now() - PROMPT_EXPIRY
+            ):
+                self._mpesa_apply_failure(1019, outcome.result_desc)
+            return outcome
+        if outcome.result_code == 0:
+            self._mpesa_apply_success(
+                Decimal(str(self.mpesa_paid_amount))
+                if self.mpesa_paid_amount
+                else None,
+                self.mpesa_receipt,
+                None,
+                None,
+                verify=False,
+            )
+        elif self.state in ("draft", "pending"):
+            self._mpesa_apply_failure(outcome.result_code, outcome.result_desc)
+        return outcome
+
+    def action_mpesa_query_status(self):
+        for tx in self.filtered(lambda t: t.provider_code == "mpesa"):
+            tx._mpesa_query_and_apply()
+
+    @api.model
+    def _cron_mpesa_query_pending(self):
+        now = fields.Datetime.now()
+        for provider in self.env["payment.provider"].search([("code", "=", "mpesa")]):
+            txs = self.search(
+                [
+                    ("provider_id", "=", provider.id),
+                    ("mpesa_checkout_request_id", "!=", False),
+                    ("mpesa_needs_review", "=", False),
+                    "|",
+                    "&",
+                    ("state", "=", "pending"),
+                    (
+                        "last_state_change",
+                        "<=",
+                        now - timedelta(minutes=provider.mpesa_query_delay),
+                    ),
+                    "&",
+                    "&",
+                    ("state", "=", "cancel"),
+                    ("mpesa_recheck", "=", True),
+                    ("last_state_change", ">=", now - RECHECK_WINDOW),
+                ],
+                limit=200,
+            )
+            for tx in txs:
+                try:
+                    with self.env.cr.savepoint():
+                        tx._mpesa_query_and_apply()
+                except Exception:  # one bad transaction must not stop the others
+                    _logger.exception("Status query of %s failed", tx.reference)

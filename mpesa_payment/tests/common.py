@@ -1,0 +1,105 @@
+import json
+from contextlib import contextmanager
+from importlib import resources
+
+from daraja_emulator import DEFAULT_PASSKEY, DarajaEmulator
+
+from odoo.addons.account_payment.tests.common import AccountPaymentCommon
+
+PHONE = "254708374149"
+
+
+def load_sample(name):
+    """A sample payload from Daraja's documentation, as shipped with the emulator."""
+    path = resources.files("daraja_emulator") / "samples" / name
+    return json.loads(path.read_text())
+
+
+class MpesaCommon(AccountPaymentCommon):
+    """An M-PESA provider in KES talking to a real Daraja emulator over HTTP."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.emulator = DarajaEmulator().start()
+        cls.addClassCleanup(cls.emulator.stop)
+        cls.currency_kes = cls._prepare_currency("KES")
+        cls.currency = cls.currency_kes
+        cls.mpesa = cls._prepare_provider(
+            "mpesa",
+            update_values={
+                "mpesa_consumer_key": "emulator-key",
+                "mpesa_consumer_secret": "emulator-secret",
+                "mpesa_shortcode": "174379",
+                "mpesa_shortcode_type": "paybill",
+                "mpesa_passkey": DEFAULT_PASSKEY,
+                "mpesa_initiator_name": "testapi",
+                "mpesa_security_credential": "emulator-credential",
+                "mpesa_api_url": cls.emulator.base_url,
+                "journal_id": cls.company_data["default_journal_bank"].id,
+            },
+        )
+        cls.provider = cls.mpesa
+        cls.env.ref("payment.payment_method_mpesa").active = True
+        cls.payment_method = cls.env.ref("payment.payment_method_mpesa")
+        cls.payment_method_id = cls.payment_method.id
+        cls.amount = 1250.0
+        cls.partner.write(
+            {"country_id": cls.env.ref("base.ke").id, "mobile": "0708374149"}
+        )
+
+    def setUp(self):
+        super().setUp()
+        self.emulator.reset()
+
+    def _create_mpesa_tx(self, **values):
+        return self._create_transaction(flow="direct", **values)
+
+    @contextmanager
+    def _db_lock(self):
+        """In HttpCase the test and the server share one connection: keep the server's
+        request threads (the callbacks) out while the test thread writes."""
+        lock = getattr(self.registry, "test_lock", None)
+        if lock is None:
+            yield
+            return
+        with lock:
+            yield
+
+    def _push(self, tx, phone=PHONE, lock=True):
+        if lock:
+            with self._db_lock():
+                tx._mpesa_send_stk_push(phone)
+                self.env.flush_all()
+        else:
+            tx._mpesa_send_stk_push(phone)
+        return tx
+
+    def _wait_callbacks(self, count=1, kind="stk_callback", timeout=15):
+        deliveries = self.emulator.wait_for_deliveries(
+            count, timeout=timeout, kind=kind
+        )
+        self.env.invalidate_all()
+        return deliveries
+
+
+def stk_payload(tx, result_code=0, amount=None, receipt="QAB1CD2EF3", phone=None):
+    """An STK callback for ``tx`` shaped like Daraja's (ints stay ints)."""
+    cb = {
+        "MerchantRequestID": tx.mpesa_merchant_request_id or "29115-34620561-1",
+        "CheckoutRequestID": tx.mpesa_checkout_request_id,
+        "ResultCode": result_code,
+        "ResultDesc": "The service request is processed successfully."
+        if result_code == 0
+        else "Failed",
+    }
+    if result_code == 0:
+        cb["CallbackMetadata"] = {
+            "Item": [
+                {"Name": "Amount", "Value": tx.amount if amount is None else amount},
+                {"Name": "MpesaReceiptNumber", "Value": receipt},
+                {"Name": "TransactionDate", "Value": 20261128101500},
+                {"Name": "PhoneNumber", "Value": int(phone or tx.mpesa_phone or PHONE)},
+            ]
+        }
+    return {"Body": {"stkCallback": cb}}

@@ -1,0 +1,239 @@
+import json
+import threading
+import time
+
+from odoo.tests import HttpCase, tagged
+from odoo.tools import mute_logger
+
+from .common import PHONE, MpesaCommon, stk_payload
+
+
+@tagged("post_install", "-at_install")
+class TestProcessingFlows(MpesaCommon, HttpCase):
+    """Callbacks through the real HTTP layer, sent by the emulator or by hand."""
+
+    def setUp(self):
+        super().setUp()
+        self.env["ir.config_parameter"].sudo().set_param(
+            "web.base.url", self.base_url()
+        )
+        self.env.flush_all()
+
+    def _callbacks(self, tx):
+        return self.env["mpesa.callback"].search([("transaction_id", "=", tx.id)])
+
+    def _post(self, url, payload, headers=None):
+        body = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
+        return self.url_open(
+            url,
+            data=body,
+            headers=headers or {"Content-Type": "application/json"},
+            timeout=30,
+        )
+
+    def _callback_url(self, tx):
+        token = self.mpesa._mpesa_make_token("stk", tx.id)
+        return f"/payment/daraja/stk/{token}"
+
+    # === through the emulator === #
+
+    def test_success_callback_pays(self):
+        tx = self._push(self._create_mpesa_tx())
+        (delivery,) = self._wait_callbacks()
+        self.assertEqual(delivery.status, 200)
+        self.assertEqual(json.loads(delivery.response_text)["ResultCode"], 0)
+        self.assertEqual(tx.state, "done")
+        callback = self._callbacks(tx)
+        self.assertEqual(callback.state, "processed")
+        self.assertEqual(callback.body, delivery.body.decode())
+        self.assertEqual(tx.mpesa_receipt, callback.receipt_code)
+
+    def test_cancelled_callback(self):
+        self.emulator.set_scenario(PHONE, result_code=1032)
+        tx = self._push(self._create_mpesa_tx())
+        self._wait_callbacks()
+        self.assertEqual(tx.state, "cancel")
+        self.assertIn("You cancelled", tx.state_message)
+
+    def test_decimal_amount_and_balance_item(self):
+        self.emulator.set_scenario(PHONE, amount_style="decimal", balance_item=True)
+        tx = self._push(self._create_mpesa_tx())
+        (delivery,) = self._wait_callbacks()
+        self.assertIn(b'"Value": 1250.00', delivery.body)
+        self.assertEqual(tx.state, "done")
+
+    def test_duplicates_give_one_payment(self):
+        self.emulator.set_scenario(PHONE, repeat=3)
+        tx = self._push(self._create_mpesa_tx())
+        deliveries = self._wait_callbacks(3)
+        self.assertEqual({d.status for d in deliveries}, {200})
+        self.assertEqual(tx.state, "done")
+        states = sorted(self._callbacks(tx).mapped("state"))
+        self.assertEqual(states, ["duplicate", "duplicate", "processed"])
+        self.assertEqual(
+            self.env["mpesa.receipt"].search_count([("name", "=", tx.mpesa_receipt)]), 1
+        )
+
+    def test_concurrent_duplicates_give_one_payment(self):
+        self.emulator.set_scenario(PHONE, repeat=5, concurrent=True)
+        tx = self._push(self._create_mpesa_tx())
+        deliveries = self._wait_callbacks(5)
+        self.assertEqual([d.status for d in deliveries], [200] * 5)
+        self.assertEqual(tx.state, "done")
+        self.assertEqual(self._callbacks(tx).mapped("state").count("processed"), 1)
+        self.assertEqual(len(self._callbacks(tx)), 5, "every body is stored")
+
+    def test_amount_mismatch_awaits_review(self):
+        self.emulator.set_scenario(PHONE, amount=1000)
+        tx = self._push(self._create_mpesa_tx())
+        self._wait_callbacks()
+        self.assertEqual(tx.state, "pending")
+        self.assertTrue(tx.mpesa_needs_review)
+        self.assertEqual(tx.mpesa_paid_amount, 1000)
+
+    def test_success_without_metadata_is_not_paid(self):
+        self.emulator.set_scenario(PHONE, metadata_missing=True)
+        tx = self._push(self._create_mpesa_tx())
+        (delivery,) = self._wait_callbacks()
+        self.assertEqual(delivery.status, 200)
+        self.assertEqual(tx.state, "pending")
+        self.assertEqual(self._callbacks(tx).state, "error")
+
+    def test_callback_before_api_response(self):
+        self.emulator.set_scenario(PHONE, before_response=True)
+        tx = self._create_mpesa_tx()
+        self.env.flush_all()
+        self._push(tx, lock=False)  # the server answers the callback meanwhile
+        self.env.invalidate_all()
+        deliveries = self.emulator.deliveries
+        self.assertEqual(deliveries[0].status, 200, "acknowledged although unknown yet")
+        self.assertEqual(tx.state, "done")
+        self.assertEqual(self._callbacks(tx).state, "processed")
+
+    def test_missing_callback_recovered_by_cron(self):
+        self.emulator.set_scenario(PHONE, no_callback=True)
+        tx = self._push(self._create_mpesa_tx())
+        time.sleep(0.3)  # the customer answers; no callback ever comes
+        with self._db_lock():
+            self.env.cr.execute(
+                "UPDATE payment_transaction SET last_state_change = last_state_change"
+                " - interval '10 minutes' WHERE id = %s",
+                [tx.id],
+            )
+            self.env.invalidate_all()
+            self.env["payment.transaction"]._cron_mpesa_query_pending()
+        self.assertEqual(tx.state, "done")
+
+    def test_late_success_after_unreachable(self):
+        tx = self._push(self._create_mpesa_tx(), phone="254700001038")
+        first, _second = self._wait_callbacks(2)
+        self.assertEqual(
+            json.loads(first.body)["Body"]["stkCallback"]["ResultCode"], 1037
+        )
+        self.assertEqual(tx.state, "done")
+
+    # === hostile or broken callbacks === #
+
+    @mute_logger("odoo.addons.mpesa_payment.controllers.main", "werkzeug")
+    def test_bad_tokens_are_refused_without_trace(self):
+        tx = self._push(self._create_mpesa_tx())
+        self._wait_callbacks()
+        count = self.env["mpesa.callback"].search_count([])
+        other = self._create_mpesa_tx(reference="OTHER")
+        token = self.mpesa._mpesa_make_token("stk", tx.id)
+        _id, expiry, sig = token.split(".")
+        expired = self.mpesa._mpesa_make_token("stk", tx.id, days=-1)
+        for url in (
+            f"/payment/daraja/stk/{tx.id}.{expiry}.{'a' * 40}",
+            f"/payment/daraja/stk/{other.id}.{expiry}.{sig}",
+            f"/payment/daraja/stk/{expired}",
+            "/payment/daraja/stk/nonsense",
+        ):
+            response = self._post(url, stk_payload(tx, 0, receipt="FORGED0002"))
+            self.assertEqual(response.status_code, 403, url)
+            self.assertNotIn(b"Traceback", response.content)
+        # a valid URL used for another payment request
+        self.emulator.set_scenario(PHONE, no_callback=True)
+        self._push(other)
+        response = self._post(
+            self._callback_url(tx), stk_payload(other, 0, receipt="X1")
+        )
+        self.assertEqual(response.status_code, 403)
+        self.env.invalidate_all()
+        self.assertEqual(self.env["mpesa.callback"].search_count([]), count)
+        self.assertEqual(other.state, "pending")
+        self.assertEqual(tx.mpesa_receipt, self._callbacks(tx).receipt_code)
+
+    @mute_logger("odoo.addons.mpesa_payment.models.mpesa_callback")
+    def test_malformed_body_is_stored_and_refused(self):
+        self.emulator.set_scenario(PHONE, no_callback=True)
+        tx = self._push(self._create_mpesa_tx())
+        response = self._post(self._callback_url(tx), b"{not json")
+        self.assertEqual(response.status_code, 400)
+        self.env.invalidate_all()
+        callback = self._callbacks(tx)
+        self.assertEqual(callback.body, "{not json")
+        self.assertEqual(callback.state, "error")
+        self.assertEqual(tx.state, "pending")
+
+    def test_body_too_large(self):
+        tx = self._push(self._create_mpesa_tx())
+        response = self._post(self._callback_url(tx), b"{" + b" " * 70000 + b"}")
+        self.assertEqual(response.status_code, 413)
+
+    def test_unknown_checkout_request_is_kept(self):
+        tx = self._create_mpesa_tx(reference="NOPUSH")
+        self.env.flush_all()
+        payload = stk_payload(tx, 0)
+        payload["Body"]["stkCallback"]["CheckoutRequestID"] = "ws_CO_unknown"
+        response = self._post(self._callback_url(tx), payload)
+        self.assertEqual(response.status_code, 200)
+        self.env.invalidate_all()
+        callback = self.env["mpesa.callback"].search(
+            [("checkout_request_id", "=", "ws_CO_unknown")]
+        )
+        self.assertEqual(callback.state, "unmatched")
+        self.assertEqual(tx.state, "draft")
+
+    def test_stuck_callback_reprocessed(self):
+        """A worker died after storing the body: the recovery job finishes the work."""
+        self.emulator.set_scenario(PHONE, no_callback=True)
+        tx = self._push(self._create_mpesa_tx())
+        time.sleep(0.3)
+        callback = self.env["mpesa.callback"]._store(
+            "stk", json.dumps(stk_payload(tx, 0, receipt="STUCK00001")), self.mpesa, tx
+        )
+        self.env.cr.execute(
+            "UPDATE mpesa_callback SET create_date = create_date - interval '5 minutes'"
+            " WHERE id = %s",
+            [callback.id],
+        )
+        self.env.invalidate_all()
+        self.env["mpesa.callback"]._cron_process_stuck()
+        self.assertEqual(callback.state, "processed")
+        self.assertEqual(tx.state, "done")
+
+    def test_concurrent_manual_posts(self):
+        """Identical callbacks posted at once through HTTP: one payment."""
+        self.emulator.set_scenario(PHONE, no_callback=True)
+        tx = self._push(self._create_mpesa_tx())
+        time.sleep(0.3)
+        url, payload = self._callback_url(tx), stk_payload(tx, 0, receipt="CONC000001")
+        results = []
+
+        def post():
+            results.append(self._post(url, payload).status_code)
+
+        threads = [threading.Thread(target=post) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        self.env.invalidate_all()
+        self.assertEqual(results, [200] * 4)
+        self.assertEqual(tx.state, "done")
+        self.assertEqual(tx.mpesa_receipt, "CONC000001")
+        self.assertEqual(
+            sorted(self._callbacks(tx).mapped("state")),
+            ["duplicate"] * 3 + ["processed"],
+        )
