@@ -21,6 +21,7 @@
         "views/menus.xml",
         "data/payment_provider_data.xml",
         "data/ir_cron_data.xml",
+        "data/mail_template_data.xml",
     ],
     "post_init_hook": "post_init_hook",
     "uninstall_hook": "uninstall_hook",
