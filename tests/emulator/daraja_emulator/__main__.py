@@ -1,0 +1,51 @@
+"""Run the emulator: python -m daraja_emulator --port 8070 [--manual]."""
+
+import argparse
+import signal
+import threading
+
+from .emulator import DEFAULT_PASSKEY, DarajaEmulator
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="daraja_emulator", description="Local Safaricom Daraja API emulator"
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8070)
+    parser.add_argument("--manual", action="store_true",
+                        help="STK prompts wait for the virtual phone (/phone)")
+    parser.add_argument("--prompt-timeout", type=float, default=90.0)
+    parser.add_argument("--production", action="store_true",
+                        help="apply production rules to C2B URL registration")
+    parser.add_argument("--consumer-key")
+    parser.add_argument("--consumer-secret")
+    parser.add_argument("--shortcode")
+    parser.add_argument("--passkey")
+    args = parser.parse_args(argv)
+
+    emu = DarajaEmulator(args.host, args.port, auto_complete=not args.manual,
+                         production=args.production, prompt_timeout=args.prompt_timeout)
+    if args.consumer_key or args.consumer_secret:
+        if not (args.consumer_key and args.consumer_secret):
+            parser.error("--consumer-key and --consumer-secret go together")
+        emu.add_app(args.consumer_key, args.consumer_secret)
+    if args.shortcode:
+        emu.add_shortcode(args.shortcode, args.passkey or DEFAULT_PASSKEY)
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    emu.start()
+    mode = "manual" if args.manual else "auto-complete"
+    print(f"Daraja emulator on {emu.base_url} ({mode}); virtual phone at "
+          f"{emu.base_url}/phone", flush=True)
+    while not stop.wait(0.5):
+        pass
+    emu.stop()
+    print("Daraja emulator stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

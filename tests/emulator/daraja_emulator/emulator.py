@@ -1,0 +1,185 @@
+"""DarajaEmulator: the public, in-process API used by tests and the CLI."""
+
+import threading
+
+from . import c2b, helpers
+from .callbacks import Courier
+from .scenario import ACTION_CODES, Scenario
+from .server import EmulatorHTTPServer
+from .state import Shortcode, State
+
+DEFAULT_CONSUMER_KEY = "emulator-key"
+DEFAULT_CONSUMER_SECRET = "emulator-secret"
+DEFAULT_SHORTCODE = "174379"
+DEFAULT_PASSKEY = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"
+DEFAULT_INITIATOR = "testapi"
+DEFAULT_SECURITY_CREDENTIAL = "emulator-credential"
+
+
+class DarajaEmulator:
+    def __init__(self, host="127.0.0.1", port=0, auto_complete=True, production=False,
+                 prompt_timeout=90.0, validation_timeout=8.0,
+                 expires_in_as_string=False, token_lifetime=3599,
+                 callback_timeout=10.0, result_delay=0.05):
+        self.host, self.port = host, port
+        self.auto_complete = auto_complete
+        self.production = production
+        self.prompt_timeout = prompt_timeout
+        self.validation_timeout = validation_timeout
+        self.expires_in_as_string = expires_in_as_string
+        self.result_delay = result_delay
+        self.queue_timeouts = False  # True: initiator APIs answer on QueueTimeOutURL
+        self.state = State(token_lifetime)
+        self.courier = Courier(callback_timeout)
+        self._request_log = []
+        self._stopping = threading.Event()
+        self._server = self._thread = None
+        self.add_app(DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET)
+        self.add_shortcode(DEFAULT_SHORTCODE, DEFAULT_PASSKEY)
+
+    # -- lifecycle ------------------------------------------------------------
+    def start(self):
+        self._stopping.clear()
+        self._server = EmulatorHTTPServer((self.host, self.port), self)
+        # A short poll interval makes stop() (and test teardown) quick.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="daraja-emulator",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stopping.set()
+        with self.state.lock:
+            for prompt in self.state.prompts.values():
+                prompt.event.set()
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(5)
+            self._server = self._thread = None
+
+    def __enter__(self):
+        return self.start() if self._server is None else self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def base_url(self):
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # Workers call these to stay quiet after stop() or reset().
+    def pause(self, seconds):
+        """Sleep; False if the emulator stopped meanwhile."""
+        return not self._stopping.wait(seconds or 0)
+
+    def alive(self, generation):
+        return not self._stopping.is_set() and generation == self.state.generation
+
+    # -- configuration ----------------------------------------------------------
+    def add_app(self, consumer_key, consumer_secret):
+        with self.state.lock:
+            self.state.apps[consumer_key] = consumer_secret
+
+    def add_shortcode(self, shortcode, passkey=None, kind="paybill", till=None,
+                      external_validation=True, initiator=DEFAULT_INITIATOR,
+                      security_credential=DEFAULT_SECURITY_CREDENTIAL, balance=0.0,
+                      organization_name="Emulator Merchant"):
+        if kind not in ("paybill", "till"):
+            raise ValueError("kind must be 'paybill' or 'till'")
+        code = Shortcode(
+            str(shortcode), passkey, kind, str(till) if till else None,
+            external_validation, initiator, security_credential, float(balance),
+            organization_name, initial_balance=float(balance),
+        )
+        with self.state.lock:
+            self.state.shortcodes[code.shortcode] = code
+        return code
+
+    def set_scenario(self, phone, **fields):
+        scenario = Scenario(**fields)
+        with self.state.lock:
+            self.state.scenarios[str(phone)] = scenario
+        return scenario
+
+    def set_default_scenario(self, **fields):
+        with self.state.lock:
+            self.state.default_scenario = Scenario(**fields)
+        return self.state.default_scenario
+
+    def reset(self):
+        """Forget prompts, deliveries, scenarios, URLs and payments; keep apps."""
+        self.state.reset()
+        self.courier.clear()
+        self._request_log.clear()
+
+    def invalidate_tokens(self):
+        self.state.invalidate_tokens()
+
+    # -- inspection -------------------------------------------------------------
+    @property
+    def deliveries(self):
+        return self.courier.deliveries
+
+    def wait_for_deliveries(self, count, timeout=10.0, kind=None):
+        return self.courier.wait_for(count, timeout, kind)
+
+    @property
+    def prompts(self):
+        with self.state.lock:
+            return dict(self.state.prompts)
+
+    @property
+    def payments(self):
+        with self.state.lock:
+            return {k: dict(v) for k, v in self.state.payments.items()}
+
+    @property
+    def request_log(self):
+        return list(self._request_log)
+
+    def log_request(self, method, path, body):
+        self._request_log.append((method, path, body))
+
+    def balance(self, shortcode=DEFAULT_SHORTCODE):
+        return self.state.find_shortcode(shortcode, till_ok=True).balance
+
+    # -- actions ----------------------------------------------------------------
+    def resolve_prompt(self, checkout_request_id, action):
+        """Answer an open prompt like the customer would: approve/decline/timeout."""
+        if action not in ACTION_CODES:
+            raise ValueError(f"action must be one of {sorted(ACTION_CODES)}")
+        with self.state.lock:
+            prompt = self.state.prompts[checkout_request_id]
+            if prompt.status != "open" or prompt.decision or prompt.forced_code:
+                raise ValueError(f"prompt {checkout_request_id} is not open")
+            prompt.decision = action
+            prompt.event.set()
+        return prompt
+
+    def c2b_pay(self, shortcode, msisdn, amount, bill_ref, msisdn_style=None,
+                api_version="v2", trans_id=None, first_name="JOHN"):
+        return c2b.pay(self, shortcode, msisdn, amount, bill_ref, msisdn_style,
+                       api_version, trans_id, first_name)
+
+    def add_payment(self, amount, phone="254708374149", shortcode=DEFAULT_SHORTCODE,
+                    bill_ref="", time=None, receipt=None, source="c2b",
+                    first_name="JOHN"):
+        """Seed the ledger (for status, reversal, balance and pull tests)."""
+        code = self.state.find_shortcode(shortcode, till_ok=True)
+        if code is None:
+            raise ValueError(f"unknown shortcode {shortcode!r}")
+        moment = time or helpers.kenya_now()
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=helpers.KENYA)
+        receipt = receipt or self.state.new_receipt()
+        self.state.record_payment(code, receipt, amount, phone, bill_ref,
+                                  moment.astimezone(helpers.KENYA), source, first_name)
+        return receipt
+
+    def scenario_for(self, phone):
+        """The scenario that applies to a paying phone (set, magic or default)."""
+        return self.state.scenario_for(phone)
