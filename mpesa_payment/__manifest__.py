@@ -9,7 +9,7 @@
     "website": "https://github.com/mpesa-odoo/mpesa-odoo",
     "author": "mpesa-odoo contributors",
     "license": "LGPL-3",
-    "depends": ["payment", "account_payment", "phone_validation"],
+    "depends": ["payment", "account_payment", "sale", "phone_validation"],
     "external_dependencies": {"python": ["phonenumbers", "requests"]},
     "data": [
         "security/ir.model.access.csv",
@@ -17,6 +17,7 @@
         "views/payment_transaction_views.xml",
         "views/mpesa_callback_views.xml",
         "views/mpesa_receipt_views.xml",
+        "views/res_partner_views.xml",
         "views/payment_mpesa_templates.xml",
         "views/menus.xml",
         "data/payment_provider_data.xml",

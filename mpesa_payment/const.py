@@ -21,6 +21,24 @@ CALLBACK_TOKEN_DAYS = 14
 # Daraja error codes we act upon.
 ERROR_INVALID_TOKEN = "404.001.03"
 ERROR_STILL_PROCESSING = "500.001.1001"
+ERROR_URLS_REGISTERED = "500.003.1001"
+
+# Words Safaricom refuses in production C2B URLs.
+C2B_FORBIDDEN_URL_WORDS = (
+    "m-pesa",
+    "mpesa",
+    "safaricom",
+    "exe",
+    "exec",
+    "cmd",
+    "sql",
+    "query",
+)
+
+# C2B validation answers.
+C2B_ACCEPT = {"ResultCode": "0", "ResultDesc": "Accepted"}
+C2B_INVALID_ACCOUNT = {"ResultCode": "C2B00012", "ResultDesc": "Rejected"}
+C2B_INVALID_AMOUNT = {"ResultCode": "C2B00013", "ResultDesc": "Rejected"}
 
 # STK query answers meaning "the customer has not answered yet".
 QUERY_PENDING_RESULT_CODES = {"4999"}

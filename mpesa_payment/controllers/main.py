@@ -1,7 +1,7 @@
 import json
 import logging
 
-from werkzeug.exceptions import Forbidden, RequestEntityTooLarge
+from werkzeug.exceptions import Forbidden, NotFound, RequestEntityTooLarge
 
 from odoo import http
 from odoo.exceptions import ValidationError
@@ -76,6 +76,38 @@ class MpesaController(http.Controller):
         callback = self._store("stk", body, tx_sudo.provider_id, tx_sudo)
         callback._process()
         if callback.state == "error" and data is None:
+            return self._answer({"ResultCode": 1, "ResultDesc": "Malformed JSON"}, 400)
+        return self._answer(ACCEPTED)
+
+    @http.route(
+        "/payment/daraja/c2b/<int:provider_id>/<string:signature>/<string:kind>",
+        type="http",
+        auth="public",
+        methods=["POST"],
+        csrf=False,
+        save_session=False,
+    )
+    def mpesa_c2b(self, provider_id, signature, kind):
+        if kind not in ("validation", "confirmation"):
+            raise NotFound()
+        provider = (
+            request.env["payment.provider"]
+            .sudo()
+            ._mpesa_check_c2b_signature(provider_id, signature)
+        )
+        if not provider:
+            _logger.warning(
+                "M-PESA C2B %s refused from %s: invalid URL signature",
+                kind,
+                request.httprequest.remote_addr,
+            )
+            raise Forbidden()
+        body = self._read_body()
+        callback = self._store(f"c2b_{kind}", body, provider)
+        callback._process()
+        if kind == "validation":
+            return self._answer(callback._c2b_validation_answer())
+        if callback.state == "error" and self._json_or_none(body) is None:
             return self._answer({"ResultCode": 1, "ResultDesc": "Malformed JSON"}, 400)
         return self._answer(ACCEPTED)
 

@@ -2,3 +2,4 @@ from . import mpesa_callback
 from . import mpesa_receipt
 from . import payment_provider
 from . import payment_transaction
+from . import res_partner

@@ -4,7 +4,8 @@ import logging
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
-from ..daraja.payloads import PayloadError, parse_stk_callback
+from .. import const
+from ..daraja.payloads import PayloadError, parse_c2b, parse_stk_callback
 
 _logger = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class MpesaCallback(models.Model):
         index=True,
     )
     error = fields.Text(readonly=True)
+    answer = fields.Char(readonly=True, help="What we answered (C2B validation).")
     attempts = fields.Integer(readonly=True)
     processed_at = fields.Datetime(readonly=True)
 
@@ -161,6 +163,24 @@ class MpesaCallback(models.Model):
             return "duplicate"
         tx._process_notification_data(data)
         return "processed"
+
+    def _process_c2b_validation(self):
+        payment = parse_c2b(self._payload())
+        self.receipt_code = payment.trans_id
+        answer = self.env["mpesa.receipt"]._c2b_validation_answer(
+            payment, self.provider_id
+        )
+        self.answer = json.dumps(answer)
+        return "processed"
+
+    def _process_c2b_confirmation(self):
+        payment = parse_c2b(self._payload())
+        self.receipt_code = payment.trans_id
+        return self.env["mpesa.receipt"]._apply_c2b(payment, self.provider_id, self)
+
+    def _c2b_validation_answer(self):
+        """The answer owed to M-PESA; a body we cannot read is not ours to refuse."""
+        return json.loads(self.answer) if self.answer else const.C2B_ACCEPT
 
     @api.model
     def _process_waiting(self, checkout_request_id):

@@ -2,7 +2,15 @@ import logging
 
 import psycopg2
 
-from odoo import api, fields, models
+from odoo import Command, api, fields, models
+
+from .. import const
+from ..daraja.phone import PhoneError, normalize_msisdn
+from ..references import (
+    is_hashed_msisdn,
+    is_masked_msisdn,
+    normalize_reference,
+)
 
 _logger = logging.getLogger(__name__)
 
@@ -46,6 +54,26 @@ class MpesaReceipt(models.Model):
     channel = fields.Selection(CHANNELS, string="First Seen By", readonly=True)
     channels = fields.Char(string="Seen By", readonly=True)
     callback_ids = fields.One2many("mpesa.callback", "receipt_id", readonly=True)
+    state = fields.Selection(
+        [
+            ("received", "Received"),
+            ("applied", "Applied"),
+            ("review", "Awaiting Review"),
+            ("reversed", "Reversed"),
+        ],
+        default="received",
+        required=True,
+        readonly=True,
+        index=True,
+    )
+    review_reason = fields.Char(readonly=True)
+    phone_kind = fields.Selection(
+        [("plain", "Plain"), ("masked", "Masked"), ("hashed", "Hashed")],
+        compute="_compute_phone_kind",
+        store=True,
+    )
+    invoice_id = fields.Many2one("account.move", readonly=True, index="btree_not_null")
+    sale_order_id = fields.Many2one("sale.order", readonly=True, index="btree_not_null")
 
     _sql_constraints = [
         (
@@ -56,7 +84,7 @@ class MpesaReceipt(models.Model):
     ]
 
     @api.model
-    def _record(self, vals, channel, callback=None):
+    def _record(self, vals, channel, callback=None, lock=False):
         """Get or create the receipt, merging what this channel adds. Safe under
         concurrency: a racing insert of the same code falls back to the existing row."""
         provider = self.env["payment.provider"].browse(vals["provider_id"]).sudo()
@@ -95,9 +123,201 @@ class MpesaReceipt(models.Model):
                 updates["channels"] = ",".join(sorted(seen | {channel}))
             if updates:
                 receipt.write(updates)
+        if lock:  # serialize the workers handling the same receipt code
+            self.env.cr.execute(
+                "SELECT id FROM mpesa_receipt WHERE id = %s FOR UPDATE", [receipt.id]
+            )
+            receipt.invalidate_recordset()
         if callback:
             callback.receipt_id = receipt
         return receipt
 
     def _find(self, key):
         return self.search([(k, "=", v) for k, v in key.items()], limit=1)
+
+    @api.depends("phone")
+    def _compute_phone_kind(self):
+        for receipt in self:
+            phone = receipt.phone or ""
+            receipt.phone_kind = (
+                "hashed"
+                if is_hashed_msisdn(phone)
+                else "masked"
+                if is_masked_msisdn(phone)
+                else "plain"
+                if phone
+                else False
+            )
+
+    # === C2B === #
+
+    @api.model
+    def _resolve_reference(self, reference, company):
+        """Which record a customer-typed account number names.
+
+        Returns (record, reason): exactly one invoice, order or customer, or no record
+        and why. Never guesses between several.
+        """
+        ref = normalize_reference(reference)
+        if not ref:
+            return None, self.env._("The payment has no account number.")
+        cr = self.env.cr
+        found = []
+        cr.execute(
+            """SELECT id FROM account_move
+                WHERE company_id = %s AND move_type = 'out_invoice' AND state = 'posted'
+                  AND regexp_replace(upper(name), '[^A-Z0-9]', '', 'g') = %s""",
+            [company.id, ref],
+        )
+        found += self.env["account.move"].browse([r[0] for r in cr.fetchall()])
+        cr.execute(
+            """SELECT id FROM sale_order
+                WHERE company_id = %s AND state IN ('draft', 'sent', 'sale')
+                  AND regexp_replace(upper(name), '[^A-Z0-9]', '', 'g') = %s""",
+            [company.id, ref],
+        )
+        found += self.env["sale.order"].browse([r[0] for r in cr.fetchall()])
+        found += self.env["res.partner"].search([("mpesa_account_ref", "=", ref)])
+        if len(found) == 1:
+            return found[0], None
+        if not found:
+            return None, self.env._(
+                "No invoice, order or customer has the account number %s.", reference
+            )
+        return None, self.env._(
+            "The account number %s matches several records.", reference
+        )
+
+    @api.model
+    def _c2b_validation_answer(self, payment, provider):
+        """Accept or reject a paybill payment before M-PESA completes it."""
+        if not (
+            provider.mpesa_c2b_validate_reference or provider.mpesa_c2b_validate_amount
+        ):
+            return const.C2B_ACCEPT
+        target, _reason = self._resolve_reference(payment.bill_ref, provider.company_id)
+        if target is None:
+            return (
+                const.C2B_INVALID_ACCOUNT
+                if provider.mpesa_c2b_validate_reference
+                else const.C2B_ACCEPT
+            )
+        if provider.mpesa_c2b_validate_amount:
+            due = self._amount_due(target)
+            if due is not None and float(payment.amount) > due + 0.001:
+                return const.C2B_INVALID_AMOUNT
+        return const.C2B_ACCEPT
+
+    @api.model
+    def _amount_due(self, target):
+        if target._name == "account.move":
+            return target.amount_residual
+        if target._name == "sale.order":
+            return target.amount_total - target.amount_paid
+        return None
+
+    @api.model
+    def _partner_from_msisdn(self, msisdn):
+        Partner = self.env["res.partner"]
+        if is_hashed_msisdn(msisdn):
+            partners = Partner.search([("mpesa_msisdn_hash", "=", msisdn)], limit=2)
+        elif is_masked_msisdn(msisdn) or not msisdn:
+            return Partner
+        else:
+            try:
+                partners = Partner.search(
+                    [("mpesa_msisdn", "=", normalize_msisdn(msisdn))], limit=2
+                )
+            except PhoneError:
+                return Partner
+        return partners if len(partners) == 1 else Partner
+
+    @api.model
+    def _apply_c2b(self, payment, provider, callback):
+        """Record a C2B confirmation once and apply it to what it names.
+
+        Returns the callback state: "processed" or "duplicate".
+        """
+        receipt = self._record(
+            {
+                "name": payment.trans_id,
+                "provider_id": provider.id,
+                "shortcode": payment.shortcode,
+                "amount": float(payment.amount),
+                "phone": payment.msisdn,
+                "customer_name": payment.customer_name,
+                "reference": payment.bill_ref,
+                "paid_at": payment.trans_time,
+            },
+            channel="c2b",
+            callback=callback,
+            lock=True,
+        )
+        seen_by_c2b = receipt.callback_ids.filtered(
+            lambda c: (
+                c.kind == "c2b_confirmation"
+                and c != callback
+                and c.state in ("processed", "duplicate")
+            )
+        )
+        if seen_by_c2b or receipt.state in ("applied", "reversed"):
+            return "duplicate"
+        if receipt.transaction_id.state == "done":
+            receipt.state = "applied"  # the STK callback got here first: one payment
+            return "processed"
+        partner = self._partner_from_msisdn(payment.msisdn)
+        stk_tx = self.env["payment.transaction"]._mpesa_pending_push_for(payment)
+        if stk_tx:
+            # The confirmation of a push still waiting for its callback.
+            stk_tx._mpesa_lock()
+            stk_tx._mpesa_apply_success(
+                payment.amount, payment.trans_id, None, payment.trans_time, verify=True
+            )
+            receipt.write(
+                {
+                    "transaction_id": stk_tx.id,
+                    "partner_id": stk_tx.partner_id.id,
+                    "state": "applied" if stk_tx.state == "done" else "review",
+                }
+            )
+            return "processed"
+        target, reason = self._resolve_reference(payment.bill_ref, provider.company_id)
+        if target is None:
+            receipt.write(
+                {
+                    "state": "review",
+                    "review_reason": reason,
+                    "partner_id": partner.id or receipt.partner_id.id,
+                }
+            )
+            return "processed"
+        receipt._pay(target, partner, provider)
+        return "processed"
+
+    def _pay(self, target, partner, provider):
+        """Turn this receipt into a done payment transaction for ``target``."""
+        self.ensure_one()
+        values = {}
+        if target._name == "res.partner":
+            partner = target
+        else:
+            partner = target.partner_id
+            if target._name == "account.move":
+                values["invoice_ids"] = [Command.set(target.ids)]
+                self.invoice_id = target
+            else:
+                values["sale_order_ids"] = [Command.set(target.ids)]
+                self.sale_order_id = target
+        values["partner_id"] = partner.id
+        tx = self.env["payment.transaction"]._mpesa_create_from_receipt(
+            self, provider, values
+        )
+        self.write(
+            {
+                "transaction_id": tx.id,
+                "partner_id": partner.id,
+                "state": "applied",
+                "review_reason": False,
+            }
+        )
+        return tx

@@ -137,6 +137,43 @@ class PaymentProvider(models.Model):
         help="Pending payment requests without a confirmation after this delay are "
         "checked with Safaricom by the status query job.",
     )
+    mpesa_c2b_api_version = fields.Selection(
+        [("v1", "v1 (hashed phone numbers)"), ("v2", "v2 (masked phone numbers)")],
+        string="C2B API Version",
+        default="v2",
+        help="Must match the C2B product of your Daraja app.",
+    )
+    mpesa_c2b_response_type = fields.Selection(
+        [("Completed", "Complete the payment"), ("Cancelled", "Cancel the payment")],
+        string="If Validation Does Not Answer",
+        default="Completed",
+        help="What M-PESA does when our validation URL does not answer in about 8 s.",
+    )
+    mpesa_c2b_validate_reference = fields.Boolean(
+        string="Reject Unknown Account Numbers",
+        help="With external validation enabled by Safaricom: refuse paybill payments "
+        "whose account number matches no invoice, order, subscription or customer.",
+    )
+    mpesa_c2b_validate_amount = fields.Boolean(
+        string="Reject Wrong Amounts",
+        help="With external validation: refuse payments larger than what the referenced "
+        "invoice or order still owes.",
+    )
+    mpesa_c2b_secret = fields.Char(
+        string="C2B URL Secret",
+        groups="base.group_system",
+        default=_new_secret,
+        copy=False,
+        help="Part of the C2B URLs registered with Safaricom. Changing it means "
+        "registering the URLs again.",
+    )
+    mpesa_c2b_registered = fields.Datetime(
+        string="C2B URLs Registered On", readonly=True
+    )
+    mpesa_balance = fields.Monetary(
+        string="M-PESA Balance", currency_field="main_currency_id", readonly=True
+    )
+    mpesa_balance_date = fields.Datetime(string="Balance Checked On", readonly=True)
     mpesa_access_token = fields.Char(groups="base.group_system", copy=False)
     mpesa_token_expiry = fields.Datetime(groups="base.group_system", copy=False)
 
@@ -282,3 +319,96 @@ class PaymentProvider(models.Model):
     def _mpesa_callback_url(self, route):
         self.ensure_one()
         return self.get_base_url().rstrip("/") + route
+
+    # === C2B URLS === #
+
+    def _mpesa_c2b_signature(self):
+        secret = self.sudo().mpesa_c2b_secret or ""
+        return hmac.new(
+            secret.encode(), f"c2b:{self.id}".encode(), hashlib.sha256
+        ).hexdigest()[:40]
+
+    def _mpesa_c2b_urls(self):
+        """The validation and confirmation URLs: long-lived, so no expiry in them."""
+        self.ensure_one()
+        base = f"/payment/daraja/c2b/{self.id}/{self._mpesa_c2b_signature()}"
+        return {
+            "ValidationURL": self._mpesa_callback_url(f"{base}/validation"),
+            "ConfirmationURL": self._mpesa_callback_url(f"{base}/confirmation"),
+        }
+
+    @api.model
+    def _mpesa_check_c2b_signature(self, provider_id, signature):
+        provider = self.sudo().browse(provider_id).exists()
+        if (
+            provider
+            and provider.code == "mpesa"
+            and consteq(provider._mpesa_c2b_signature(), signature or "")
+        ):
+            return provider
+        return None
+
+    def _mpesa_c2b_url_problems(self, urls):
+        """Safaricom's production rules for C2B URLs, checked before calling."""
+        problems = []
+        for key, url in urls.items():
+            if not url.startswith("https://"):
+                problems.append(self.env._("%s must use https.", key))
+            lowered = url.lower()
+            for word in const.C2B_FORBIDDEN_URL_WORDS:
+                if word in lowered:
+                    problems.append(
+                        self.env._(
+                            "%(key)s must not contain the word '%(word)s'.",
+                            key=key,
+                            word=word,
+                        )
+                    )
+        return problems
+
+    def action_mpesa_register_c2b_urls(self):
+        self.ensure_one()
+        urls = self._mpesa_c2b_urls()
+        if self.state == "enabled":
+            problems = self._mpesa_c2b_url_problems(urls)
+            if problems:
+                raise UserError(
+                    self.env._(
+                        "Safaricom would refuse these URLs:\n%s", "\n".join(problems)
+                    )
+                )
+        payload = {
+            "ShortCode": self.sudo().mpesa_shortcode,
+            "ResponseType": self.mpesa_c2b_response_type,
+            **urls,
+        }
+        path = f"/mpesa/c2b/{self.mpesa_c2b_api_version}/registerurl"
+        try:
+            self._mpesa_client().post(path, payload)
+        except DarajaError as error:
+            if error.code == const.ERROR_URLS_REGISTERED:
+                raise UserError(
+                    self.env._(
+                        "Safaricom already has C2B URLs for this shortcode and does not let "
+                        "production URLs be replaced by API. Ask Safaricom API support to "
+                        "delete the registered URLs, then register again."
+                    )
+                ) from error
+            raise UserError(
+                self.env._(
+                    "Safaricom refused the C2B URLs: %(msg)s (%(code)s)",
+                    msg=error.message,
+                    code=error.code,
+                )
+            ) from error
+        self.mpesa_c2b_registered = fields.Datetime.now()
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": "success",
+                "title": self.env._("C2B URLs registered"),
+                "message": self.env._("Paybill and till payments will now reach Odoo."),
+                "sticky": False,
+            },
+        }

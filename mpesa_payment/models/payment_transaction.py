@@ -33,6 +33,9 @@ class PaymentTransaction(models.Model):
     mpesa_receipt = fields.Char(string="M-PESA Receipt", readonly=True, copy=False)
     mpesa_paid_amount = fields.Monetary(string="Amount Paid on M-PESA", readonly=True)
     mpesa_result_code = fields.Char(string="M-PESA Result Code", readonly=True)
+    mpesa_account_reference = fields.Char(
+        string="M-PESA Account Reference", readonly=True, index="btree_not_null"
+    )
     mpesa_needs_review = fields.Boolean(
         string="Awaiting Review",
         readonly=True,
@@ -277,6 +280,7 @@ class PaymentTransaction(models.Model):
         self.write(
             {
                 "mpesa_phone": msisdn,
+                "mpesa_account_reference": payload["AccountReference"],
                 "mpesa_merchant_request_id": answer.get("MerchantRequestID"),
                 "mpesa_checkout_request_id": answer.get("CheckoutRequestID"),
                 "provider_reference": answer.get("CheckoutRequestID"),
@@ -326,6 +330,20 @@ class PaymentTransaction(models.Model):
                     "(already %(old)s).",
                     new=receipt,
                     old=self.mpesa_receipt,
+                )
+            )
+            return
+        if receipt and self.env["mpesa.receipt"].sudo().search_count(
+            [
+                ("name", "=", receipt),
+                ("transaction_id", "not in", (False, self.id)),
+                ("transaction_id.state", "=", "done"),
+            ]
+        ):
+            self._mpesa_flag_review(
+                self.env._(
+                    "Receipt %s already paid another payment: this one is awaiting review.",
+                    receipt,
                 )
             )
             return
@@ -537,3 +555,52 @@ class PaymentTransaction(models.Model):
                         tx._mpesa_query_and_apply()
                 except Exception:  # one bad transaction must not stop the others
                     _logger.exception("Status query of %s failed", tx.reference)
+
+    # === C2B === #
+
+    @api.model
+    def _mpesa_pending_push_for(self, payment):
+        """The STK push a paybill confirmation belongs to (same reference and amount,
+        still waiting for its callback), if exactly one."""
+        if not payment.bill_ref:
+            return self.browse()
+        txs = self.search(
+            [
+                ("provider_code", "=", "mpesa"),
+                ("state", "in", ("pending", "cancel")),
+                ("mpesa_receipt", "=", False),
+                ("mpesa_account_reference", "=", payment.bill_ref.strip().upper()),
+                ("mpesa_checkout_request_id", "!=", False),
+                ("create_date", ">=", fields.Datetime.now() - RECHECK_WINDOW),
+            ]
+        )
+        txs = txs.filtered(lambda t: t._mpesa_amount_matches(payment.amount))
+        return txs if len(txs) == 1 else self.browse()
+
+    @api.model
+    def _mpesa_create_from_receipt(self, receipt, provider, values):
+        """A done transaction for money that came by paybill/till (no push)."""
+        method = self.env.ref("payment.payment_method_mpesa")
+        tx = self.create(
+            {
+                "provider_id": provider.id,
+                "payment_method_id": method.id,
+                "amount": receipt.amount,
+                "currency_id": receipt.currency_id.id,
+                "reference": self._compute_reference(
+                    "mpesa", prefix=f"C2B-{receipt.name}"
+                ),
+                "operation": "online_direct",
+                "mpesa_receipt": receipt.name,
+                "mpesa_paid_amount": receipt.amount,
+                "mpesa_phone": receipt.phone,
+                "provider_reference": receipt.name,
+                "mpesa_account_reference": receipt.reference,
+                **values,
+            }
+        )
+        tx._set_done(
+            self.env._("Paid by M-PESA paybill/till, receipt %s.", receipt.name)
+        )
+        self.env.ref("payment.cron_post_process_payment_tx")._trigger()
+        return tx

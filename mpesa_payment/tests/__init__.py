@@ -2,3 +2,4 @@ from . import test_payloads
 from . import test_payment_provider
 from . import test_payment_transaction
 from . import test_processing_flows
+from . import test_c2b

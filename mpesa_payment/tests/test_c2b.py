@@ -1,0 +1,350 @@
+import json
+import time
+
+from odoo.exceptions import UserError
+from odoo.tests import HttpCase, tagged
+
+from ..references import msisdn_hash
+from .common import PHONE, MpesaCommon, stk_payload
+
+SHORTCODE = "174379"
+
+
+@tagged("post_install", "-at_install")
+class TestC2B(MpesaCommon, HttpCase):
+    """Paybill/till payments through the registered URLs, sent by the emulator."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.partner.email = "customer@example.com"
+
+    def setUp(self):
+        super().setUp()
+        self.env["ir.config_parameter"].sudo().set_param(
+            "web.base.url", self.base_url()
+        )
+        with self._db_lock():
+            self.mpesa.action_mpesa_register_c2b_urls()
+            self.env.flush_all()
+
+    def _invoice(self, amount=1000.0, partner=None):
+        invoice = self.init_invoice(
+            "out_invoice",
+            partner=partner or self.partner,
+            amounts=[amount],
+            currency=self.currency_kes,
+            taxes=[],
+            post=True,
+        )
+        self.env.flush_all()
+        return invoice
+
+    def _pay(
+        self,
+        bill_ref,
+        amount=1000,
+        msisdn=PHONE,
+        style="masked",
+        version="v2",
+        trans_id=None,
+        count=1,
+    ):
+        before = len(
+            [d for d in self.emulator.deliveries if d.kind == "c2b_confirmation"]
+        )
+        trans_id = self.emulator.c2b_pay(
+            SHORTCODE,
+            msisdn,
+            amount,
+            bill_ref,
+            msisdn_style=style,
+            api_version=version,
+            trans_id=trans_id,
+        )
+        self._wait_callbacks(before + count, kind="c2b_confirmation")
+        return self.env["mpesa.receipt"].search([("name", "=", trans_id)])
+
+    # === registration === #
+
+    def test_registration_sends_our_urls(self):
+        (call,) = [r for r in self.emulator.request_log if "registerurl" in r[1]]
+        self.assertEqual(call[1], "/mpesa/c2b/v2/registerurl")
+        self.assertEqual(call[2]["ResponseType"], "Completed")
+        self.assertIn("/payment/daraja/c2b/", call[2]["ConfirmationURL"])
+        self.assertTrue(self.mpesa.mpesa_c2b_registered)
+
+    def test_production_url_rules_checked_before_calling(self):
+        self.mpesa.state = "enabled"
+        calls = len(self.emulator.request_log)
+        with self.assertRaisesRegex(UserError, "https"):
+            self.mpesa.action_mpesa_register_c2b_urls()
+        self.assertEqual(len(self.emulator.request_log), calls)
+        problems = self.mpesa._mpesa_c2b_url_problems(
+            {"ConfirmationURL": "https://shop.example.com/mpesa/confirm"}
+        )
+        self.assertTrue(any("mpesa" in p for p in problems))
+
+    def test_already_registered_is_explained(self):
+        # Production Daraja refuses a second registration of a shortcode's URLs.
+        self.env["ir.config_parameter"].sudo().set_param(
+            "web.base.url", "https://shop.example.com"
+        )
+        self.mpesa.state = "enabled"
+        self.emulator.production = True
+        try:
+            self.mpesa.action_mpesa_register_c2b_urls()
+            with self.assertRaisesRegex(UserError, "already has C2B URLs"):
+                self.mpesa.action_mpesa_register_c2b_urls()
+        finally:
+            self.emulator.production = False
+
+    # === confirmation applied to what the reference names === #
+
+    def test_reference_variants_pay_the_invoice(self):
+        for variant in (
+            str.upper,
+            str.lower,
+            lambda n: n.replace("/", " "),
+            lambda n: n.replace("/", "-"),
+        ):
+            invoice = self._invoice(1000)
+            receipt = self._pay(variant(invoice.name))
+            self.assertEqual(receipt.state, "applied", invoice.name)
+            self.assertEqual(receipt.invoice_id, invoice)
+            tx = receipt.transaction_id
+            self.assertEqual(tx.state, "done")
+            self.assertEqual(tx.invoice_ids, invoice)
+            with self._db_lock():
+                tx._post_process()
+                self.env.flush_all()
+            self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+
+    def test_partial_payment_leaves_balance(self):
+        invoice = self._invoice(1000)
+        receipt = self._pay(invoice.name, amount=400)
+        with self._db_lock():
+            receipt.transaction_id._post_process()
+            self.env.flush_all()
+        self.assertEqual(invoice.payment_state, "partial")
+        self.assertEqual(invoice.amount_residual, 600)
+
+    def test_typo_waits_for_review(self):
+        invoice = self._invoice(1000)
+        receipt = self._pay(invoice.name.replace("INV", "IVN"))
+        self.assertEqual(receipt.state, "review")
+        self.assertIn("No invoice", receipt.review_reason)
+        self.assertFalse(receipt.transaction_id)
+        self.assertEqual(invoice.payment_state, "not_paid")
+
+    def test_no_reference_and_two_equal_invoices_no_guess(self):
+        first, second = self._invoice(1000), self._invoice(1000)
+        receipt = self._pay("", amount=1000, style="plain")
+        self.assertEqual(receipt.state, "review")
+        self.assertEqual(receipt.partner_id, self.partner, "phone known: partner found")
+        self.assertFalse(receipt.transaction_id)
+        self.assertEqual((first | second).mapped("payment_state"), ["not_paid"] * 2)
+
+    def test_ambiguous_reference_no_guess(self):
+        self.partner.mpesa_account_ref = "ACME1"
+        order = self.env["sale.order"].create(
+            {
+                "partner_id": self.partner.id,
+                "order_line": [
+                    (0, 0, {"product_id": self.product_a.id, "price_unit": 500})
+                ],
+            }
+        )
+        order.name = "ACME-1"
+        self.env.flush_all()
+        receipt = self._pay("acme 1", amount=500)
+        self.assertEqual(receipt.state, "review")
+        self.assertIn("several", receipt.review_reason)
+
+    def test_sale_order_reference(self):
+        order = self.env["sale.order"].create(
+            {
+                "partner_id": self.partner.id,
+                "order_line": [
+                    (
+                        0,
+                        0,
+                        {
+                            "product_id": self.product_a.id,
+                            "price_unit": 700,
+                            "tax_id": False,
+                        },
+                    )
+                ],
+            }
+        )
+        self.env.flush_all()
+        receipt = self._pay(order.name.lower(), amount=order.amount_total)
+        self.assertEqual(receipt.sale_order_id, order)
+        self.assertEqual(receipt.transaction_id.sale_order_ids, order)
+
+    def test_customer_account_number(self):
+        self.partner.action_mpesa_generate_account_ref()
+        self.env.flush_all()
+        receipt = self._pay(self.partner.mpesa_account_ref.lower(), amount=300)
+        self.assertEqual(receipt.state, "applied")
+        self.assertEqual(receipt.partner_id, self.partner)
+        self.assertEqual(receipt.transaction_id.partner_id, self.partner)
+        self.assertFalse(receipt.transaction_id.invoice_ids)
+
+    # === phone numbers === #
+
+    def test_masked_and_hashed_msisdn(self):
+        receipt = self._pay("NOTHING", style="masked")
+        self.assertEqual(receipt.phone, "2547 ***** 149")
+        self.assertEqual(receipt.phone_kind, "masked")
+        self.assertFalse(receipt.partner_id, "a masked number identifies nobody")
+        receipt = self._pay("NOTHING", style="hashed", version="v1")
+        self.assertEqual(receipt.phone, msisdn_hash(PHONE))
+        self.assertEqual(receipt.phone_kind, "hashed")
+        self.assertEqual(receipt.partner_id, self.partner, "found by hash lookup")
+
+    # === idempotency === #
+
+    def test_duplicate_confirmations_one_payment(self):
+        invoice = self._invoice(1000)
+        self.emulator.set_scenario(PHONE, repeat=3)
+        receipt = self._pay(invoice.name, count=3)
+        txs = self.env["payment.transaction"].search(
+            [("mpesa_receipt", "=", receipt.name)]
+        )
+        self.assertEqual(len(txs), 1)
+        self.assertEqual(
+            sorted(
+                receipt.callback_ids.filtered(
+                    lambda c: c.kind == "c2b_confirmation"
+                ).mapped("state")
+            ),
+            ["duplicate", "duplicate", "processed"],
+        )
+
+    def test_concurrent_confirmations_one_payment(self):
+        invoice = self._invoice(1000)
+        self.emulator.set_scenario(PHONE, repeat=4, concurrent=True)
+        receipt = self._pay(invoice.name, count=4)
+        self.assertEqual(len(receipt), 1)
+        self.assertEqual(
+            self.env["payment.transaction"].search_count(
+                [("mpesa_receipt", "=", receipt.name)]
+            ),
+            1,
+        )
+
+    def test_stk_then_c2b_is_one_payment(self):
+        tx = self._push(self._create_mpesa_tx())
+        self._wait_callbacks()
+        self.assertEqual(tx.state, "done")
+        receipt = self._pay(
+            tx.mpesa_account_reference, amount=1250, trans_id=tx.mpesa_receipt
+        )
+        self.assertEqual(receipt.transaction_id, tx)
+        self.assertEqual(receipt.channels, "c2b,stk")
+        self.assertEqual(
+            self.env["payment.transaction"].search_count(
+                [("mpesa_receipt", "=", tx.mpesa_receipt)]
+            ),
+            1,
+        )
+
+    def test_c2b_then_stk_is_one_payment(self):
+        self.emulator.set_scenario(PHONE, no_callback=True)
+        tx = self._push(self._create_mpesa_tx())
+        time.sleep(0.3)
+        receipt = self._pay(
+            tx.mpesa_account_reference,
+            amount=1250,
+            trans_id="QCB0000001",
+            msisdn="254711000222",
+        )
+        self.assertEqual(receipt.transaction_id, tx)
+        self.assertEqual(tx.state, "done")
+        # the STK callback arrives late with the same receipt: nothing more happens
+        token = self.mpesa._mpesa_make_token("stk", tx.id)
+        response = self.url_open(
+            f"/payment/daraja/stk/{token}",
+            data=json.dumps(stk_payload(tx, 0, receipt="QCB0000001")),
+            headers={"Content-Type": "application/json"},
+        )
+        self.assertEqual(response.status_code, 200)
+        self.env.invalidate_all()
+        self.assertEqual(
+            self.env["payment.transaction"].search_count(
+                [("mpesa_receipt", "=", "QCB0000001")]
+            ),
+            1,
+        )
+        self.assertEqual(
+            self.env["mpesa.receipt"].search_count([("name", "=", "QCB0000001")]), 1
+        )
+
+    # === validation === #
+
+    def _validate(self, bill_ref, amount):
+        payload = {
+            "TransactionType": "Pay Bill",
+            "TransID": "VAL0000001",
+            "TransTime": "20261128101500",
+            "TransAmount": f"{amount:.2f}",
+            "BusinessShortCode": SHORTCODE,
+            "BillRefNumber": bill_ref,
+            "InvoiceNumber": "",
+            "OrgAccountBalance": "",
+            "ThirdPartyTransID": "",
+            "MSISDN": "2547 ***** 149",
+            "FirstName": "JOHN",
+            "MiddleName": "",
+            "LastName": "",
+        }
+        url = self.mpesa._mpesa_c2b_urls()["ValidationURL"].replace(self.base_url(), "")
+        started = time.monotonic()
+        response = self.url_open(
+            url, data=json.dumps(payload), headers={"Content-Type": "application/json"}
+        )
+        elapsed = time.monotonic() - started
+        self.assertLess(elapsed, 4, "M-PESA gives up after about 8 s")
+        self.assertEqual(response.status_code, 200)
+        return response.json()
+
+    def test_validation_answers(self):
+        invoice = self._invoice(1000)
+        self.assertEqual(
+            self._validate("ANYTHING", 5)["ResultCode"],
+            "0",
+            "validation off: everything accepted",
+        )
+        self.mpesa.write(
+            {"mpesa_c2b_validate_reference": True, "mpesa_c2b_validate_amount": True}
+        )
+        self.env.flush_all()
+        self.assertEqual(self._validate("UNKNOWN1", 5)["ResultCode"], "C2B00012")
+        self.assertEqual(self._validate(invoice.name, 5000)["ResultCode"], "C2B00013")
+        self.assertEqual(
+            self._validate(invoice.name.lower(), 1000),
+            {"ResultCode": "0", "ResultDesc": "Accepted"},
+        )
+
+    def test_rejected_validation_means_no_payment(self):
+        self.mpesa.mpesa_c2b_validate_reference = True
+        self.env.flush_all()
+        trans_id = self.emulator.c2b_pay(SHORTCODE, PHONE, 100, "UNKNOWN2")
+        (validation,) = self._wait_callbacks(1, kind="c2b_validation")
+        self.assertEqual(json.loads(validation.response_text)["ResultCode"], "C2B00012")
+        time.sleep(0.3)
+        self.assertFalse(self.env["mpesa.receipt"].search([("name", "=", trans_id)]))
+        self.assertFalse(
+            [d for d in self.emulator.deliveries if d.kind == "c2b_confirmation"]
+        )
+
+    def test_bad_signature_refused(self):
+        url = f"/payment/daraja/c2b/{self.mpesa.id}/{'0' * 40}/confirmation"
+        response = self.url_open(
+            url, data="{}", headers={"Content-Type": "application/json"}
+        )
+        self.assertEqual(response.status_code, 403)
+        self.env.invalidate_all()
+        self.assertFalse(self.env["mpesa.callback"].search([("kind", "like", "c2b")]))
