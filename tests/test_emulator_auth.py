@@ -117,6 +117,8 @@ def test_request_log(emu, client):
     methods_paths = [(m, p) for m, p, _ in emu.request_log]
     assert ("GET", "/oauth/v1/generate?grant_type=client_credentials") in methods_paths
     assert emu.request_log[-1] == (
-        "POST", "/mpesa/stkpushquery/v1/query", {"CheckoutRequestID": "x"}
+        "POST",
+        "/mpesa/stkpushquery/v1/query",
+        {"CheckoutRequestID": "x"},
     )
     assert DEFAULT_CONSUMER_KEY in emu.state.apps

@@ -9,19 +9,34 @@ from daraja_emulator.testing import DarajaClient
 
 MSISDN = "254708374126"
 CONFIRMATION_KEYS = [
-    "TransactionType", "TransID", "TransTime", "TransAmount", "BusinessShortCode",
-    "BillRefNumber", "InvoiceNumber", "OrgAccountBalance", "ThirdPartyTransID",
-    "MSISDN", "FirstName", "MiddleName", "LastName",
+    "TransactionType",
+    "TransID",
+    "TransTime",
+    "TransAmount",
+    "BusinessShortCode",
+    "BillRefNumber",
+    "InvoiceNumber",
+    "OrgAccountBalance",
+    "ThirdPartyTransID",
+    "MSISDN",
+    "FirstName",
+    "MiddleName",
+    "LastName",
 ]
 
 
-def register(client, receiver, version="v2", response_type="Completed",
-             shortcode="174379"):
-    status, answer = client.post(f"/mpesa/c2b/{version}/registerurl", {
-        "ShortCode": shortcode, "ResponseType": response_type,
-        "ConfirmationURL": receiver.url("/confirmation"),
-        "ValidationURL": receiver.url("/validation"),
-    })
+def register(
+    client, receiver, version="v2", response_type="Completed", shortcode="174379"
+):
+    status, answer = client.post(
+        f"/mpesa/c2b/{version}/registerurl",
+        {
+            "ShortCode": shortcode,
+            "ResponseType": response_type,
+            "ConfirmationURL": receiver.url("/confirmation"),
+            "ValidationURL": receiver.url("/validation"),
+        },
+    )
     assert status == 200, answer
     return answer
 
@@ -45,8 +60,11 @@ def no_confirmation(emu):
 @pytest.mark.parametrize("version", ["v1", "v2"])
 def test_register(emu, client, receiver, version):
     answer = register(client, receiver, version)
-    assert set(answer) == {"OriginatorCoversationID", "ResponseCode",
-                           "ResponseDescription"}
+    assert set(answer) == {
+        "OriginatorCoversationID",
+        "ResponseCode",
+        "ResponseDescription",
+    }
     assert answer["ResponseCode"] == "0" and answer["ResponseDescription"] == "Success"
     registration = emu.state.shortcodes["174379"].c2b
     assert registration["confirmation_url"] == receiver.url("/confirmation")
@@ -55,17 +73,26 @@ def test_register(emu, client, receiver, version):
 
 @pytest.mark.parametrize("response_type", ["completed", "Cancel", "", None])
 def test_register_bad_response_type(client, response_type):
-    status, answer = client.post("/mpesa/c2b/v2/registerurl", {
-        "ShortCode": "174379", "ResponseType": response_type,
-        "ConfirmationURL": "https://a.example/c", "ValidationURL": "https://a.example/v",
-    })
+    status, answer = client.post(
+        "/mpesa/c2b/v2/registerurl",
+        {
+            "ShortCode": "174379",
+            "ResponseType": response_type,
+            "ConfirmationURL": "https://a.example/c",
+            "ValidationURL": "https://a.example/v",
+        },
+    )
     assert status == 400 and answer["errorCode"] == "400.002.02"
     assert answer["errorMessage"] == "Bad Request - Invalid ResponseType"
 
 
 def test_register_bad_urls_and_shortcode(client):
-    base = {"ShortCode": "174379", "ResponseType": "Completed",
-            "ConfirmationURL": "https://a.example/c", "ValidationURL": "https://a/v"}
+    base = {
+        "ShortCode": "174379",
+        "ResponseType": "Completed",
+        "ConfirmationURL": "https://a.example/c",
+        "ValidationURL": "https://a/v",
+    }
     cases = [
         ({"ConfirmationURL": "ftp://a.example/c"}, "Invalid ConfirmationURL"),
         ({"ValidationURL": "nope"}, "Invalid ValidationURL"),
@@ -82,8 +109,17 @@ def test_sandbox_allows_http_and_reregistration(emu, client, receiver):
     assert emu.state.shortcodes["174379"].c2b["response_type"] == "Cancelled"
 
 
-FORBIDDEN = ["M-PESA", "mpesa", "MPesa", "Safaricom", "exe", "exec", "cmd", "sql",
-             "query"]
+FORBIDDEN = [
+    "M-PESA",
+    "mpesa",
+    "MPesa",
+    "Safaricom",
+    "exe",
+    "exec",
+    "cmd",
+    "sql",
+    "query",
+]
 
 
 @pytest.mark.parametrize("word", FORBIDDEN)
@@ -91,24 +127,40 @@ FORBIDDEN = ["M-PESA", "mpesa", "MPesa", "Safaricom", "exe", "exec", "cmd", "sql
 def test_production_url_rules(word, field):
     with DarajaEmulator(production=True) as emu:
         client = DarajaClient(emu.base_url)
-        body = {"ShortCode": "174379", "ResponseType": "Completed",
-                "ConfirmationURL": "https://shop.example/c2b/confirm",
-                "ValidationURL": "https://shop.example/c2b/validate"}
-        status, answer = client.post("/mpesa/c2b/v2/registerurl", {
-            **body, field: f"https://shop.example/{word}/cb"})
-        assert (status, answer["errorMessage"]) == (400, f"Bad Request - Invalid {field}")
-        status, answer = client.post("/mpesa/c2b/v2/registerurl", {
-            **body, field: "http://shop.example/c2b/plain-http"})
-        assert (status, answer["errorMessage"]) == (400, f"Bad Request - Invalid {field}")
+        body = {
+            "ShortCode": "174379",
+            "ResponseType": "Completed",
+            "ConfirmationURL": "https://shop.example/c2b/confirm",
+            "ValidationURL": "https://shop.example/c2b/validate",
+        }
+        status, answer = client.post(
+            "/mpesa/c2b/v2/registerurl",
+            {**body, field: f"https://shop.example/{word}/cb"},
+        )
+        assert (status, answer["errorMessage"]) == (
+            400,
+            f"Bad Request - Invalid {field}",
+        )
+        status, answer = client.post(
+            "/mpesa/c2b/v2/registerurl",
+            {**body, field: "http://shop.example/c2b/plain-http"},
+        )
+        assert (status, answer["errorMessage"]) == (
+            400,
+            f"Bad Request - Invalid {field}",
+        )
         assert emu.state.shortcodes["174379"].c2b is None
 
 
 def test_production_already_registered():
     with DarajaEmulator(production=True) as emu:
         client = DarajaClient(emu.base_url)
-        body = {"ShortCode": "174379", "ResponseType": "Completed",
-                "ConfirmationURL": "https://shop.example/c2b/confirm",
-                "ValidationURL": "https://shop.example/c2b/validate"}
+        body = {
+            "ShortCode": "174379",
+            "ResponseType": "Completed",
+            "ConfirmationURL": "https://shop.example/c2b/confirm",
+            "ValidationURL": "https://shop.example/c2b/validate",
+        }
         assert client.post("/mpesa/c2b/v2/registerurl", body)[0] == 200
         status, answer = client.post("/mpesa/c2b/v2/registerurl", body)
     assert status == 500
@@ -119,9 +171,12 @@ def test_production_already_registered():
 def test_sandbox_registration_does_not_block_production(emu, client, receiver):
     register(client, receiver)  # sandbox
     emu.production = True
-    body = {"ShortCode": "174379", "ResponseType": "Completed",
-            "ConfirmationURL": "https://shop.example/c2b/confirm",
-            "ValidationURL": "https://shop.example/c2b/validate"}
+    body = {
+        "ShortCode": "174379",
+        "ResponseType": "Completed",
+        "ConfirmationURL": "https://shop.example/c2b/confirm",
+        "ValidationURL": "https://shop.example/c2b/validate",
+    }
     assert client.post("/mpesa/c2b/v2/registerurl", body)[0] == 200
     assert client.post("/mpesa/c2b/v2/registerurl", body)[0] == 500
 
@@ -129,15 +184,28 @@ def test_sandbox_registration_does_not_block_production(emu, client, receiver):
 # -- simulate and payloads ----------------------------------------------------------------
 def test_simulate_v2_validation_then_confirmation(emu, client, receiver):
     register(client, receiver)
-    status, answer = client.post("/mpesa/c2b/v2/simulate", {
-        "ShortCode": "174379", "CommandID": "CustomerPayBillOnline", "Amount": 5,
-        "Msisdn": MSISDN, "BillRefNumber": "INV00042"})
+    status, answer = client.post(
+        "/mpesa/c2b/v2/simulate",
+        {
+            "ShortCode": "174379",
+            "CommandID": "CustomerPayBillOnline",
+            "Amount": 5,
+            "Msisdn": MSISDN,
+            "BillRefNumber": "INV00042",
+        },
+    )
     assert status == 200
-    assert set(answer) == {"OriginatorCoversationID", "ResponseCode",
-                           "ResponseDescription"}
+    assert set(answer) == {
+        "OriginatorCoversationID",
+        "ResponseCode",
+        "ResponseDescription",
+    }
     assert answer["ResponseDescription"] == "Accept the service request successfully."
     validation, confirmation = emu.wait_for_deliveries(2)
-    assert (validation.kind, confirmation.kind) == ("c2b_validation", "c2b_confirmation")
+    assert (validation.kind, confirmation.kind) == (
+        "c2b_validation",
+        "c2b_confirmation",
+    )
     assert validation.url == receiver.url("/validation")
     for delivery in (validation, confirmation):
         assert list(delivery.payload) == CONFIRMATION_KEYS
@@ -155,22 +223,39 @@ def test_simulate_v2_validation_then_confirmation(emu, client, receiver):
 
 def test_simulate_v1_hashes_msisdn(emu, client, receiver):
     register(client, receiver, "v1")
-    client.post("/mpesa/c2b/v1/simulate", {
-        "ShortCode": "174379", "CommandID": "CustomerPayBillOnline", "Amount": "10",
-        "Msisdn": MSISDN, "BillRefNumber": "a"})
+    client.post(
+        "/mpesa/c2b/v1/simulate",
+        {
+            "ShortCode": "174379",
+            "CommandID": "CustomerPayBillOnline",
+            "Amount": "10",
+            "Msisdn": MSISDN,
+            "BillRefNumber": "a",
+        },
+    )
     confirmation = emu.wait_for_deliveries(1, kind="c2b_confirmation")[0]
     assert confirmation.payload["MSISDN"] == hashlib.sha256(MSISDN.encode()).hexdigest()
 
 
-@pytest.mark.parametrize("style,expected", [
-    ("masked", "2547 ***** 126"),
-    ("hashed", hashlib.sha256(MSISDN.encode()).hexdigest()),
-    ("plain", MSISDN),
-])
+@pytest.mark.parametrize(
+    "style,expected",
+    [
+        ("masked", "2547 ***** 126"),
+        ("hashed", hashlib.sha256(MSISDN.encode()).hexdigest()),
+        ("plain", MSISDN),
+    ],
+)
 def test_c2b_pay_msisdn_styles(emu, client, receiver, style, expected):
     register(client, receiver)
-    trans_id = emu.c2b_pay("174379", MSISDN, 250, "ACC 1", msisdn_style=style,
-                           trans_id="RKL51ZDR4F", first_name="NICHOLAS")
+    trans_id = emu.c2b_pay(
+        "174379",
+        MSISDN,
+        250,
+        "ACC 1",
+        msisdn_style=style,
+        trans_id="RKL51ZDR4F",
+        first_name="NICHOLAS",
+    )
     assert trans_id == "RKL51ZDR4F"
     payload = emu.wait_for_deliveries(1, kind="c2b_confirmation")[0].payload
     assert payload["MSISDN"] == expected
@@ -178,16 +263,25 @@ def test_c2b_pay_msisdn_styles(emu, client, receiver, style, expected):
     assert payload["TransAmount"] == "250.00"
 
 
-@pytest.mark.parametrize("override,message", [
-    ({"ShortCode": "999"}, "Invalid ShortCode"),
-    ({"CommandID": "PayBill"}, "Invalid CommandID"),
-    ({"Amount": 0}, "Invalid Amount"),
-    ({"Amount": 1.5}, "Invalid Amount"),
-    ({"Msisdn": "0708374126"}, "Invalid Msisdn"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ({"ShortCode": "999"}, "Invalid ShortCode"),
+        ({"CommandID": "PayBill"}, "Invalid CommandID"),
+        ({"Amount": 0}, "Invalid Amount"),
+        ({"Amount": 1.5}, "Invalid Amount"),
+        ({"Msisdn": "0708374126"}, "Invalid Msisdn"),
+    ],
+)
 def test_simulate_validation(client, override, message):
-    body = {"ShortCode": "174379", "CommandID": "CustomerPayBillOnline", "Amount": 5,
-            "Msisdn": MSISDN, "BillRefNumber": "x", **override}
+    body = {
+        "ShortCode": "174379",
+        "CommandID": "CustomerPayBillOnline",
+        "Amount": 5,
+        "Msisdn": MSISDN,
+        "BillRefNumber": "x",
+        **override,
+    }
     status, answer = client.post("/mpesa/c2b/v2/simulate", body)
     assert (status, answer["errorMessage"]) == (400, f"Bad Request - {message}")
 
@@ -212,8 +306,9 @@ def test_validation_accepts(emu, client, receiver):
 
 def test_validation_rejects(emu, client, receiver):
     register(client, receiver)
-    receiver.set_reply("/validation", {"ResultCode": "C2B00012",
-                                       "ResultDesc": "Rejected"})
+    receiver.set_reply(
+        "/validation", {"ResultCode": "C2B00012", "ResultDesc": "Rejected"}
+    )
     trans_id = emu.c2b_pay("174379", MSISDN, 5, "BAD-REF")
     validation = emu.wait_for_deliveries(1, kind="c2b_validation")[0]
     assert validation.response_json()["ResultCode"] == "C2B00012"
@@ -221,10 +316,12 @@ def test_validation_rejects(emu, client, receiver):
     assert trans_id not in emu.payments and emu.balance() == 0
 
 
-@pytest.mark.parametrize("response_type,confirmed", [("Completed", True),
-                                                     ("Cancelled", False)])
-def test_validation_timeout_follows_response_type(emu, client, receiver,
-                                                   response_type, confirmed):
+@pytest.mark.parametrize(
+    "response_type,confirmed", [("Completed", True), ("Cancelled", False)]
+)
+def test_validation_timeout_follows_response_type(
+    emu, client, receiver, response_type, confirmed
+):
     register(client, receiver, response_type=response_type)
     receiver.set_reply("/validation", delay=1.0)  # longer than validation_timeout
     trans_id = emu.c2b_pay("174379", MSISDN, 5, "INV1")

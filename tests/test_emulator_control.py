@@ -22,24 +22,30 @@ def control(client, path, data=None):
 
 # -- control API ---------------------------------------------------------------------
 def test_scenario_endpoint(emu, client, receiver):
-    assert control(client, "/emulator/scenario",
-                   {"phone": PHONE, "result_code": 1032}) == (200, {"ok": True})
-    assert control(client, "/emulator/scenario", {"default": {"result_code": 1}})[0] \
-        == 200
+    assert control(
+        client, "/emulator/scenario", {"phone": PHONE, "result_code": 1032}
+    ) == (200, {"ok": True})
+    assert (
+        control(client, "/emulator/scenario", {"default": {"result_code": 1}})[0] == 200
+    )
     client.stk_push(phone=PHONE, callback_url=receiver.url("/cb"))
     client.stk_push(phone="254799000000", callback_url=receiver.url("/cb"))
-    codes = sorted(d.payload["Body"]["stkCallback"]["ResultCode"]
-                   for d in emu.wait_for_deliveries(2))
+    codes = sorted(
+        d.payload["Body"]["stkCallback"]["ResultCode"]
+        for d in emu.wait_for_deliveries(2)
+    )
     assert codes == [1, 1032]
     assert emu.scenario_for(PHONE) == Scenario(result_code=1032)
 
 
 def test_scenario_endpoint_rejects_bad_fields(client):
-    status, answer = control(client, "/emulator/scenario",
-                             {"phone": PHONE, "colour": "red"})
+    status, answer = control(
+        client, "/emulator/scenario", {"phone": PHONE, "colour": "red"}
+    )
     assert status == 400 and answer["errorCode"] == "400.002.02"
-    status, answer = control(client, "/emulator/scenario",
-                             {"phone": PHONE, "amount_style": "roman"})
+    status, answer = control(
+        client, "/emulator/scenario", {"phone": PHONE, "amount_style": "roman"}
+    )
     assert status == 400
     with pytest.raises(ValueError):
         Scenario(query_pending="later")
@@ -48,9 +54,15 @@ def test_scenario_endpoint_rejects_bad_fields(client):
 def test_reset_endpoint(emu, client, receiver):
     emu.set_scenario(PHONE, result_code=1032)
     emu.add_shortcode("600984")
-    client.post("/mpesa/c2b/v2/registerurl", {
-        "ShortCode": "174379", "ResponseType": "Completed",
-        "ConfirmationURL": receiver.url("/c"), "ValidationURL": receiver.url("/v")})
+    client.post(
+        "/mpesa/c2b/v2/registerurl",
+        {
+            "ShortCode": "174379",
+            "ResponseType": "Completed",
+            "ConfirmationURL": receiver.url("/c"),
+            "ValidationURL": receiver.url("/v"),
+        },
+    )
     client.stk_push(callback_url=receiver.url("/cb"))
     emu.wait_for_deliveries(1)
     emu.add_payment(10)
@@ -80,7 +92,10 @@ def test_prompts_deliveries_payments_endpoints(emu, client, receiver):
     prompt = prompts[0]
     assert prompt["CheckoutRequestID"] == pushed["CheckoutRequestID"]
     assert (prompt["amount"], prompt["phone"], prompt["status"]) == (
-        1250, PHONE, "approved")
+        1250,
+        PHONE,
+        "approved",
+    )
     status, deliveries = client.request("/emulator/deliveries")
     assert deliveries[0]["kind"] == "stk_callback" and deliveries[0]["status"] == 200
     assert '"ResultCode": 0' in deliveries[0]["body"]
@@ -90,12 +105,27 @@ def test_prompts_deliveries_payments_endpoints(emu, client, receiver):
 
 
 def test_c2b_pay_endpoint(emu, client, receiver):
-    client.post("/mpesa/c2b/v2/registerurl", {
-        "ShortCode": "174379", "ResponseType": "Completed",
-        "ConfirmationURL": receiver.url("/c"), "ValidationURL": receiver.url("/v")})
-    status, answer = control(client, "/emulator/c2b/pay", {
-        "shortcode": "174379", "msisdn": PHONE, "amount": "75", "bill_ref": "INV7",
-        "msisdn_style": "hashed", "api_version": "v1"})
+    client.post(
+        "/mpesa/c2b/v2/registerurl",
+        {
+            "ShortCode": "174379",
+            "ResponseType": "Completed",
+            "ConfirmationURL": receiver.url("/c"),
+            "ValidationURL": receiver.url("/v"),
+        },
+    )
+    status, answer = control(
+        client,
+        "/emulator/c2b/pay",
+        {
+            "shortcode": "174379",
+            "msisdn": PHONE,
+            "amount": "75",
+            "bill_ref": "INV7",
+            "msisdn_style": "hashed",
+            "api_version": "v1",
+        },
+    )
     assert status == 200
     confirmation = emu.wait_for_deliveries(1, kind="c2b_confirmation")[0].payload
     assert confirmation["TransID"] == answer["TransID"]
@@ -116,9 +146,14 @@ def manual():
         yield emulator
 
 
-@pytest.mark.parametrize("action,code,status", [
-    ("approve", 0, "approved"), ("decline", 1032, "declined"),
-    ("timeout", 1037, "timeout")])
+@pytest.mark.parametrize(
+    "action,code,status",
+    [
+        ("approve", 0, "approved"),
+        ("decline", 1032, "declined"),
+        ("timeout", 1037, "timeout"),
+    ],
+)
 def test_manual_resolve(manual, receiver, action, code, status):
     client = DarajaClient(manual.base_url)
     _, pushed = client.stk_push(callback_url=receiver.url("/cb"))
@@ -160,7 +195,9 @@ def test_manual_mode_bad_action_and_unknown_prompt(manual):
     client = DarajaClient(manual.base_url)
     assert control(client, "/emulator/prompts/ws_CO_nope/approve", {})[0] == 404
     _, pushed = client.stk_push()
-    status, _ = control(client, f"/emulator/prompts/{pushed['CheckoutRequestID']}/x", {})
+    status, _ = control(
+        client, f"/emulator/prompts/{pushed['CheckoutRequestID']}/x", {}
+    )
     assert status == 400
 
 
@@ -169,8 +206,15 @@ def test_phone_page(client):
     status, page = client.request("/phone")
     assert status == 200
     assert "<title>M-PESA virtual phone</title>" in page
-    for text in ("Approve", "Decline", "Let it time out", "Pay bill",
-                 "/emulator/prompts", "/emulator/c2b/pay", "setInterval(refresh, 2000)"):
+    for text in (
+        "Approve",
+        "Decline",
+        "Let it time out",
+        "Pay bill",
+        "/emulator/prompts",
+        "/emulator/c2b/pay",
+        "setInterval(refresh, 2000)",
+    ):
         assert text in page
     assert not re.search(r"""(src|href)=["']?https?:""", page)  # self-contained
 
@@ -202,10 +246,25 @@ def test_start_stop_context_manager():
 def test_cli_runs_and_stops_on_sigterm():
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent / "emulator"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daraja_emulator", "--port", "0", "--manual",
-         "--consumer-key", "K", "--consumer-secret", "S",
-         "--shortcode", "600100", "--passkey", "P"],
-        stdout=subprocess.PIPE, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "daraja_emulator",
+            "--port",
+            "0",
+            "--manual",
+            "--consumer-key",
+            "K",
+            "--consumer-secret",
+            "S",
+            "--shortcode",
+            "600100",
+            "--passkey",
+            "P",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         line = proc.stdout.readline()

@@ -7,8 +7,12 @@ import pytest
 from daraja_emulator import DEFAULT_INITIATOR, DEFAULT_SECURITY_CREDENTIAL
 from daraja_emulator.helpers import KENYA
 
-ACK_KEYS = {"OriginatorConversationID", "ConversationID", "ResponseCode",
-            "ResponseDescription"}
+ACK_KEYS = {
+    "OriginatorConversationID",
+    "ConversationID",
+    "ResponseCode",
+    "ResponseDescription",
+}
 
 
 def initiator_body(receiver, **overrides):
@@ -27,16 +31,22 @@ def initiator_body(receiver, **overrides):
 
 
 def status_query(client, receiver, receipt, **overrides):
-    body = initiator_body(receiver, CommandID="TransactionStatusQuery",
-                          TransactionID=receipt, **overrides)
+    body = initiator_body(
+        receiver, CommandID="TransactionStatusQuery", TransactionID=receipt, **overrides
+    )
     return client.post("/mpesa/transactionstatus/v1/query", body)
 
 
 def reverse(client, receiver, receipt, amount, **overrides):
-    body = initiator_body(receiver, CommandID="TransactionReversal",
-                          TransactionID=receipt, Amount=str(amount),
-                          ReceiverParty="174379", RecieverIdentifierType="11",
-                          Remarks="Refund")
+    body = initiator_body(
+        receiver,
+        CommandID="TransactionReversal",
+        TransactionID=receipt,
+        Amount=str(amount),
+        ReceiverParty="174379",
+        RecieverIdentifierType="11",
+        Remarks="Refund",
+    )
     del body["PartyA"], body["IdentifierType"]
     body.update(overrides)
     return client.post("/mpesa/reversal/v1/request", body)
@@ -60,8 +70,9 @@ def check_ack(status, answer):
 
 # -- transaction status -------------------------------------------------------------------
 def test_status_known_receipt(emu, client, receiver):
-    receipt = emu.add_payment(10, phone="254708374149", bill_ref="INV1",
-                              first_name="JOHN DOE")
+    receipt = emu.add_payment(
+        10, phone="254708374149", bill_ref="INV1", first_name="JOHN DOE"
+    )
     status, answer = status_query(client, receiver, receipt, Occasion="Audit")
     check_ack(status, answer)
     result = result_of(emu)
@@ -77,8 +88,10 @@ def test_status_known_receipt(emu, client, receiver):
     assert values["CreditPartyName"].startswith("174379 - ")
     assert isinstance(values["InitiatedTime"], int)
     assert isinstance(values["FinalisedTime"], int)
-    assert result["ReferenceData"]["ReferenceItem"] == {"Key": "Occasion",
-                                                        "Value": "Audit"}
+    assert result["ReferenceData"]["ReferenceItem"] == {
+        "Key": "Occasion",
+        "Value": "Audit",
+    }
 
 
 def test_status_of_stk_payment(emu, client, receiver):
@@ -96,7 +109,8 @@ def test_status_unknown_receipt(emu, client, receiver):
     result = result_of(emu)
     assert result["ResultCode"] == "R000002"
     assert result["ResultDesc"] == (
-        "The OriginatorConversationID or TransactionID is invalid")
+        "The OriginatorConversationID or TransactionID is invalid"
+    )
     assert "ResultParameters" not in result
 
 
@@ -115,20 +129,24 @@ def test_status_reversed_receipt(emu, client, receiver):
     assert params(result_of(emu, 2))["TransactionStatus"] == "Reversed"
 
 
-@pytest.mark.parametrize("override,message", [
-    ({"Initiator": "someone"}, "Invalid Initiator"),
-    ({"SecurityCredential": "bad"}, "Invalid SecurityCredential"),
-    ({"PartyA": "123"}, "Invalid PartyA"),
-    ({"CommandID": "Nope"}, "Invalid CommandID"),
-    ({"ResultURL": "nope"}, "Invalid ResultURL"),
-    ({"QueueTimeOutURL": ""}, "Invalid QueueTimeOutURL"),
-    ({"Remarks": ""}, "Invalid Remarks"),
-    ({"IdentifierType": "9"}, "Invalid IdentifierType"),
-    ({"TransactionID": ""}, "Invalid TransactionID"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ({"Initiator": "someone"}, "Invalid Initiator"),
+        ({"SecurityCredential": "bad"}, "Invalid SecurityCredential"),
+        ({"PartyA": "123"}, "Invalid PartyA"),
+        ({"CommandID": "Nope"}, "Invalid CommandID"),
+        ({"ResultURL": "nope"}, "Invalid ResultURL"),
+        ({"QueueTimeOutURL": ""}, "Invalid QueueTimeOutURL"),
+        ({"Remarks": ""}, "Invalid Remarks"),
+        ({"IdentifierType": "9"}, "Invalid IdentifierType"),
+        ({"TransactionID": ""}, "Invalid TransactionID"),
+    ],
+)
 def test_status_validation(emu, client, receiver, override, message):
-    body = initiator_body(receiver, CommandID="TransactionStatusQuery",
-                          TransactionID="X")
+    body = initiator_body(
+        receiver, CommandID="TransactionStatusQuery", TransactionID="X"
+    )
     body.update(override)
     status, answer = client.post("/mpesa/transactionstatus/v1/query", body)
     assert (status, answer["errorCode"]) == (400, "400.002.02")
@@ -137,8 +155,14 @@ def test_status_validation(emu, client, receiver, override, message):
 
 def test_custom_initiator(emu, client, receiver):
     emu.add_shortcode("600984", initiator="apiop37", security_credential="s3cr3t")
-    ok = status_query(client, receiver, "X", PartyA="600984", Initiator="apiop37",
-                      SecurityCredential="s3cr3t")
+    ok = status_query(
+        client,
+        receiver,
+        "X",
+        PartyA="600984",
+        Initiator="apiop37",
+        SecurityCredential="s3cr3t",
+    )
     assert ok[0] == 200
     bad = status_query(client, receiver, "X", PartyA="600984")
     assert bad[1]["errorMessage"] == "Bad Request - Invalid Initiator"
@@ -161,9 +185,15 @@ def test_reversal_success_then_repeated(emu, client, receiver):
     result = result_of(emu)
     assert result["ResultCode"] == 0
     values = params(result)
-    assert set(values) == {"DebitAccountBalance", "Amount", "TransCompletedTime",
-                           "OriginalTransactionID", "Charge", "CreditPartyPublicName",
-                           "DebitPartyPublicName"}
+    assert set(values) == {
+        "DebitAccountBalance",
+        "Amount",
+        "TransCompletedTime",
+        "OriginalTransactionID",
+        "Charge",
+        "CreditPartyPublicName",
+        "DebitPartyPublicName",
+    }
     assert values["OriginalTransactionID"] == receipt
     assert values["Amount"] == 200
     assert values["DebitAccountBalance"].startswith("Utility Account|KES|0.00|")
@@ -175,7 +205,9 @@ def test_reversal_success_then_repeated(emu, client, receiver):
     reverse(client, receiver, receipt, 200)
     again = result_of(emu, 2)
     assert (again["ResultCode"], again["ResultDesc"]) == (
-        "R000001", "The transaction has already been reversed")
+        "R000001",
+        "The transaction has already been reversed",
+    )
     assert emu.balance() == 0
 
 
@@ -190,19 +222,29 @@ def test_reversal_unknown_and_wrong_amount(emu, client, receiver):
 
 def test_reversal_requires_misspelled_key(emu, client, receiver):
     receipt = emu.add_payment(10)
-    body = initiator_body(receiver, CommandID="TransactionReversal",
-                          TransactionID=receipt, Amount="10", ReceiverParty="174379",
-                          ReceiverIdentifierType="11")  # correct spelling: ignored
+    body = initiator_body(
+        receiver,
+        CommandID="TransactionReversal",
+        TransactionID=receipt,
+        Amount="10",
+        ReceiverParty="174379",
+        ReceiverIdentifierType="11",
+    )  # correct spelling: ignored
     status, answer = client.post("/mpesa/reversal/v1/request", body)
     assert (status, answer["errorMessage"]) == (
-        400, "Bad Request - Invalid RecieverIdentifierType")
+        400,
+        "Bad Request - Invalid RecieverIdentifierType",
+    )
 
 
-@pytest.mark.parametrize("override,message", [
-    ({"Amount": "1.5"}, "Invalid Amount"),
-    ({"ReceiverParty": "1"}, "Invalid ReceiverParty"),
-    ({"CommandID": "TransactionStatusQuery"}, "Invalid CommandID"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ({"Amount": "1.5"}, "Invalid Amount"),
+        ({"ReceiverParty": "1"}, "Invalid ReceiverParty"),
+        ({"CommandID": "TransactionStatusQuery"}, "Invalid CommandID"),
+    ],
+)
 def test_reversal_validation(client, receiver, override, message):
     status, answer = reverse(client, receiver, "ABC", 10, **override)
     assert (status, answer["errorMessage"]) == (400, f"Bad Request - {message}")
@@ -220,7 +262,8 @@ def test_account_balance(emu, client, receiver):
     assert values["AccountBalance"] == (
         "Working Account|KES|700000.00|700000.00|0.00|0.00"
         "&Utility Account|KES|1234.50|1234.50|0.00|0.00"
-        "&Charges Paid Account|KES|0.00|0.00|0.00|0.00")
+        "&Charges Paid Account|KES|0.00|0.00|0.00|0.00"
+    )
     assert isinstance(values["BOCompletedTime"], int)
     assert len(str(values["BOCompletedTime"])) == 14
 
@@ -229,7 +272,9 @@ def test_account_balance_validation(client, receiver):
     body = initiator_body(receiver, CommandID="AccountBalance", IdentifierType="1")
     status, answer = client.post("/mpesa/accountbalance/v1/query", body)
     assert (status, answer["errorMessage"]) == (
-        400, "Bad Request - Invalid IdentifierType")
+        400,
+        "Bad Request - Invalid IdentifierType",
+    )
 
 
 def test_initial_balance(emu, client, receiver):
@@ -241,42 +286,65 @@ def test_initial_balance(emu, client, receiver):
 
 # -- pull transactions ----------------------------------------------------------------------------
 def pull(client, start, end, offset="0", shortcode="174379"):
-    return client.post("/pulltransactions/v1/query", {
-        "ShortCode": shortcode, "StartDate": start.strftime("%Y-%m-%d %H:%M:%S"),
-        "EndDate": end.strftime("%Y-%m-%d %H:%M:%S"), "OffSetValue": offset})
+    return client.post(
+        "/pulltransactions/v1/query",
+        {
+            "ShortCode": shortcode,
+            "StartDate": start.strftime("%Y-%m-%d %H:%M:%S"),
+            "EndDate": end.strftime("%Y-%m-%d %H:%M:%S"),
+            "OffSetValue": offset,
+        },
+    )
 
 
 def test_pull_register(client):
-    status, answer = client.post("/pulltransactions/v1/register", {
-        "ShortCode": "174379", "RequestType": "Pull",
-        "NominatedNumber": "254708374149", "CallBackURL": "https://shop.example/pull"})
+    status, answer = client.post(
+        "/pulltransactions/v1/register",
+        {
+            "ShortCode": "174379",
+            "RequestType": "Pull",
+            "NominatedNumber": "254708374149",
+            "CallBackURL": "https://shop.example/pull",
+        },
+    )
     assert status == 200
     assert answer["ResponseStatus"] == "1000" and answer["ShortCode"] == "174379"
     assert answer["ResponseDescription"] == "Shortcode 174379 Registered Successfully"
     assert "ResponseRefID" in answer
-    status, answer = client.post("/pulltransactions/v1/register", {
-        "ShortCode": "174379", "RequestType": "Push",
-        "NominatedNumber": "254708374149", "CallBackURL": "https://shop.example/pull"})
+    status, answer = client.post(
+        "/pulltransactions/v1/register",
+        {
+            "ShortCode": "174379",
+            "RequestType": "Push",
+            "NominatedNumber": "254708374149",
+            "CallBackURL": "https://shop.example/pull",
+        },
+    )
     assert answer["errorMessage"] == "Bad Request - Invalid RequestType"
 
 
 def test_pull_rows(emu, client):
     when = datetime(2023, 11, 21, 12, 13, 25, tzinfo=KENYA)
-    receipt = emu.add_payment(1000, phone="254708374149", bill_ref="INV00042",
-                              time=when)
+    receipt = emu.add_payment(
+        1000, phone="254708374149", bill_ref="INV00042", time=when
+    )
     status, answer = pull(client, when - timedelta(hours=1), when + timedelta(hours=1))
     assert status == 200
     assert (answer["ResponseCode"], answer["ResponseMessage"]) == ("1000", "Success")
-    assert answer["Response"] == [[{
-        "transactionId": receipt,
-        "trxDate": "2023-11-21T12:13:25.000+03:00",
-        "msisdn": 254708374149,
-        "sender": "",
-        "transactiontype": "c2b-pay-bill-debit",
-        "billreference": "INV00042",
-        "amount": "1000.0",
-        "organizationname": "Emulator Merchant",
-    }]]
+    assert answer["Response"] == [
+        [
+            {
+                "transactionId": receipt,
+                "trxDate": "2023-11-21T12:13:25.000+03:00",
+                "msisdn": 254708374149,
+                "sender": "",
+                "transactiontype": "c2b-pay-bill-debit",
+                "billreference": "INV00042",
+                "amount": "1000.0",
+                "organizationname": "Emulator Merchant",
+            }
+        ]
+    ]
 
 
 def test_pull_window_and_no_records(emu, client):
@@ -288,18 +356,27 @@ def test_pull_window_and_no_records(emu, client):
     status, answer = pull(client, start, start + timedelta(hours=48))
     assert status == 200
     assert (answer["ResponseCode"], answer["ResponseMessage"]) == (
-        "1001", "No records found")
+        "1001",
+        "No records found",
+    )
     assert answer["Response"] == []
-    status, answer = client.post("/pulltransactions/v1/query", {
-        "ShortCode": "174379", "StartDate": "21/11/2023", "EndDate": "x",
-        "OffSetValue": "0"})
+    status, answer = client.post(
+        "/pulltransactions/v1/query",
+        {
+            "ShortCode": "174379",
+            "StartDate": "21/11/2023",
+            "EndDate": "x",
+            "OffSetValue": "0",
+        },
+    )
     assert answer["errorMessage"] == "Bad Request - Invalid StartDate"
 
 
 def test_pull_paging(emu, client):
     start = datetime(2023, 11, 21, 8, 0, 0, tzinfo=KENYA)
-    receipts = [emu.add_payment(i + 1, time=start + timedelta(seconds=i))
-                for i in range(150)]
+    receipts = [
+        emu.add_payment(i + 1, time=start + timedelta(seconds=i)) for i in range(150)
+    ]
     end = start + timedelta(hours=2)
     first = pull(client, start, end)[1]["Response"][0]
     second = pull(client, start, end, offset="100")[1]["Response"][0]

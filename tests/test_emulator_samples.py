@@ -48,14 +48,22 @@ def stk_callback(emu, client, receiver, phone=PHONE, **scenario):
 def test_all_samples_are_packaged():
     names = {p.name for p in SAMPLES.iterdir()}
     assert names == {
-        "c2b_confirmation_v2_masked.json", "c2b_register_request.json",
-        "c2b_register_response.json", "c2b_validation_v2.json",
-        "oauth_response.json", "org_portal_statement.csv", "reversal_request.json",
-        "stk_callback_cancelled.json", "stk_callback_success.json",
+        "c2b_confirmation_v2_masked.json",
+        "c2b_register_request.json",
+        "c2b_register_response.json",
+        "c2b_validation_v2.json",
+        "oauth_response.json",
+        "org_portal_statement.csv",
+        "reversal_request.json",
+        "stk_callback_cancelled.json",
+        "stk_callback_success.json",
         "stk_callback_success_with_empty_balance.json",
-        "stk_push_error_response.json", "stk_push_request.json",
-        "stk_push_response.json", "stk_query_request.json",
-        "stk_query_response_done.json", "stk_query_response_processing_http500.json",
+        "stk_push_error_response.json",
+        "stk_push_request.json",
+        "stk_push_response.json",
+        "stk_query_request.json",
+        "stk_query_response_done.json",
+        "stk_query_response_processing_http500.json",
         "transaction_status_result.json",
     }
     header = sample_text("org_portal_statement.csv").splitlines()[0]
@@ -83,7 +91,9 @@ def test_push_error_shape(client):
     assert_same_shape(answer, "stk_push_error_response.json")
     expected = sample("stk_push_error_response.json")
     assert (answer["errorCode"], answer["errorMessage"]) == (
-        expected["errorCode"], expected["errorMessage"])
+        expected["errorCode"],
+        expected["errorMessage"],
+    )
 
 
 def test_callback_success_decimal_shape(emu, client, receiver):
@@ -109,7 +119,9 @@ def test_callback_cancelled_shape(emu, client, receiver):
     expected = sample("stk_callback_cancelled.json")["Body"]["stkCallback"]
     got = delivery.payload["Body"]["stkCallback"]
     assert (got["ResultCode"], got["ResultDesc"]) == (
-        expected["ResultCode"], expected["ResultDesc"])
+        expected["ResultCode"],
+        expected["ResultDesc"],
+    )
 
 
 def test_query_shapes(emu, client, receiver):
@@ -118,13 +130,17 @@ def test_query_shapes(emu, client, receiver):
     request = sample("stk_query_request.json")
     assert set(client.stk_query("x")[1]) >= {"errorCode"}  # unknown id: an error
     timestamp = request["Timestamp"]
-    request.update(Password=client.password(timestamp),
-                   CheckoutRequestID=open_push["CheckoutRequestID"])
+    request.update(
+        Password=client.password(timestamp),
+        CheckoutRequestID=open_push["CheckoutRequestID"],
+    )
     status, pending = client.post("/mpesa/stkpushquery/v1/query", request)
     assert status == 500
     assert_same_shape(pending, "stk_query_response_processing_http500.json")
-    assert pending["errorMessage"] == sample(
-        "stk_query_response_processing_http500.json")["errorMessage"]
+    assert (
+        pending["errorMessage"]
+        == sample("stk_query_response_processing_http500.json")["errorMessage"]
+    )
 
     emu.set_scenario(PHONE)
     _, done_push = client.stk_push(callback_url=receiver.url("/cb"))
@@ -140,9 +156,11 @@ def test_query_shapes(emu, client, receiver):
 
 def test_c2b_register_shapes(emu, client, receiver):
     emu.add_shortcode("600984")
-    request = {**sample("c2b_register_request.json"),
-               "ConfirmationURL": receiver.url("/confirmation"),
-               "ValidationURL": receiver.url("/validation")}
+    request = {
+        **sample("c2b_register_request.json"),
+        "ConfirmationURL": receiver.url("/confirmation"),
+        "ValidationURL": receiver.url("/validation"),
+    }
     status, answer = client.post("/mpesa/c2b/v2/registerurl", request)
     assert status == 200
     assert_same_shape(answer, "c2b_register_response.json")
@@ -151,14 +169,28 @@ def test_c2b_register_shapes(emu, client, receiver):
 
 def test_c2b_payloads_match_samples(emu, client, receiver):
     emu.add_shortcode("600966", balance=20)
-    client.post("/mpesa/c2b/v2/registerurl", {
-        "ShortCode": "600966", "ResponseType": "Completed",
-        "ConfirmationURL": receiver.url("/c"), "ValidationURL": receiver.url("/v")})
-    emu.c2b_pay("600966", "254708374126", 5, "Sample Transaction",
-                trans_id="RKL51ZDR4F", first_name="NICHOLAS")
+    client.post(
+        "/mpesa/c2b/v2/registerurl",
+        {
+            "ShortCode": "600966",
+            "ResponseType": "Completed",
+            "ConfirmationURL": receiver.url("/c"),
+            "ValidationURL": receiver.url("/v"),
+        },
+    )
+    emu.c2b_pay(
+        "600966",
+        "254708374126",
+        5,
+        "Sample Transaction",
+        trans_id="RKL51ZDR4F",
+        first_name="NICHOLAS",
+    )
     validation, confirmation = emu.wait_for_deliveries(2)
-    for delivery, name in ((validation, "c2b_validation_v2.json"),
-                           (confirmation, "c2b_confirmation_v2_masked.json")):
+    for delivery, name in (
+        (validation, "c2b_validation_v2.json"),
+        (confirmation, "c2b_confirmation_v2_masked.json"),
+    ):
         assert_same_shape(delivery.payload, name)
         assert re.fullmatch(r"\d{14}", delivery.payload["TransTime"])
         # Identical to the sample apart from the time of payment.
@@ -167,32 +199,57 @@ def test_c2b_payloads_match_samples(emu, client, receiver):
 
 def test_transaction_status_result_shape(emu, client, receiver):
     emu.add_shortcode("600984", organization_name="Safaricom")
-    emu.add_payment(10, phone=PHONE, shortcode="600984", receipt="MBN31H462N",
-                    first_name="John Doe")
-    client.post("/mpesa/transactionstatus/v1/query", {
-        "Initiator": "testapi", "SecurityCredential": "emulator-credential",
-        "CommandID": "TransactionStatusQuery", "TransactionID": "MBN31H462N",
-        "PartyA": "600984", "IdentifierType": "4", "ResultURL": receiver.url("/r"),
-        "QueueTimeOutURL": receiver.url("/t"), "Remarks": "OK", "Occasion": ""})
+    emu.add_payment(
+        10, phone=PHONE, shortcode="600984", receipt="MBN31H462N", first_name="John Doe"
+    )
+    client.post(
+        "/mpesa/transactionstatus/v1/query",
+        {
+            "Initiator": "testapi",
+            "SecurityCredential": "emulator-credential",
+            "CommandID": "TransactionStatusQuery",
+            "TransactionID": "MBN31H462N",
+            "PartyA": "600984",
+            "IdentifierType": "4",
+            "ResultURL": receiver.url("/r"),
+            "QueueTimeOutURL": receiver.url("/t"),
+            "Remarks": "OK",
+            "Occasion": "",
+        },
+    )
     payload = emu.wait_for_deliveries(1, kind="result")[0].payload
     assert_same_shape(payload, "transaction_status_result.json")
     expected = sample("transaction_status_result.json")["Result"]
     got = payload["Result"]
-    for key in ("DebitPartyName", "CreditPartyName", "DebitAccountType", "ReasonType",
-                "TransactionStatus", "Amount", "ReceiptNo", "DebitPartyCharges"):
+    for key in (
+        "DebitPartyName",
+        "CreditPartyName",
+        "DebitAccountType",
+        "ReasonType",
+        "TransactionStatus",
+        "Amount",
+        "ReceiptNo",
+        "DebitPartyCharges",
+    ):
         assert _param(got, key) == _param(expected, key), key
     assert got["ReferenceData"] == expected["ReferenceData"]
 
 
 def _param(result, key):
-    return next(p["Value"] for p in result["ResultParameters"]["ResultParameter"]
-                if p["Key"] == key)
+    return next(
+        p["Value"]
+        for p in result["ResultParameters"]["ResultParameter"]
+        if p["Key"] == key
+    )
 
 
 def test_sample_reversal_request_accepted(emu, client, receiver):
     request = sample("reversal_request.json")
-    emu.add_shortcode("603021", initiator=request["Initiator"],
-                      security_credential=request["SecurityCredential"])
+    emu.add_shortcode(
+        "603021",
+        initiator=request["Initiator"],
+        security_credential=request["SecurityCredential"],
+    )
     emu.add_payment(200, shortcode="603021", receipt=request["TransactionID"])
     request.update(ResultURL=receiver.url("/r"), QueueTimeOutURL=receiver.url("/t"))
     status, answer = client.post("/mpesa/reversal/v1/request", request)
@@ -205,4 +262,5 @@ def test_sample_reversal_request_accepted(emu, client, receiver):
 def test_sample_password_matches_test_vector(client):
     request = sample("stk_push_request.json")
     assert request["Password"] == client.password(
-        request["Timestamp"], "174379", DEFAULT_PASSKEY)
+        request["Timestamp"], "174379", DEFAULT_PASSKEY
+    )

@@ -55,8 +55,12 @@ def test_push_success_int_amount(emu, client, receiver):
     assert callback["ResultCode"] == 0
     assert callback["ResultDesc"] == "The service request is processed successfully."
     meta = items(callback)
-    assert list(meta) == ["Amount", "MpesaReceiptNumber", "TransactionDate",
-                          "PhoneNumber"]
+    assert list(meta) == [
+        "Amount",
+        "MpesaReceiptNumber",
+        "TransactionDate",
+        "PhoneNumber",
+    ]
     assert meta["Amount"] == 1 and isinstance(meta["Amount"], int)
     assert b'{"Name": "Amount", "Value": 1}' in delivery.body
     assert RECEIPT_RE.match(meta["MpesaReceiptNumber"])
@@ -86,7 +90,12 @@ def test_balance_item_without_value(emu, client, receiver):
     item_list = callbacks(emu)[0]["CallbackMetadata"]["Item"]
     assert {"Name": "Balance"} in item_list
     assert [i["Name"] for i in item_list] == [
-        "Amount", "MpesaReceiptNumber", "Balance", "TransactionDate", "PhoneNumber"]
+        "Amount",
+        "MpesaReceiptNumber",
+        "Balance",
+        "TransactionDate",
+        "PhoneNumber",
+    ]
 
 
 def test_amount_as_string_or_whole_float_accepted(emu, client, receiver):
@@ -123,8 +132,12 @@ def test_magic_failures(emu, client, receiver, phone, code, desc, status):
 
 def test_magic_table_matches_documented_codes():
     assert {p: f["result_code"] for p, f in MAGIC_PHONES.items()} == {
-        "254700001032": 1032, "254700001037": 1037, "254700000001": 1,
-        "254700002001": 2001, "254700001019": 1019, "254700001038": 1037,
+        "254700001032": 1032,
+        "254700001037": 1037,
+        "254700000001": 1,
+        "254700002001": 2001,
+        "254700001019": 1019,
+        "254700001038": 1037,
     }
     assert MAGIC_PHONES["254700001038"]["late_success_after"] == 1.0
 
@@ -172,7 +185,8 @@ def test_mismatched_partyb_gets_2028(emu, client, receiver):
     callback = callbacks(emu)[0]
     assert callback["ResultCode"] == 2028
     assert callback["ResultDesc"] == (
-        "The request is not permitted according to product assignment")
+        "The request is not permitted according to product assignment"
+    )
     assert emu.prompts[checkout_id].status == "failed"
 
 
@@ -226,8 +240,10 @@ def test_before_response_delivers_first(emu, client, receiver):
     # No waiting: the callback was answered before the push response came back.
     assert len(receiver.on("/cb")) == 1
     assert receiver.on("/cb")[0]["at"] <= returned
-    assert receiver.on("/cb")[0]["json"]["Body"]["stkCallback"]["CheckoutRequestID"] \
+    assert (
+        receiver.on("/cb")[0]["json"]["Body"]["stkCallback"]["CheckoutRequestID"]
         == checkout_id
+    )
     assert emu.deliveries[0].status == 200
 
 
@@ -291,8 +307,11 @@ def test_query_pending_http500(emu, client, receiver):
     checkout_id = push(client, receiver)
     status, answer = client.stk_query(checkout_id)
     assert status == 500
-    assert answer == {"requestId": checkout_id, "errorCode": "500.001.1001",
-                      "errorMessage": "The transaction is being processed"}
+    assert answer == {
+        "requestId": checkout_id,
+        "errorCode": "500.001.1001",
+        "errorMessage": "The transaction is being processed",
+    }
 
 
 def test_query_pending_4999(emu, client, receiver):
@@ -325,10 +344,15 @@ def test_query_errors(emu, client, receiver):
     checkout_id = push(client, receiver)
     status, answer = client.stk_query("ws_CO_000")
     assert (status, answer["errorMessage"]) == (
-        400, "Bad Request - Invalid CheckoutRequestID")
+        400,
+        "Bad Request - Invalid CheckoutRequestID",
+    )
     status, answer = client.stk_query(checkout_id, Password="AAAA")
     assert (status, answer["errorCode"], answer["errorMessage"]) == (
-        500, "500.001.1001", "Wrong credentials")
+        500,
+        "500.001.1001",
+        "Wrong credentials",
+    )
     status, answer = client.stk_query(checkout_id, BusinessShortCode="999999")
     assert answer["errorMessage"] == "Bad Request - Invalid BusinessShortCode"
 
@@ -374,8 +398,14 @@ def test_push_validation(emu, client, override, status, message):
 
 
 def test_push_limits_accepted(emu, client, receiver):
-    push(client, receiver, phone="254110000001", AccountReference="A" * 12,
-         TransactionDesc="D" * 13, BusinessShortCode="174379")
+    push(
+        client,
+        receiver,
+        phone="254110000001",
+        AccountReference="A" * 12,
+        TransactionDesc="D" * 13,
+        BusinessShortCode="174379",
+    )
     assert callbacks(emu)[0]["ResultCode"] == 0
 
 
@@ -383,14 +413,20 @@ def test_sample_request_password_vector(client, receiver):
     # The documented test vector: 174379 + sandbox passkey + 20160216165627.
     assert client.password("20160216165627", "174379", DEFAULT_PASSKEY) == (
         "MTc0Mzc5YmZiMjc5ZjlhYTliZGJjZjE1OGU5N2RkNzFhNDY3Y2QyZTBjODkzMDU5YjEwZjc4Z"
-        "TZiNzJhZGExZWQyYzkxOTIwMTYwMjE2MTY1NjI3")
+        "TZiNzJhZGExZWQyYzkxOTIwMTYwMjE2MTY1NjI3"
+    )
 
 
 def test_c2b_echo_of_stk_payment(emu, client, receiver):
-    client.post("/mpesa/c2b/v2/registerurl", {
-        "ShortCode": "174379", "ResponseType": "Completed",
-        "ConfirmationURL": receiver.url("/confirmation"),
-        "ValidationURL": receiver.url("/validation")})
+    client.post(
+        "/mpesa/c2b/v2/registerurl",
+        {
+            "ShortCode": "174379",
+            "ResponseType": "Completed",
+            "ConfirmationURL": receiver.url("/confirmation"),
+            "ValidationURL": receiver.url("/validation"),
+        },
+    )
     emu.set_scenario(PHONE, c2b_echo=True, no_callback=True)
     checkout_id = push(client, receiver, amount=300)
     confirmation = emu.wait_for_deliveries(1, kind="c2b_confirmation")[0].payload

@@ -13,19 +13,30 @@ def main(argv=None):
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8070)
-    parser.add_argument("--manual", action="store_true",
-                        help="STK prompts wait for the virtual phone (/phone)")
+    parser.add_argument(
+        "--manual",
+        action="store_true",
+        help="STK prompts wait for the virtual phone (/phone)",
+    )
     parser.add_argument("--prompt-timeout", type=float, default=90.0)
-    parser.add_argument("--production", action="store_true",
-                        help="apply production rules to C2B URL registration")
+    parser.add_argument(
+        "--production",
+        action="store_true",
+        help="apply production rules to C2B URL registration",
+    )
     parser.add_argument("--consumer-key")
     parser.add_argument("--consumer-secret")
     parser.add_argument("--shortcode")
     parser.add_argument("--passkey")
     args = parser.parse_args(argv)
 
-    emu = DarajaEmulator(args.host, args.port, auto_complete=not args.manual,
-                         production=args.production, prompt_timeout=args.prompt_timeout)
+    emu = DarajaEmulator(
+        args.host,
+        args.port,
+        auto_complete=not args.manual,
+        production=args.production,
+        prompt_timeout=args.prompt_timeout,
+    )
     if args.consumer_key or args.consumer_secret:
         if not (args.consumer_key and args.consumer_secret):
             parser.error("--consumer-key and --consumer-secret go together")
@@ -38,8 +49,11 @@ def main(argv=None):
         signal.signal(sig, lambda *_: stop.set())
     emu.start()
     mode = "manual" if args.manual else "auto-complete"
-    print(f"Daraja emulator on {emu.base_url} ({mode}); virtual phone at "
-          f"{emu.base_url}/phone", flush=True)
+    print(
+        f"Daraja emulator on {emu.base_url} ({mode}); virtual phone at "
+        f"{emu.base_url}/phone",
+        flush=True,
+    )
     while not stop.wait(0.5):
         pass
     emu.stop()

@@ -9,8 +9,16 @@ from .state import Prompt
 
 STK_TYPES = ("CustomerPayBillOnline", "CustomerBuyGoodsOnline")
 # Words Safaricom refuses in production callback URLs.
-FORBIDDEN_URL_WORDS = ("m-pesa", "mpesa", "safaricom", "exe", "exec", "cmd", "sql",
-                       "query")
+FORBIDDEN_URL_WORDS = (
+    "m-pesa",
+    "mpesa",
+    "safaricom",
+    "exe",
+    "exec",
+    "cmd",
+    "sql",
+    "query",
+)
 MAX_AMOUNT = 250000
 PULL_WINDOW = timedelta(hours=48)
 
@@ -85,27 +93,35 @@ def stk_push(emu, data):
     amount = helpers.whole_number(data.get("Amount"))
     if amount is None or not 1 <= amount <= MAX_AMOUNT:
         bad("Invalid Amount")
-    if not (helpers.phone_ok(data.get("PartyA"))
-            and helpers.phone_ok(data.get("PhoneNumber"))):
+    if not (
+        helpers.phone_ok(data.get("PartyA"))
+        and helpers.phone_ok(data.get("PhoneNumber"))
+    ):
         bad("Invalid PhoneNumber")
     party_b = helpers.code_str(data.get("PartyB"))
     if party_b is None:
         bad("Invalid PartyB")
     if not helpers.url_ok(data.get("CallBackURL")):
         bad("Invalid CallBackURL")
-    if not (helpers.text_ok(data.get("AccountReference"), 12)
-            and helpers.text_ok(data.get("TransactionDesc"), 13)):
+    if not (
+        helpers.text_ok(data.get("AccountReference"), 12)
+        and helpers.text_ok(data.get("TransactionDesc"), 13)
+    ):
         bad("Invalid Remarks")
     now = helpers.kenya_now()
     phone = str(data["PhoneNumber"])
     prompt = Prompt(
         checkout_request_id=helpers.checkout_request_id(now),
         merchant_request_id=helpers.request_id(),
-        shortcode=code.shortcode, phone=phone, amount=amount,
+        shortcode=code.shortcode,
+        phone=phone,
+        amount=amount,
         account_reference=data["AccountReference"],
         transaction_desc=data["TransactionDesc"],
-        callback_url=data["CallBackURL"], transaction_type=ttype,
-        scenario=emu.state.scenario_for(phone), created_at=now,
+        callback_url=data["CallBackURL"],
+        transaction_type=ttype,
+        scenario=emu.state.scenario_for(phone),
+        created_at=now,
     )
     if ttype == "CustomerPayBillOnline":
         mismatch = code.kind != "paybill" or party_b != code.shortcode
@@ -184,8 +200,14 @@ def c2b_simulate(emu, data, version):
         bad("Invalid Amount")
     if not helpers.phone_ok(data.get("Msisdn")):
         bad("Invalid Msisdn")
-    c2b.pay(emu, code.shortcode, data["Msisdn"], amount,
-            data.get("BillRefNumber") or "", api_version=version)
+    c2b.pay(
+        emu,
+        code.shortcode,
+        data["Msisdn"],
+        amount,
+        data.get("BillRefNumber") or "",
+        api_version=version,
+    )
     return 200, {
         "OriginatorCoversationID": helpers.request_id(),
         "ResponseCode": "0",
@@ -255,8 +277,10 @@ def pull_register(emu, data):
     if not helpers.url_ok(data.get("CallBackURL")):
         bad("Invalid CallBackURL")
     with emu.state.lock:
-        code.pull = {"nominated": str(data["NominatedNumber"]),
-                     "callback_url": data["CallBackURL"]}
+        code.pull = {
+            "nominated": str(data["NominatedNumber"]),
+            "callback_url": data["CallBackURL"],
+        }
     return 200, {
         "ResponseRefID": helpers.request_id(),
         "ResponseStatus": "1000",
@@ -286,7 +310,15 @@ def pull_query(emu, data):
     rows = orgapi.pull_rows(emu, code, start, end, offset)
     answer = {"ResponseRefID": helpers.request_id()}
     if not rows:
-        return 200, {**answer, "ResponseCode": "1001",
-                     "ResponseMessage": "No records found", "Response": []}
-    return 200, {**answer, "ResponseCode": "1000", "ResponseMessage": "Success",
-                 "Response": [rows]}
+        return 200, {
+            **answer,
+            "ResponseCode": "1001",
+            "ResponseMessage": "No records found",
+            "Response": [],
+        }
+    return 200, {
+        **answer,
+        "ResponseCode": "1000",
+        "ResponseMessage": "Success",
+        "Response": [rows],
+    }

@@ -16,8 +16,17 @@ def mask_msisdn(msisdn, style):
     return f"{msisdn[:4]} ***** {msisdn[-3:]}"  # API v2: "2547 ***** 126"
 
 
-def pay(emu, shortcode, msisdn, amount, bill_ref, msisdn_style=None,
-        api_version="v2", trans_id=None, first_name="JOHN"):
+def pay(
+    emu,
+    shortcode,
+    msisdn,
+    amount,
+    bill_ref,
+    msisdn_style=None,
+    api_version="v2",
+    trans_id=None,
+    first_name="JOHN",
+):
     """Start a C2B payment in a worker thread; return its TransID."""
     code = emu.state.find_shortcode(shortcode, till_ok=True)
     if code is None:
@@ -32,8 +41,12 @@ def pay(emu, shortcode, msisdn, amount, bill_ref, msisdn_style=None,
         raise ValueError("msisdn_style must be masked, hashed or plain")
     trans_id = trans_id or emu.state.new_receipt()
     payment = {
-        "trans_id": trans_id, "msisdn": msisdn, "amount": float(amount),
-        "bill_ref": str(bill_ref), "style": style, "first_name": first_name,
+        "trans_id": trans_id,
+        "msisdn": msisdn,
+        "amount": float(amount),
+        "bill_ref": str(bill_ref),
+        "style": style,
+        "first_name": first_name,
     }
     spawn(_run, emu, code, payment, emu.state.generation)
     return trans_id
@@ -74,13 +87,17 @@ def echo_stk(emu, prompt, amount, phone):
     if not reg.get("confirmation_url"):
         return
     payment = {
-        "trans_id": prompt.receipt, "msisdn": phone, "amount": float(amount),
-        "bill_ref": prompt.account_reference, "first_name": "JOHN",
+        "trans_id": prompt.receipt,
+        "msisdn": phone,
+        "amount": float(amount),
+        "bill_ref": prompt.account_reference,
+        "first_name": "JOHN",
         "style": "hashed" if reg["api_version"] == "v1" else "masked",
     }
     body = notification(code, payment, prompt.resolved_at, helpers.money(code.balance))
-    emu.courier.post("c2b_confirmation", reg["confirmation_url"],
-                     json.dumps(body).encode())
+    emu.courier.post(
+        "c2b_confirmation", reg["confirmation_url"], json.dumps(body).encode()
+    )
 
 
 def _run(emu, code, payment, gen):
@@ -97,13 +114,22 @@ def _run(emu, code, payment, gen):
         if not accepted(delivery, reg["response_type"]) or not emu.alive(gen):
             return
     balance = emu.state.record_payment(
-        code, payment["trans_id"], payment["amount"], payment["msisdn"],
-        payment["bill_ref"], moment, "c2b", payment["first_name"],
+        code,
+        payment["trans_id"],
+        payment["amount"],
+        payment["msisdn"],
+        payment["bill_ref"],
+        moment,
+        "c2b",
+        payment["first_name"],
     )
     if sc.no_callback or not reg.get("confirmation_url"):
         return
     body = notification(code, payment, moment, helpers.money(balance))
     emu.courier.post_repeated(
-        "c2b_confirmation", reg["confirmation_url"], json.dumps(body).encode(),
-        max(1, int(sc.repeat)), sc.concurrent,
+        "c2b_confirmation",
+        reg["confirmation_url"],
+        json.dumps(body).encode(),
+        max(1, int(sc.repeat)),
+        sc.concurrent,
     )

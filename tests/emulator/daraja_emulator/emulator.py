@@ -17,10 +17,19 @@ DEFAULT_SECURITY_CREDENTIAL = "emulator-credential"
 
 
 class DarajaEmulator:
-    def __init__(self, host="127.0.0.1", port=0, auto_complete=True, production=False,
-                 prompt_timeout=90.0, validation_timeout=8.0,
-                 expires_in_as_string=False, token_lifetime=3599,
-                 callback_timeout=10.0, result_delay=0.05):
+    def __init__(
+        self,
+        host="127.0.0.1",
+        port=0,
+        auto_complete=True,
+        production=False,
+        prompt_timeout=90.0,
+        validation_timeout=8.0,
+        expires_in_as_string=False,
+        token_lifetime=3599,
+        callback_timeout=10.0,
+        result_delay=0.05,
+    ):
         self.host, self.port = host, port
         self.auto_complete = auto_complete
         self.production = production
@@ -43,7 +52,9 @@ class DarajaEmulator:
         self._server = EmulatorHTTPServer((self.host, self.port), self)
         # A short poll interval makes stop() (and test teardown) quick.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="daraja-emulator",
+            target=self._server.serve_forever,
+            args=(0.05,),
+            name="daraja-emulator",
             daemon=True,
         )
         self._thread.start()
@@ -84,16 +95,31 @@ class DarajaEmulator:
         with self.state.lock:
             self.state.apps[consumer_key] = consumer_secret
 
-    def add_shortcode(self, shortcode, passkey=None, kind="paybill", till=None,
-                      external_validation=True, initiator=DEFAULT_INITIATOR,
-                      security_credential=DEFAULT_SECURITY_CREDENTIAL, balance=0.0,
-                      organization_name="Emulator Merchant"):
+    def add_shortcode(
+        self,
+        shortcode,
+        passkey=None,
+        kind="paybill",
+        till=None,
+        external_validation=True,
+        initiator=DEFAULT_INITIATOR,
+        security_credential=DEFAULT_SECURITY_CREDENTIAL,
+        balance=0.0,
+        organization_name="Emulator Merchant",
+    ):
         if kind not in ("paybill", "till"):
             raise ValueError("kind must be 'paybill' or 'till'")
         code = Shortcode(
-            str(shortcode), passkey, kind, str(till) if till else None,
-            external_validation, initiator, security_credential, float(balance),
-            organization_name, initial_balance=float(balance),
+            str(shortcode),
+            passkey,
+            kind,
+            str(till) if till else None,
+            external_validation,
+            initiator,
+            security_credential,
+            float(balance),
+            organization_name,
+            initial_balance=float(balance),
         )
         with self.state.lock:
             self.state.shortcodes[code.shortcode] = code
@@ -160,14 +186,40 @@ class DarajaEmulator:
             prompt.event.set()
         return prompt
 
-    def c2b_pay(self, shortcode, msisdn, amount, bill_ref, msisdn_style=None,
-                api_version="v2", trans_id=None, first_name="JOHN"):
-        return c2b.pay(self, shortcode, msisdn, amount, bill_ref, msisdn_style,
-                       api_version, trans_id, first_name)
+    def c2b_pay(
+        self,
+        shortcode,
+        msisdn,
+        amount,
+        bill_ref,
+        msisdn_style=None,
+        api_version="v2",
+        trans_id=None,
+        first_name="JOHN",
+    ):
+        return c2b.pay(
+            self,
+            shortcode,
+            msisdn,
+            amount,
+            bill_ref,
+            msisdn_style,
+            api_version,
+            trans_id,
+            first_name,
+        )
 
-    def add_payment(self, amount, phone="254708374149", shortcode=DEFAULT_SHORTCODE,
-                    bill_ref="", time=None, receipt=None, source="c2b",
-                    first_name="JOHN"):
+    def add_payment(
+        self,
+        amount,
+        phone="254708374149",
+        shortcode=DEFAULT_SHORTCODE,
+        bill_ref="",
+        time=None,
+        receipt=None,
+        source="c2b",
+        first_name="JOHN",
+    ):
         """Seed the ledger (for status, reversal, balance and pull tests)."""
         code = self.state.find_shortcode(shortcode, till_ok=True)
         if code is None:
@@ -176,8 +228,16 @@ class DarajaEmulator:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=helpers.KENYA)
         receipt = receipt or self.state.new_receipt()
-        self.state.record_payment(code, receipt, amount, phone, bill_ref,
-                                  moment.astimezone(helpers.KENYA), source, first_name)
+        self.state.record_payment(
+            code,
+            receipt,
+            amount,
+            phone,
+            bill_ref,
+            moment.astimezone(helpers.KENYA),
+            source,
+            first_name,
+        )
         return receipt
 
     def scenario_for(self, phone):

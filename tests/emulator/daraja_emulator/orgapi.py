@@ -72,22 +72,31 @@ def transaction_status(emu, code, data):
         if payment is None:
             return _result(ack, *INVALID_ID, receipt, reference=occasion)
         when = int(helpers.stamp(payment["time"]))
-        return _result(ack, 0, SUCCESS, receipt, [
-            ("DebitPartyName", _party(payment)),
-            ("CreditPartyName", f"{code.shortcode} - {code.organization_name}"),
-            ("OriginatorConversationID", ack["OriginatorConversationID"]),
-            ("InitiatedTime", when),
-            ("DebitAccountType", "Utility Account"),
-            ("DebitPartyCharges", ""),
-            ("TransactionReason", ""),
-            ("ReasonType", "Buy Goods Online" if code.kind == "till"
-             else "Pay Bill Online"),
-            ("TransactionStatus", payment["status"]),
-            ("FinalisedTime", when),
-            ("Amount", payment["amount"]),
-            ("ConversationID", ack["ConversationID"]),
-            ("ReceiptNo", payment["receipt"]),
-        ], occasion)
+        return _result(
+            ack,
+            0,
+            SUCCESS,
+            receipt,
+            [
+                ("DebitPartyName", _party(payment)),
+                ("CreditPartyName", f"{code.shortcode} - {code.organization_name}"),
+                ("OriginatorConversationID", ack["OriginatorConversationID"]),
+                ("InitiatedTime", when),
+                ("DebitAccountType", "Utility Account"),
+                ("DebitPartyCharges", ""),
+                ("TransactionReason", ""),
+                (
+                    "ReasonType",
+                    "Buy Goods Online" if code.kind == "till" else "Pay Bill Online",
+                ),
+                ("TransactionStatus", payment["status"]),
+                ("FinalisedTime", when),
+                ("Amount", payment["amount"]),
+                ("ConversationID", ack["ConversationID"]),
+                ("ReceiptNo", payment["receipt"]),
+            ],
+            occasion,
+        )
 
     return acknowledge(emu, data, build)
 
@@ -112,16 +121,28 @@ def reversal(emu, code, data, amount):
                 balance = helpers.money(code.balance)
         if error:
             return _result(ack, *error, receipt, reference=reference)
-        return _result(ack, 0, SUCCESS, receipt, [
-            ("DebitAccountBalance",
-             f"Utility Account|KES|{balance}|{balance}|0.00|0.00"),
-            ("Amount", payment["amount"]),
-            ("TransCompletedTime", int(helpers.stamp(helpers.kenya_now()))),
-            ("OriginalTransactionID", payment["receipt"]),
-            ("Charge", 0.0),
-            ("CreditPartyPublicName", _party(payment)),
-            ("DebitPartyPublicName", f"{code.shortcode} - {code.organization_name}"),
-        ], reference)
+        return _result(
+            ack,
+            0,
+            SUCCESS,
+            receipt,
+            [
+                (
+                    "DebitAccountBalance",
+                    f"Utility Account|KES|{balance}|{balance}|0.00|0.00",
+                ),
+                ("Amount", payment["amount"]),
+                ("TransCompletedTime", int(helpers.stamp(helpers.kenya_now()))),
+                ("OriginalTransactionID", payment["receipt"]),
+                ("Charge", 0.0),
+                ("CreditPartyPublicName", _party(payment)),
+                (
+                    "DebitPartyPublicName",
+                    f"{code.shortcode} - {code.organization_name}",
+                ),
+            ],
+            reference,
+        )
 
     return acknowledge(emu, data, build)
 
@@ -129,15 +150,24 @@ def reversal(emu, code, data, amount):
 def account_balance(emu, code, data):
     def build(ack):
         bal = helpers.money(code.balance)
-        accounts = "&".join([
-            "Working Account|KES|700000.00|700000.00|0.00|0.00",
-            f"Utility Account|KES|{bal}|{bal}|0.00|0.00",
-            "Charges Paid Account|KES|0.00|0.00|0.00|0.00",
-        ])
-        return _result(ack, 0, SUCCESS, emu.state.new_receipt(), [
-            ("AccountBalance", accounts),
-            ("BOCompletedTime", int(helpers.stamp(helpers.kenya_now()))),
-        ], {"Key": "QueueTimeoutURL", "Value": data["QueueTimeOutURL"]})
+        accounts = "&".join(
+            [
+                "Working Account|KES|700000.00|700000.00|0.00|0.00",
+                f"Utility Account|KES|{bal}|{bal}|0.00|0.00",
+                "Charges Paid Account|KES|0.00|0.00|0.00|0.00",
+            ]
+        )
+        return _result(
+            ack,
+            0,
+            SUCCESS,
+            emu.state.new_receipt(),
+            [
+                ("AccountBalance", accounts),
+                ("BOCompletedTime", int(helpers.stamp(helpers.kenya_now()))),
+            ],
+            {"Key": "QueueTimeoutURL", "Value": data["QueueTimeOutURL"]},
+        )
 
     return acknowledge(emu, data, build)
 
@@ -156,7 +186,8 @@ def pull_rows(emu, code, start, end, offset):
     """One page of the shortcode's payments between start and end (Kenya time)."""
     with emu.state.lock:
         payments = [
-            p for p in emu.state.payments.values()
+            p
+            for p in emu.state.payments.values()
             if p["shortcode"] == code.shortcode and start <= p["time"] <= end
         ]
     payments.sort(key=lambda p: (p["time"], p["receipt"]))
@@ -172,5 +203,5 @@ def pull_rows(emu, code, start, end, offset):
             "amount": str(float(p["amount"])),
             "organizationname": code.organization_name,
         }
-        for p in payments[offset:offset + PAGE_SIZE]
+        for p in payments[offset : offset + PAGE_SIZE]
     ]

@@ -147,8 +147,11 @@ def _control_post(emu, parts, data):
         if missing:
             raise ValueError(f"missing {', '.join(sorted(missing))}")
         trans_id = emu.c2b_pay(
-            data["shortcode"], data["msisdn"], data["amount"],
-            data.get("bill_ref", ""), msisdn_style=data.get("msisdn_style"),
+            data["shortcode"],
+            data["msisdn"],
+            data["amount"],
+            data.get("bill_ref", ""),
+            msisdn_style=data.get("msisdn_style"),
             api_version=data.get("api_version", "v2"),
         )
         return 200, {"ok": True, "TransID": trans_id}

@@ -139,8 +139,17 @@ class State:
                     self.receipts.add(receipt)
                     return receipt
 
-    def record_payment(self, shortcode, receipt, amount, phone, bill_ref, moment,
-                       source, first_name="JOHN"):
+    def record_payment(
+        self,
+        shortcode,
+        receipt,
+        amount,
+        phone,
+        bill_ref,
+        moment,
+        source,
+        first_name="JOHN",
+    ):
         """Store a completed payment, credit the shortcode; return the new balance."""
         with self.lock:
             self.receipts.add(receipt)
@@ -171,8 +180,13 @@ class State:
                 prompt.receipt = self.new_receipt()
                 shortcode = self.shortcodes[prompt.shortcode]
                 self.record_payment(
-                    shortcode, prompt.receipt, paid_amount, paid_phone,
-                    prompt.account_reference, moment, "stk",
+                    shortcode,
+                    prompt.receipt,
+                    paid_amount,
+                    paid_phone,
+                    prompt.account_reference,
+                    moment,
+                    "stk",
                 )
 
     def reset(self):

@@ -107,7 +107,11 @@ def _complete(emu, prompt, gen):
     if not emu.alive(gen):
         return False
     emu.state.settle(
-        prompt, code, sc.desc(code), paid_amount(prompt), paid_phone(prompt),
+        prompt,
+        code,
+        sc.desc(code),
+        paid_amount(prompt),
+        paid_phone(prompt),
         helpers.kenya_now(),
     )
     _deliver(emu, prompt, gen)
@@ -119,7 +123,11 @@ def _late_success(emu, prompt, gen):
     if not emu.pause(prompt.scenario.late_success_after) or not emu.alive(gen):
         return
     emu.state.settle(
-        prompt, 0, prompt.scenario.desc(0), paid_amount(prompt), paid_phone(prompt),
+        prompt,
+        0,
+        prompt.scenario.desc(0),
+        paid_amount(prompt),
+        paid_phone(prompt),
         helpers.kenya_now(),
     )
     _deliver(emu, prompt, gen)
@@ -131,8 +139,11 @@ def _deliver(emu, prompt, gen):
         return
     if not sc.no_callback:
         emu.courier.post_repeated(
-            "stk_callback", prompt.callback_url, callback_body(prompt),
-            max(1, int(sc.repeat)), sc.concurrent,
+            "stk_callback",
+            prompt.callback_url,
+            callback_body(prompt),
+            max(1, int(sc.repeat)),
+            sc.concurrent,
         )
     # Independent of no_callback: the STK callback may be lost and the C2B one not.
     if sc.c2b_echo and prompt.result_code == 0:

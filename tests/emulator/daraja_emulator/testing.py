@@ -80,8 +80,15 @@ class CallbackReceiver:
         except ValueError:
             parsed = None
         with self._cond:
-            self.received.append({"path": path, "body": body, "json": parsed,
-                                  "headers": headers, "at": time.time()})
+            self.received.append(
+                {
+                    "path": path,
+                    "body": body,
+                    "json": parsed,
+                    "headers": headers,
+                    "at": time.time(),
+                }
+            )
             self._cond.notify_all()
 
     def on(self, path_prefix):
@@ -102,9 +109,14 @@ class CallbackReceiver:
 class DarajaClient:
     """Calls the emulator like an integration would; returns (status, json)."""
 
-    def __init__(self, base_url, key=DEFAULT_CONSUMER_KEY,
-                 secret=DEFAULT_CONSUMER_SECRET, shortcode=DEFAULT_SHORTCODE,
-                 passkey=DEFAULT_PASSKEY):
+    def __init__(
+        self,
+        base_url,
+        key=DEFAULT_CONSUMER_KEY,
+        secret=DEFAULT_CONSUMER_SECRET,
+        shortcode=DEFAULT_SHORTCODE,
+        passkey=DEFAULT_PASSKEY,
+    ):
         self.base_url = base_url
         self.key, self.secret = key, secret
         self.shortcode, self.passkey = shortcode, passkey
@@ -112,10 +124,14 @@ class DarajaClient:
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def request(self, path, data=None, headers=None, method=None, raw=None):
-        body = raw if raw is not None else (
-            None if data is None else json.dumps(data).encode())
+        body = (
+            raw
+            if raw is not None
+            else (None if data is None else json.dumps(data).encode())
+        )
         req = urllib.request.Request(
-            self.base_url + path, data=body,
+            self.base_url + path,
+            data=body,
             method=method or ("GET" if body is None else "POST"),
             headers={"Content-Type": "application/json", **(headers or {})},
         )
@@ -150,8 +166,9 @@ class DarajaClient:
         raw = f"{shortcode or self.shortcode}{passkey or self.passkey}{timestamp}"
         return base64.b64encode(raw.encode()).decode()
 
-    def stk_body(self, phone="254708374149", amount=1, callback_url="http://x/cb",
-                 **overrides):
+    def stk_body(
+        self, phone="254708374149", amount=1, callback_url="http://x/cb", **overrides
+    ):
         timestamp = helpers.stamp(helpers.kenya_now())
         body = {
             "BusinessShortCode": int(self.shortcode),
