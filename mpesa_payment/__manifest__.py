@@ -12,6 +12,7 @@
     "depends": ["payment", "account_payment", "sale", "phone_validation"],
     "external_dependencies": {"python": ["phonenumbers", "requests"]},
     "data": [
+        "security/mpesa_security.xml",
         "security/ir.model.access.csv",
         "views/payment_provider_views.xml",
         "views/payment_transaction_views.xml",
@@ -19,6 +20,8 @@
         "views/mpesa_receipt_views.xml",
         "views/res_partner_views.xml",
         "views/payment_mpesa_templates.xml",
+        "views/mpesa_api_request_views.xml",
+        "wizards/mpesa_receipt_lookup_views.xml",
         "views/menus.xml",
         "data/payment_provider_data.xml",
         "data/ir_cron_data.xml",

@@ -111,6 +111,40 @@ class MpesaController(http.Controller):
             return self._answer({"ResultCode": 1, "ResultDesc": "Malformed JSON"}, 400)
         return self._answer(ACCEPTED)
 
+    @http.route(
+        [
+            "/payment/daraja/result/<string:token>",
+            "/payment/daraja/timeout/<string:token>",
+        ],
+        type="http",
+        auth="public",
+        methods=["POST"],
+        csrf=False,
+        save_session=False,
+    )
+    def mpesa_api_result(self, token):
+        """Async results of transaction status, reversal and balance requests."""
+        checked = (
+            request.env["payment.provider"].sudo()._mpesa_check_token("result", token)
+        )
+        api_request = (
+            checked
+            and request.env["mpesa.api.request"].sudo().browse(checked[1]).exists()
+        )
+        if not api_request or api_request.provider_id != checked[0]:
+            _logger.warning(
+                "M-PESA API result refused from %s: invalid or expired URL token",
+                request.httprequest.remote_addr,
+            )
+            raise Forbidden()
+        kind = "timeout" if "/timeout/" in request.httprequest.path else "result"
+        body = self._read_body()
+        callback = self._store(
+            kind, body, api_request.provider_id, api_request=api_request
+        )
+        callback._process()
+        return self._answer(ACCEPTED)
+
     # === HELPERS === #
 
     @staticmethod
@@ -131,14 +165,14 @@ class MpesaController(http.Controller):
             return None
 
     @staticmethod
-    def _store(kind, body, provider, transaction=None):
+    def _store(kind, body, provider, transaction=None, api_request=None):
         """Commit the raw body in its own transaction before anything can fail."""
         remote = request.httprequest.remote_addr
         with request.env.registry.cursor() as cr:
             callback = (
                 request.env(cr=cr)["mpesa.callback"]
                 .sudo()
-                ._store(kind, body, provider, transaction, remote)
+                ._store(kind, body, provider, transaction, remote, api_request)
             )
             callback_id = callback.id
         return request.env["mpesa.callback"].sudo().browse(callback_id)

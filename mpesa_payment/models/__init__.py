@@ -1,3 +1,4 @@
+from . import mpesa_api_request
 from . import mpesa_callback
 from . import mpesa_receipt
 from . import payment_provider

@@ -49,6 +49,9 @@ class MpesaCallback(models.Model):
     )
     receipt_code = fields.Char(readonly=True, index=True)
     receipt_id = fields.Many2one("mpesa.receipt", readonly=True, index=True)
+    api_request_id = fields.Many2one(
+        "mpesa.api.request", readonly=True, index="btree_not_null", ondelete="set null"
+    )
     state = fields.Selection(
         [
             ("received", "Received"),
@@ -74,7 +77,15 @@ class MpesaCallback(models.Model):
             cb.display_name = f"{labels.get(cb.kind, cb.kind)} #{cb.id}"
 
     @api.model
-    def _store(self, kind, body, provider=None, transaction=None, remote_addr=None):
+    def _store(
+        self,
+        kind,
+        body,
+        provider=None,
+        transaction=None,
+        remote_addr=None,
+        api_request=None,
+    ):
         """Keep the raw body. Callers commit this before any processing."""
         if isinstance(body, bytes):
             body = body.decode("utf-8", errors="replace")
@@ -85,6 +96,7 @@ class MpesaCallback(models.Model):
                 "provider_id": provider.id if provider else False,
                 "transaction_id": transaction.id if transaction else False,
                 "remote_addr": remote_addr,
+                "api_request_id": api_request.id if api_request else False,
             }
         )
 
@@ -177,6 +189,12 @@ class MpesaCallback(models.Model):
         payment = parse_c2b(self._payload())
         self.receipt_code = payment.trans_id
         return self.env["mpesa.receipt"]._apply_c2b(payment, self.provider_id, self)
+
+    def _process_result(self):
+        return self.api_request_id._apply_result(self._payload())
+
+    def _process_timeout(self):
+        return self.api_request_id._apply_timeout()
 
     def _c2b_validation_answer(self):
         """The answer owed to M-PESA; a body we cannot read is not ours to refuse."""

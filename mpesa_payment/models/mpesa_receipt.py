@@ -3,6 +3,7 @@ import logging
 import psycopg2
 
 from odoo import Command, api, fields, models
+from odoo.exceptions import AccessError, UserError
 
 from .. import const
 from ..daraja.phone import PhoneError, normalize_msisdn
@@ -28,6 +29,7 @@ class MpesaReceipt(models.Model):
     _name = "mpesa.receipt"
     _description = "M-PESA Receipt"
     _order = "paid_at desc, id desc"
+    _inherit = ["mail.thread"]
 
     name = fields.Char(string="Receipt Code", required=True, readonly=True, index=True)
     provider_id = fields.Many2one("payment.provider", required=True, readonly=True)
@@ -321,3 +323,47 @@ class MpesaReceipt(models.Model):
             }
         )
         return tx
+
+    # === STATUS AND REVERSAL === #
+
+    def _mark_reversed(self):
+        """M-PESA reversed this money: undo its payment so the invoice reopens."""
+        for receipt in self:
+            receipt.state = "reversed"
+            payment = receipt.transaction_id.payment_id
+            if payment and payment.state not in ("draft", "canceled"):
+                payment.action_draft()
+                payment.action_cancel()
+            receipt.message_post(
+                body=self.env._(
+                    "Reversed on M-PESA. %s",
+                    self.env._("The payment was cancelled and the invoice reopened.")
+                    if payment
+                    else "",
+                )
+            )
+
+    def action_request_reversal(self):
+        self.ensure_one()
+        if not self.env.user.has_group("mpesa_payment.group_mpesa_manager"):
+            raise AccessError(self.env._("Only M-PESA managers can request reversals."))
+        if self.state == "reversed":
+            raise UserError(self.env._("This receipt is already reversed."))
+        request = self.env["mpesa.api.request"]._send(
+            self.provider_id,
+            "reversal",
+            self.name,
+            amount=self.amount,
+            remarks=self.env._("Reversal requested by %s", self.env.user.name),
+        )
+        request.receipt_id = self
+        self.message_post(body=self.env._("Reversal requested from M-PESA."))
+        return request._action_open()
+
+    def action_query_status(self):
+        self.ensure_one()
+        request = self.env["mpesa.api.request"]._send(
+            self.provider_id, "status", self.name
+        )
+        request.receipt_id = self
+        return request._action_open()

@@ -412,3 +412,8 @@ class PaymentProvider(models.Model):
                 "sticky": False,
             },
         }
+
+    def action_mpesa_check_balance(self):
+        self.ensure_one()
+        request = self.env["mpesa.api.request"]._send(self, "balance")
+        return request._action_open()

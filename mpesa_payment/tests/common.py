@@ -1,4 +1,5 @@
 import json
+import time
 from contextlib import contextmanager
 from importlib import resources
 
@@ -41,6 +42,8 @@ class MpesaCommon(AccountPaymentCommon):
         )
         cls.provider = cls.mpesa
         cls.env.ref("payment.payment_method_mpesa").active = True
+        # The accountant running these tests also manages M-PESA.
+        cls.env.user.groups_id += cls.env.ref("mpesa_payment.group_mpesa_manager")
         cls.payment_method = cls.env.ref("payment.payment_method_mpesa")
         cls.payment_method_id = cls.payment_method.id
         cls.amount = 1250.0
@@ -51,6 +54,13 @@ class MpesaCommon(AccountPaymentCommon):
     def setUp(self):
         super().setUp()
         self.emulator.reset()
+        self.addCleanup(self._quiet_emulator)
+
+    def _quiet_emulator(self):
+        """Stop this test's pending callbacks and let in-flight ones land, so none
+        reaches the next test."""
+        self.emulator.reset()
+        time.sleep(0.2)
 
     def _create_mpesa_tx(self, **values):
         return self._create_transaction(flow="direct", **values)

@@ -1,0 +1,282 @@
+import logging
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+
+from ..daraja.client import DarajaError
+from ..daraja.payloads import parse_initiator_result, parse_timestamp
+
+_logger = logging.getLogger(__name__)
+
+PATHS = {
+    "status": "/mpesa/transactionstatus/v1/query",
+    "reversal": "/mpesa/reversal/v1/request",
+    "balance": "/mpesa/accountbalance/v1/query",
+}
+# Result codes of the initiator APIs that we explain in plain words.
+RESULT_MEANINGS = {
+    "R000001": "M-PESA says this transaction was already reversed.",
+    "R000002": "M-PESA does not know this receipt code (or it is not ours).",
+    "R000003": "The amount does not match the original transaction.",
+}
+
+
+class MpesaApiRequest(models.Model):
+    """One call to an initiator API (status, reversal, balance) and its async result."""
+
+    _name = "mpesa.api.request"
+    _description = "M-PESA API Request"
+    _order = "id desc"
+    _inherit = ["mail.thread"]
+
+    name = fields.Char(compute="_compute_name", store=True)
+    kind = fields.Selection(
+        [
+            ("status", "Transaction Status"),
+            ("reversal", "Reversal"),
+            ("balance", "Account Balance"),
+        ],
+        required=True,
+        readonly=True,
+    )
+    provider_id = fields.Many2one("payment.provider", required=True, readonly=True)
+    company_id = fields.Many2one(related="provider_id.company_id", store=True)
+    receipt_code = fields.Char(readonly=True, index=True)
+    receipt_id = fields.Many2one("mpesa.receipt", readonly=True, index="btree_not_null")
+    amount = fields.Float(readonly=True)
+    remarks = fields.Char(readonly=True)
+    user_id = fields.Many2one(
+        "res.users", string="Requested By", readonly=True, default=lambda s: s.env.user
+    )
+    state = fields.Selection(
+        [("sent", "Waiting for M-PESA"), ("done", "Done"), ("failed", "Failed")],
+        default="sent",
+        readonly=True,
+        tracking=True,
+    )
+    conversation_id = fields.Char(readonly=True, index=True)
+    originator_conversation_id = fields.Char(readonly=True)
+    result_code = fields.Char(readonly=True)
+    result_message = fields.Char(readonly=True)
+
+    @api.depends("kind", "receipt_code")
+    def _compute_name(self):
+        labels = dict(self._fields["kind"].selection)
+        for req in self:
+            req.name = " ".join(filter(None, [labels.get(req.kind), req.receipt_code]))
+
+    # === SENDING === #
+
+    @api.model
+    def _send(self, provider, kind, receipt_code=None, amount=0.0, remarks=None):
+        provider = provider.sudo()
+        if not (provider.mpesa_initiator_name and provider.mpesa_security_credential):
+            raise UserError(
+                self.env._(
+                    "Set the initiator name and security credential on the M-PESA provider "
+                    "first: Safaricom requires them for this request."
+                )
+            )
+        request = self.sudo().create(
+            {
+                "kind": kind,
+                "provider_id": provider.id,
+                "receipt_code": receipt_code,
+                "amount": amount,
+                "remarks": remarks,
+                "user_id": self.env.user.id,
+            }
+        )
+        token = provider._mpesa_make_token("result", request.id)
+        payload = request._payload(token)
+        try:
+            answer = provider._mpesa_client().post(PATHS[kind], payload)
+        except DarajaError as error:
+            raise UserError(
+                self.env._(
+                    "M-PESA refused the request: %(msg)s (%(code)s)",
+                    msg=error.message,
+                    code=error.code,
+                )
+            ) from error
+        request.write(
+            {
+                "conversation_id": answer.get("ConversationID"),
+                "originator_conversation_id": answer.get("OriginatorConversationID"),
+            }
+        )
+        return request
+
+    def _payload(self, token):
+        provider = self.provider_id.sudo()
+        urls = {
+            "ResultURL": provider._mpesa_callback_url(
+                f"/payment/daraja/result/{token}"
+            ),
+            "QueueTimeOutURL": provider._mpesa_callback_url(
+                f"/payment/daraja/timeout/{token}"
+            ),
+        }
+        common = {
+            "Initiator": provider.mpesa_initiator_name,
+            "SecurityCredential": provider.mpesa_security_credential,
+            "Remarks": (self.remarks or self.env._("Odoo"))[:100],
+            **urls,
+        }
+        party = provider._mpesa_party_b()
+        identifier = "2" if provider.mpesa_shortcode_type == "till" else "4"
+        if self.kind == "status":
+            return {
+                **common,
+                "CommandID": "TransactionStatusQuery",
+                "TransactionID": self.receipt_code,
+                "PartyA": party,
+                "IdentifierType": identifier,
+                "Occasion": "",
+            }
+        if self.kind == "reversal":
+            return {
+                **common,
+                "CommandID": "TransactionReversal",
+                "TransactionID": self.receipt_code,
+                "Amount": str(round(self.amount)),
+                "ReceiverParty": party,
+                # Daraja's own spelling:
+                "RecieverIdentifierType": "11",
+                "Occasion": "",
+            }
+        return {
+            **common,
+            "CommandID": "AccountBalance",
+            "PartyA": party,
+            "IdentifierType": identifier,
+        }
+
+    # === RESULTS === #
+
+    def _apply_result(self, data):
+        """Apply a Result POSTed to our ResultURL. Idempotent."""
+        self.ensure_one()
+        self.env.cr.execute(
+            "SELECT id FROM mpesa_api_request WHERE id = %s FOR UPDATE", [self.id]
+        )
+        self.invalidate_recordset()
+        if self.state != "sent":
+            return "duplicate"
+        result = parse_initiator_result(data)
+        meaning = RESULT_MEANINGS.get(result.result_code, result.result_desc)
+        self.write({"result_code": result.result_code, "result_message": meaning})
+        getattr(self, f"_apply_{self.kind}")(result)
+        return "processed"
+
+    def _apply_timeout(self):
+        self.ensure_one()
+        if self.state == "sent":
+            self.write(
+                {
+                    "state": "failed",
+                    "result_message": self.env._(
+                        "M-PESA did not process the request in time (queue timeout). "
+                        "Try again later."
+                    ),
+                }
+            )
+        return "processed"
+
+    def _apply_status(self, result):
+        if not result.is_success:
+            self.state = "failed"
+            return
+        params = result.parameters
+        debit = str(params.get("DebitPartyName") or "")
+        phone, _sep, name = debit.partition(" - ")
+        receipt = (
+            self.env["mpesa.receipt"]
+            .sudo()
+            ._record(
+                {
+                    "name": str(params.get("ReceiptNo") or self.receipt_code),
+                    "provider_id": self.provider_id.id,
+                    "amount": float(params.get("Amount") or 0.0),
+                    "phone": phone.strip(),
+                    "customer_name": name.strip(),
+                    "paid_at": self._result_time(params.get("FinalisedTime")),
+                },
+                channel="query",
+            )
+        )
+        if (
+            params.get("TransactionStatus") == "Reversed"
+            and receipt.state != "reversed"
+        ):
+            receipt._mark_reversed()
+        elif receipt.state == "received":
+            receipt.write(
+                {
+                    "state": "review",
+                    "review_reason": self.env._(
+                        "Found by a status query; not yet applied to an invoice or order."
+                    ),
+                }
+            )
+        self.write({"state": "done", "receipt_id": receipt.id})
+
+    def _apply_reversal(self, result):
+        receipt = self.receipt_id
+        if result.is_success or result.result_code == "R000001":
+            if receipt and receipt.state != "reversed":
+                receipt._mark_reversed()
+            self.state = "done"
+        else:
+            self.state = "failed"
+
+    def _apply_balance(self, result):
+        if not result.is_success:
+            self.state = "failed"
+            return
+        balance = self._parse_balance(
+            str(result.parameters.get("AccountBalance") or "")
+        )
+        self.provider_id.sudo().write(
+            {
+                "mpesa_balance": balance,
+                "mpesa_balance_date": self._result_time(
+                    result.parameters.get("BOCompletedTime")
+                ),
+            }
+        )
+        self.write({"state": "done", "amount": balance})
+
+    @api.model
+    def _parse_balance(self, text):
+        """The Utility Account's available balance (where C2B money lands) from
+        'Working Account|KES|700000.00|700000.00|0.00|0.00&Utility Account|KES|...'."""
+        accounts = {}
+        for chunk in text.split("&"):
+            parts = chunk.split("|")
+            if len(parts) >= 3:
+                try:
+                    accounts[parts[0].strip()] = float(parts[2])
+                except ValueError:
+                    continue
+        if "Utility Account" in accounts:
+            return accounts["Utility Account"]
+        if not accounts:
+            raise UserError(self.env._("Unreadable AccountBalance: %s", text))
+        return sum(accounts.values())
+
+    @api.model
+    def _result_time(self, value):
+        try:
+            return parse_timestamp(value) if value else fields.Datetime.now()
+        except ValueError:
+            return fields.Datetime.now()
+
+    def _action_open(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": self._name,
+            "res_id": self.id,
+            "view_mode": "form",
+        }

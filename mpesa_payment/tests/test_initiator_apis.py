@@ -1,0 +1,146 @@
+from odoo.exceptions import AccessError, UserError
+from odoo.tests import HttpCase, tagged
+
+from .common import PHONE, MpesaCommon
+
+SHORTCODE = "174379"
+
+
+@tagged("post_install", "-at_install")
+class TestInitiatorApis(MpesaCommon, HttpCase):
+    """Transaction status, reversal and balance: sync ack, then a Result POST."""
+
+    def setUp(self):
+        super().setUp()
+        self.env["ir.config_parameter"].sudo().set_param(
+            "web.base.url", self.base_url()
+        )
+        with self._db_lock():
+            self.mpesa.action_mpesa_register_c2b_urls()
+            self.env.flush_all()
+
+    def _send(self, kind, code=None, amount=0.0):
+        with self._db_lock():
+            request = self.env["mpesa.api.request"]._send(
+                self.mpesa, kind, code, amount
+            )
+            self.env.flush_all()
+        return request
+
+    def _result(self, kind="result"):
+        before = len([d for d in self.emulator.deliveries if d.kind == kind])
+        return lambda: self._wait_callbacks(before + 1, kind=kind)
+
+    def _paid_invoice(self):
+        invoice = self.init_invoice(
+            "out_invoice",
+            partner=self.partner,
+            amounts=[800],
+            currency=self.currency_kes,
+            taxes=[],
+            post=True,
+        )
+        self.env.flush_all()
+        code = self.emulator.c2b_pay(SHORTCODE, PHONE, 800, invoice.name)
+        self._wait_callbacks(1, kind="c2b_confirmation")
+        receipt = self.env["mpesa.receipt"].search([("name", "=", code)])
+        with self._db_lock():
+            receipt.transaction_id._post_process()
+            self.env.flush_all()
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        return invoice, receipt
+
+    def test_status_of_a_receipt_not_in_our_books(self):
+        code = self.emulator.add_payment(450, phone=PHONE, first_name="Jane Doe")
+        wait = self._result()
+        request = self._send("status", code)
+        self.assertEqual(request.state, "sent")
+        wait()
+        self.assertEqual(request.state, "done")
+        receipt = request.receipt_id
+        self.assertEqual(receipt.name, code)
+        self.assertEqual(receipt.amount, 450)
+        self.assertEqual(receipt.channels, "query")
+        self.assertEqual(receipt.state, "review")
+        self.assertTrue(receipt.phone.startswith("2547"))
+
+    def test_status_of_unknown_code(self):
+        wait = self._result()
+        request = self._send("status", "NOSUCH0001")
+        wait()
+        self.assertEqual(request.state, "failed")
+        self.assertEqual(request.result_code, "R000002")
+        self.assertIn("does not know this receipt", request.result_message)
+
+    def test_lookup_wizard(self):
+        invoice, receipt = self._paid_invoice()
+        wizard = self.env["mpesa.receipt.lookup"].create(
+            {"code": receipt.name.lower(), "provider_id": self.mpesa.id}
+        )
+        action = wizard.action_lookup()
+        self.assertEqual(
+            (action["res_model"], action["res_id"]), ("mpesa.receipt", receipt.id)
+        )
+        self.assertTrue(invoice)
+        with self._db_lock():
+            wizard = self.env["mpesa.receipt.lookup"].create(
+                {"code": "QZZ9ZZ9ZZ9", "provider_id": self.mpesa.id}
+            )
+            action = wizard.action_lookup()
+            self.env.flush_all()
+        self.assertEqual(action["res_model"], "mpesa.api.request")
+
+    def test_reversal_reopens_the_invoice_and_repeat_is_recorded(self):
+        invoice, receipt = self._paid_invoice()
+        wait = self._result()
+        with self._db_lock():
+            receipt.action_request_reversal()
+            self.env.flush_all()
+        wait()
+        self.assertEqual(receipt.state, "reversed")
+        self.assertEqual(receipt.transaction_id.payment_id.state, "canceled")
+        self.assertEqual(invoice.payment_state, "not_paid")
+        with self.assertRaisesRegex(UserError, "already reversed"):
+            receipt.action_request_reversal()
+        # asked again anyway (e.g. from another tool): M-PESA answers R000001
+        wait = self._result()
+        again = self._send("reversal", receipt.name, receipt.amount)
+        again.receipt_id = receipt
+        wait()
+        self.assertEqual(again.result_code, "R000001")
+        self.assertIn("already reversed", again.result_message)
+        self.assertEqual(again.state, "done")
+
+    def test_only_managers_reverse(self):
+        _invoice, receipt = self._paid_invoice()
+        clerk = self.internal_user
+        self._prepare_user(clerk, "mpesa_payment.group_mpesa_user")
+        with self.assertRaises(AccessError):
+            receipt.with_user(clerk).action_request_reversal()
+
+    def test_account_balance(self):
+        self._paid_invoice()
+        wait = self._result()
+        request = self._send("balance")
+        wait()
+        self.assertEqual(request.state, "done")
+        self.assertEqual(self.mpesa.mpesa_balance, self.emulator.balance(SHORTCODE))
+        self.assertTrue(self.mpesa.mpesa_balance_date)
+
+    def test_queue_timeout(self):
+        self.emulator.queue_timeouts = True
+        try:
+            wait = self._result("timeout")
+            request = self._send("status", "ANY0000001")
+            wait()
+        finally:
+            self.emulator.queue_timeouts = False
+        self.assertEqual(request.state, "failed")
+        self.assertIn("queue timeout", request.result_message)
+
+    def test_missing_initiator_is_explained(self):
+        self.mpesa.mpesa_security_credential = False
+        with self.assertRaisesRegex(
+            UserError, "initiator name and security credential"
+        ):
+            self.env["mpesa.api.request"]._send(self.mpesa, "balance")
