@@ -76,6 +76,9 @@ class MpesaReceipt(models.Model):
     )
     invoice_id = fields.Many2one("account.move", readonly=True, index="btree_not_null")
     sale_order_id = fields.Many2one("sale.order", readonly=True, index="btree_not_null")
+    subscription_id = fields.Many2one(
+        "sale.subscription", readonly=True, index="btree_not_null"
+    )
 
     _sql_constraints = [
         (
@@ -179,12 +182,14 @@ class MpesaReceipt(models.Model):
             [company.id, ref],
         )
         found += self.env["sale.order"].browse([r[0] for r in cr.fetchall()])
+        found += self.env["sale.subscription"].search([("mpesa_account_ref", "=", ref)])
         found += self.env["res.partner"].search([("mpesa_account_ref", "=", ref)])
         if len(found) == 1:
             return found[0], None
         if not found:
             return None, self.env._(
-                "No invoice, order or customer has the account number %s.", reference
+                "No invoice, order, subscription or customer has the account number %s.",
+                reference,
             )
         return None, self.env._(
             "The account number %s matches several records.", reference
@@ -302,6 +307,14 @@ class MpesaReceipt(models.Model):
         values = {}
         if target._name == "res.partner":
             partner = target
+        elif target._name == "sale.subscription":
+            # A subscription payment settles its oldest open invoice first.
+            partner = target.partner_id
+            self.subscription_id = target
+            invoice = target._mpesa_open_invoices()[:1]
+            if invoice:
+                values["invoice_ids"] = [Command.set(invoice.ids)]
+                self.invoice_id = invoice
         else:
             partner = target.partner_id
             if target._name == "account.move":

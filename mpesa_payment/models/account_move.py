@@ -1,0 +1,40 @@
+from odoo import fields, models
+
+
+class AccountMove(models.Model):
+    _inherit = "account.move"
+
+    mpesa_reminder_sent = fields.Date(readonly=True, copy=False)
+    mpesa_overdue_notice_sent = fields.Date(readonly=True, copy=False)
+
+    def _mpesa_paybill(self):
+        """The paybill and account number to print on this invoice's reminders."""
+        self.ensure_one()
+        provider = (
+            self.env["payment.provider"]
+            .sudo()
+            .search(
+                [
+                    ("code", "=", "mpesa"),
+                    ("company_id", "=", self.company_id.id),
+                    ("state", "!=", "disabled"),
+                ],
+                limit=1,
+            )
+        )
+        return provider.mpesa_shortcode or ""
+
+    def _mpesa_send_reminder(self, template_xmlid):
+        template = self.env.ref(template_xmlid)
+        field = (
+            "mpesa_overdue_notice_sent"
+            if template_xmlid.endswith("overdue")
+            else "mpesa_reminder_sent"
+        )
+        for invoice in self.filtered(lambda i: i.partner_id.email):
+            invoice.message_post_with_source(
+                template,
+                subtype_xmlid="mail.mt_comment",
+                partner_ids=invoice.partner_id.ids,
+            )
+            invoice[field] = fields.Date.context_today(invoice)
