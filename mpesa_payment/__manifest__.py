@@ -41,8 +41,5 @@
         "web.assets_frontend": [
             "mpesa_payment/static/src/js/payment_form.js",
         ],
-        "web.assets_tests": [
-            "mpesa_payment/static/tests/tours/*.js",
-        ],
     },
 }

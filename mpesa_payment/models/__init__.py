@@ -5,4 +5,5 @@ from . import mpesa_receipt
 from . import payment_provider
 from . import payment_transaction
 from . import res_partner
+from . import sale_order
 from . import sale_subscription

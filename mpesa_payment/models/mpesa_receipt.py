@@ -289,6 +289,18 @@ class MpesaReceipt(models.Model):
             )
             return "processed"
         target, reason = self._resolve_reference(payment.bill_ref, provider.company_id)
+        if (
+            target is not None
+            and target._name == "account.move"
+            and (target.payment_state in ("paid", "in_payment", "reversed"))
+        ):
+            target, reason = (
+                None,
+                self.env._(
+                    "Invoice %s is already paid: possibly a duplicate payment.",
+                    target.name,
+                ),
+            )
         if target is None:
             receipt.write(
                 {

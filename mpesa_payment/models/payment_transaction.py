@@ -98,6 +98,19 @@ class PaymentTransaction(models.Model):
             and checkout_request_id != self.mpesa_checkout_request_id
         )
 
+    def _post_process(self):
+        """An STK prompt still waiting on the phone is not a payment yet: sale would
+        treat it like a pending wire transfer and turn the shop cart into a sent
+        quotation, so a declined prompt would leave nothing to pay again."""
+        waiting = self.filtered(
+            lambda tx: (
+                tx.provider_code == "mpesa"
+                and tx.state == "pending"
+                and not tx.mpesa_needs_review
+            )
+        )
+        return super(PaymentTransaction, self - waiting)._post_process()
+
     def _get_tx_from_notification_data(self, provider_code, notification_data):
         tx = super()._get_tx_from_notification_data(provider_code, notification_data)
         if provider_code != "mpesa" or len(tx) == 1:

@@ -1,0 +1,34 @@
+from werkzeug import urls
+
+from odoo import models
+from odoo.tools import float_compare
+from odoo.tools.misc import hmac
+
+
+class SaleOrder(models.Model):
+    _inherit = "sale.order"
+
+    def _mpesa_balance_due(self):
+        """What is left to pay on a confirmed order after its deposit (core shows no
+        Pay button once the order is confirmed)."""
+        self.ensure_one()
+        if self.state != "sale" or not self.amount_paid:
+            return 0.0
+        left = self.currency_id.round(self.amount_total - self.amount_paid)
+        return left if float_compare(left, 0, precision_digits=2) > 0 else 0.0
+
+    def _mpesa_balance_payment_url(self):
+        """A payment link for the balance, like the one staff would generate."""
+        self.ensure_one()
+        amount = self._mpesa_balance_due()
+        params = {
+            "amount": amount,
+            # payment.utils.generate_access_token, which needs a request to run
+            "access_token": hmac(
+                self.env(su=True),
+                "generate_access_token",
+                f"{self.partner_id.id}|{amount}|{self.currency_id.id}",
+            ),
+            "sale_order_id": self.id,
+        }
+        return f"/payment/pay?{urls.url_encode(params)}"
