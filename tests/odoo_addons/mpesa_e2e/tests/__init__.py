@@ -1,0 +1,3 @@
+from . import test_e2e_flows
+from . import test_e2e_tours
+from . import test_declined_prompt

@@ -1,0 +1,96 @@
+from odoo.tests import tagged
+
+from .common import CANCEL_REASON, PHONE, PHONE_CANCELS, MpesaE2ECommon
+
+# The prompt stays on the phone this long: the status page shows "check your phone" first.
+PROMPT_SECONDS = 4
+
+
+@tagged("post_install", "-at_install", "is_tour")
+class TestMpesaTours(MpesaE2ECommon):
+    """Customers pay in Chromium; Daraja is the emulator, its callbacks hit this server."""
+
+    def _shop_orders(self):
+        return self.env["sale.order"].search(
+            [
+                ("website_id", "=", self.website.id),
+                ("order_line.product_id", "=", self.product_wrap.id),
+            ]
+        )
+
+    def test_shop_checkout_public_customer(self):
+        self.emulator.set_scenario(PHONE, delay=PROMPT_SECONDS)
+
+        self.start_tour("/shop", "mpesa_e2e_shop_checkout", timeout=180)
+
+        self._wait_callbacks(1)
+        order = self._shop_orders()
+        self.assertEqual(len(order), 1)
+        self.assertEqual(order.currency_id, self.currency_kes)
+        self.assertEqual(order.amount_total, 1500.0)
+        self.assertEqual(order.partner_id.country_id, self.country_ke)
+        self.assertEqual(order.state, "sale", "paid by M-PESA, the order is confirmed")
+        tx = order.transaction_ids
+        self.assertEqual(len(tx), 1)
+        self.assertEqual(tx.provider_id, self.mpesa)
+        self.assertEqual(tx.mpesa_phone, PHONE)
+        self._assert_paid_by_mpesa(tx, 1500.0)
+        self.assertEqual(order.amount_paid, order.amount_total)
+        # What Daraja was asked: the order number on the phone, the amount in shillings.
+        push = [
+            body
+            for _method, path, body in self.emulator.request_log
+            if path.startswith("/mpesa/stkpush/v1/processrequest")
+        ]
+        self.assertEqual(len(push), 1)
+        self.assertEqual(push[0]["Amount"], 1500)
+        self.assertEqual(
+            push[0]["AccountReference"], "".join(c for c in order.name if c.isalnum())
+        )
+        self.assertTrue(
+            push[0]["CallBackURL"].startswith(f"{self.base_url()}/payment/daraja/stk/")
+        )
+
+    def test_portal_invoice_pay_now(self):
+        invoice = self._create_posted_invoice(2500.0)
+        self.emulator.set_scenario(PHONE, delay=PROMPT_SECONDS)
+
+        self.start_tour(
+            invoice.get_portal_url(),
+            "mpesa_e2e_portal_invoice",
+            login=self.portal_user.login,
+            timeout=180,
+        )
+
+        self._wait_callbacks(1)
+        tx = invoice.transaction_ids
+        self.assertEqual(len(tx), 1)
+        self.assertEqual(tx.partner_id, self.portal_partner)
+        self._assert_paid_by_mpesa(tx, 2500.0)
+        self._assert_invoice_paid_by(invoice, tx)
+
+    def test_shop_declined_prompt_then_retry(self):
+        self.emulator.set_scenario(PHONE_CANCELS, result_code=1032, delay=2)
+        self.emulator.set_scenario(PHONE, delay=PROMPT_SECONDS)
+
+        self.start_tour(
+            "/shop",
+            "mpesa_e2e_shop_declined_then_retry",
+            login=self.portal_user.login,
+            timeout=240,
+        )
+
+        self._wait_callbacks(2)
+        order = self._shop_orders()
+        self.assertEqual(len(order), 1)
+        self.assertEqual(order.partner_id, self.portal_partner)
+        self.assertEqual(order.state, "sale")
+        declined, paid = order.transaction_ids.sorted("id")
+        self.assertEqual(declined.state, "cancel")
+        self.assertEqual(declined.mpesa_phone, PHONE_CANCELS)
+        self.assertEqual(declined.mpesa_result_code, "1032")
+        self.assertIn(CANCEL_REASON, declined.state_message)
+        self.assertFalse(declined.payment_id)
+        self.assertEqual(paid.mpesa_phone, PHONE)
+        self._assert_paid_by_mpesa(paid, 1500.0)
+        self.assertEqual(order.amount_paid, 1500.0, "the declined prompt took nothing")
