@@ -9,4 +9,20 @@
     "author": "mpesa-odoo contributors",
     "license": "LGPL-3",
     "depends": ["mpesa_payment", "account_reconcile_oca"],
+    "data": [
+        "security/mpesa_reconciliation_security.xml",
+        "security/ir.model.access.csv",
+        "wizards/mpesa_statement_import_views.xml",
+        "wizards/mpesa_exception_allocate_views.xml",
+        "views/mpesa_receipt_views.xml",
+        "views/mpesa_exception_views.xml",
+        "views/account_bank_statement_line_views.xml",
+        "views/menus.xml",
+        "data/ir_cron_data.xml",
+    ],
+    "assets": {
+        "web.assets_tests": [
+            "mpesa_reconciliation/static/tests/tours/*.js",
+        ],
+    },
 }

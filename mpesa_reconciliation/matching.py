@@ -1,0 +1,591 @@
+"""Matching M-PESA receipts (bank-statement lines) to open documents, in memory.
+
+Plain Python, no Odoo import: the Odoo side loads every open candidate (invoice,
+sale order, subscription) and the partners' phones and names once, builds a
+:class:`Matcher` once, then matches every line without a database round trip.
+
+Scoring
+=======
+
+Every candidate is scored on four independent rules; the points are in
+:data:`WEIGHTS` (the one table) and add up, capped at 100:
+
+==========  ==============================================================  ======
+rule        evidence                                                        points
+==========  ==============================================================  ======
+reference   line reference equals the candidate's name or one of its          50
+            ``references`` after normalisation (upper-case, only 0-9A-Z)
+            else within ``fuzzy_max_distance`` edits (Damerau-Levenshtein,  35 - 8d
+            optimal string alignment; both strings of 5+ characters)
+amount      line amount equals the amount due                                 30
+            differs by at most ``amount_tolerance``                           22
+            less than due (partial payment)                                   10
+            more than due (overpayment)                                        5
+partner     ``line.partner_id`` is the candidate's partner                    15
+            the plain phone (or its SHA-256 hash) is one of the partner's     15
+            the masked phone (first 4 + last 3 digits) fits exactly one       8
+            partner, the candidate's
+            the customer name shares two name tokens with the partner's        6
+            (one if the partner's name has only one)
+date        within 3 days of the candidate's date                              5
+            within ``date_window_days``                                        2
+==========  ==============================================================  ======
+
+Only the best partner evidence counts, and only when it points at the
+candidate's own partner. Amount and date never bring a candidate in on their
+own: a candidate is considered only when the reference or the partner points
+at it, so a line with no usable reference, phone, partner or name gets no
+suggestion. Fuzzy matching is tried only when the reference matches no
+candidate exactly: a reference that exists is not a typo of another one.
+
+Reasons are plain English, highest points first ("reference exact",
+"amount exact", "partner from phone", "date within 3 days"). Suggestions are
+ranked by score, ties by candidate date (oldest first), then id and model.
+
+:meth:`Matcher.decide` proposes a suggestion for automatic reconciliation only
+if it scores at least ``auto_threshold``, beats the runner-up by more than
+:data:`TIE_MARGIN` points and its amount is exact or within tolerance: two
+equally good candidates are never guessed between.
+
+Indexes (built once): normalised reference -> candidates, partner ->
+candidates, plain MSISDN -> partners, SHA-256(MSISDN) -> partners, masked
+pattern (first 4 + last 3 digits) -> partners, name token -> partners, and
+the normalised references in sorted order, searched as an implicit trie
+(shared prefixes computed once, subtrees pruned as soon as the edit distance
+must exceed the maximum), so a fuzzy lookup does not score every reference.
+"""
+
+import hashlib
+import re
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from itertools import combinations
+from types import MappingProxyType
+
+# rule -> (points, reason). The fuzzy reference rule loses
+# "reference_fuzzy_per_edit" points for each edit.
+WEIGHTS = MappingProxyType(
+    {
+        "reference_exact": (50, "reference exact"),
+        "reference_fuzzy": (35, "reference {distance} edit{plural} away"),
+        "reference_fuzzy_per_edit": (8, ""),
+        "amount_exact": (30, "amount exact"),
+        "amount_within_tolerance": (22, "amount within tolerance"),
+        "amount_partial": (10, "amount partial (less than due)"),
+        "amount_over": (5, "amount over due"),
+        "partner_line": (15, "partner on line"),
+        "partner_phone": (15, "partner from phone"),
+        "partner_hashed_phone": (15, "partner from hashed phone"),
+        "partner_masked_phone": (8, "partner from masked phone"),
+        "partner_name": (6, "partner from customer name"),
+        "date_close": (5, "date within 3 days"),
+        "date_window": (2, "date within {days} days"),
+    }
+)
+DATE_CLOSE_DAYS = 3
+FUZZY_MIN_LENGTH = 5
+TIE_MARGIN = 0.5
+MAX_NAME_TOKENS = 8
+FUZZY_MEMO_SIZE = 4096
+AMOUNT_MATCHES = ("exact", "within_tolerance", "partial", "over", "none")
+
+_NOT_ALNUM = re.compile(r"[^0-9A-Z]")
+_NOT_DIGIT = re.compile(r"\D")
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+_TOKEN = re.compile(r"[0-9A-Z]+")
+# Sorts after every normalised character: key[:n] + _AFTER bounds a subtree.
+_AFTER = "\x7f"
+
+
+@dataclass(frozen=True)
+class Line:
+    """One unreconciled statement line / M-PESA receipt."""
+
+    id: int
+    amount: Decimal
+    reference: str
+    date: date
+    partner_id: int | None = None
+    # plain 2547..., masked "2547****126" / "2547 ***** 126", or SHA-256 hex (v1)
+    phone: str = ""
+    customer_name: str = ""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An open invoice, sale order or subscription."""
+
+    model: str
+    id: int
+    name: str
+    partner_id: int
+    partner_name: str
+    amount_due: Decimal
+    date: date
+    # other references it answers to: payment reference, subscription or
+    # partner account number
+    references: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    line_id: int
+    model: str
+    record_id: int
+    name: str
+    score: float
+    reasons: tuple[str, ...]
+    amount_match: str  # one of AMOUNT_MATCHES
+
+
+@dataclass
+class Config:
+    auto_threshold: float = 90.0
+    min_score: float = 30.0
+    amount_tolerance: Decimal = Decimal("1.00")
+    fuzzy_max_distance: int = 2
+    date_window_days: int = 30
+    max_suggestions: int = 5
+
+    def __post_init__(self):
+        self.amount_tolerance = _decimal(self.amount_tolerance)
+
+
+# === Normalisation === #
+
+
+def normalize_reference(text):
+    """'inv/2026-0001 ' -> 'INV20260001': case, spaces, dashes and separators ignored."""
+    return _NOT_ALNUM.sub("", (text or "").upper())
+
+
+def normalize_msisdn(value):
+    """'+254 712 345 678', '0712345678', '712345678' -> '254712345678' ('' if unusable).
+
+    A lenient, dependency-free version of mpesa_payment's normalize_msisdn:
+    non-Kenyan numbers are kept as their digits.
+    """
+    digits = _NOT_DIGIT.sub("", value or "")
+    if len(digits) == 10 and digits[0] == "0":
+        digits = "254" + digits[1:]
+    elif len(digits) == 9 and digits[0] in "17":
+        digits = "254" + digits
+    elif len(digits) == 13 and digits.startswith("2540"):
+        digits = "254" + digits[4:]
+    return digits if len(digits) >= 9 else ""
+
+
+def msisdn_hash(msisdn):
+    """What C2B v1 sends instead of the number: SHA-256 hex of 2547XXXXXXXX."""
+    return hashlib.sha256(msisdn.encode()).hexdigest()
+
+
+def phone_kind(value):
+    """'hashed', 'masked', 'plain' or '' (no phone)."""
+    value = (value or "").strip()
+    if not value:
+        return ""
+    if _HEX64.fullmatch(value):
+        return "hashed"
+    return "masked" if "*" in value else "plain"
+
+
+def masked_parts(value):
+    """'2547 ***** 126' -> ('2547', '126'): the digits shown before and after the mask.
+
+    None when fewer than 4 leading or 3 trailing digits are shown.
+    """
+    if "*" not in (value or ""):
+        return None
+    head = _NOT_DIGIT.sub("", value.split("*", 1)[0])
+    tail = _NOT_DIGIT.sub("", value.rsplit("*", 1)[1])
+    if head.startswith("0"):
+        head = "254" + head[1:]
+    elif head[:1] in ("7", "1"):
+        head = "254" + head
+    if len(head) < 4 or len(tail) < 3:
+        return None
+    return head, tail
+
+
+def name_tokens(text):
+    """'Mary W. Kamau' -> {'MARY', 'KAMAU'}: words of two characters or more."""
+    return frozenset(t for t in _TOKEN.findall((text or "").upper()) if len(t) > 1)
+
+
+def name_matches(line_tokens, partner_tokens):
+    """Two shared tokens, or the partner's only token: a first name alone is no one."""
+    if not line_tokens or not partner_tokens:
+        return False
+    return len(line_tokens & partner_tokens) >= min(2, len(partner_tokens))
+
+
+def osa_distance(a, b, max_distance):
+    """Damerau-Levenshtein (optimal string alignment) distance of a and b.
+
+    Returns max_distance + 1 as soon as the distance must exceed max_distance.
+    """
+    if abs(len(a) - len(b)) > max_distance:
+        return max_distance + 1
+    for _key, distance in within_distance([a], len(a), b, max_distance):
+        return distance
+    return max_distance + 1
+
+
+def within_distance(keys, length, query, k):
+    """Yield (key, distance) for the keys within k edits of query.
+
+    keys: sorted strings, all of the given length. They are walked as a trie:
+    the matrix rows of the prefix a key shares with the previous one are kept,
+    and as soon as a row proves every key with that prefix is more than k
+    edits away, those keys are skipped by bisection.
+
+    A row is pruned on min(D[i][j] + |(length - i) - (n - j)|) > k: what is
+    left of the key and of the query still differs in length by that much.
+    This also holds for paths skipping row i by a transposition, which cost
+    at least D[i][j] on the same diagonal. Cells outside the band where that
+    bound is <= k are never computed (they hold k + 1).
+    """
+    n = len(query)
+    cap = k + 1
+    shift = n - length  # the final cell (length, n) lies on diagonal j - i = shift
+    rows = [[j if j <= k and abs(j - shift) <= k else cap for j in range(n + 1)]]
+    prev = ""
+    i, total = 0, len(keys)
+    while i < total:
+        key = keys[i]
+        limit = min(len(prev), len(rows) - 1)
+        shared = 0
+        while shared < limit and prev[shared] == key[shared]:
+            shared += 1
+        del rows[shared + 1 :]
+        pruned = 0
+        for depth in range(shared + 1, length + 1):
+            up = rows[depth - 1]
+            upup = rows[depth - 2] if depth > 1 else None
+            ch = key[depth - 1]
+            prev_ch = key[depth - 2] if depth > 1 else ""
+            row = [cap] * (n + 1)
+            best = cap
+            if depth <= k and abs(depth + shift) <= k:
+                row[0] = depth
+                best = depth + abs(depth + shift)
+            low = max(1, depth - k, depth + shift - k)
+            high = min(n, depth + k, depth + shift + k)
+            for j in range(low, high + 1):
+                qj = query[j - 1]
+                v = min(up[j - 1] + (qj != ch), up[j] + 1, row[j - 1] + 1, cap)
+                if upup is not None and j > 1 and ch == query[j - 2] and prev_ch == qj:
+                    v = min(v, upup[j - 2] + 1)
+                row[j] = v
+                best = min(best, v + abs(j - depth - shift))
+            rows.append(row)
+            if best > k:
+                pruned = depth
+                break
+        if pruned:
+            i = bisect_left(keys, key[:pruned] + _AFTER, i + 1)
+        else:
+            if rows[length][n] <= k:
+                yield key, rows[length][n]
+            i += 1
+        prev = key
+
+
+def _decimal(value):
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+# === Scoring (pure) === #
+
+
+def amount_match(line_amount, amount_due, tolerance):
+    """'exact', 'within_tolerance', 'partial', 'over' or 'none' (nothing to compare)."""
+    line_amount, amount_due = _decimal(line_amount), _decimal(amount_due)
+    if line_amount <= 0 or amount_due <= 0:
+        return "none"
+    if line_amount == amount_due:
+        return "exact"
+    if abs(line_amount - amount_due) <= tolerance:
+        return "within_tolerance"
+    return "partial" if line_amount < amount_due else "over"
+
+
+def score_candidate(line, candidate, ref_distance, partner_rule, config):
+    """The suggestion of candidate for line, or None when neither the reference nor
+    the partner points at it or it scores below config.min_score.
+
+    ref_distance: 0 exact, 1..max fuzzy, None no match. partner_rule: the best
+    WEIGHTS partner rule pointing at candidate.partner_id, or None.
+    """
+    if ref_distance is None and partner_rule is None:
+        return None
+    parts = []  # (points, order, reason)
+    if ref_distance == 0:
+        points, reason = WEIGHTS["reference_exact"]
+        parts.append((points, 0, reason))
+    elif ref_distance is not None:
+        points, reason = WEIGHTS["reference_fuzzy"]
+        points -= WEIGHTS["reference_fuzzy_per_edit"][0] * ref_distance
+        reason = reason.format(
+            distance=ref_distance, plural="s" if ref_distance > 1 else ""
+        )
+        parts.append((points, 0, reason))
+    match = amount_match(line.amount, candidate.amount_due, config.amount_tolerance)
+    if match != "none":
+        points, reason = WEIGHTS["amount_" + match]
+        parts.append((points, 1, reason))
+    if partner_rule is not None:
+        points, reason = WEIGHTS[partner_rule]
+        parts.append((points, 2, reason))
+    if line.date and candidate.date:
+        days = abs((line.date - candidate.date).days)
+        if days <= DATE_CLOSE_DAYS:
+            points, reason = WEIGHTS["date_close"]
+            parts.append((points, 3, reason))
+        elif days <= config.date_window_days:
+            points, reason = WEIGHTS["date_window"]
+            parts.append((points, 3, reason.format(days=config.date_window_days)))
+    score = float(min(100, sum(p[0] for p in parts)))
+    if score < config.min_score:
+        return None
+    parts.sort(key=lambda p: (-p[0], p[1]))
+    return Suggestion(
+        line_id=line.id,
+        model=candidate.model,
+        record_id=candidate.id,
+        name=candidate.name,
+        score=score,
+        reasons=tuple(p[2] for p in parts),
+        amount_match=match,
+    )
+
+
+def candidate_keys(candidate):
+    """The normalised references a candidate answers to: its name, then references."""
+    keys = []
+    for text in (candidate.name, *candidate.references):
+        key = normalize_reference(text)
+        if key and key not in keys:
+            keys.append(key)
+    return keys
+
+
+def ranking_key(suggestion, candidate):
+    """Best first; ties by candidate date (oldest first), then id, then model."""
+    return (-suggestion.score, candidate.date, candidate.id, candidate.model)
+
+
+def is_auto(ranked, config):
+    """The first of ranked (best first) if it may be reconciled without a human."""
+    if not ranked:
+        return None
+    best = ranked[0]
+    if best.score < config.auto_threshold:
+        return None
+    if len(ranked) > 1 and best.score - ranked[1].score <= TIE_MARGIN:
+        return None
+    if best.amount_match not in ("exact", "within_tolerance"):
+        return None
+    return best
+
+
+# === Matcher === #
+
+
+class Matcher:
+    """Indexes open candidates once; matches lines in memory."""
+
+    def __init__(
+        self,
+        candidates: Iterable[Candidate],
+        partner_phones: Mapping[int, Iterable[str]] | None = None,
+        partner_names: Mapping[int, str] | None = None,
+        config: Config | None = None,
+    ):
+        self.config = config or Config()
+        self._candidates = []
+        self._by_key = defaultdict(list)  # normalised reference -> candidate indexes
+        self._by_partner = defaultdict(list)  # partner -> candidate indexes
+        seen = set()
+        names = {}
+        for candidate in candidates:
+            if (candidate.model, candidate.id) in seen:
+                continue
+            seen.add((candidate.model, candidate.id))
+            index = len(self._candidates)
+            self._candidates.append(candidate)
+            for key in candidate_keys(candidate):
+                self._by_key[key].append(index)
+            if candidate.partner_id:
+                self._by_partner[candidate.partner_id].append(index)
+                names.setdefault(candidate.partner_id, candidate.partner_name)
+        self._by_key = dict(self._by_key)
+        self._by_partner = dict(self._by_partner)
+        by_length = defaultdict(list)
+        for key in self._by_key:
+            if len(key) >= FUZZY_MIN_LENGTH:
+                by_length[len(key)].append(key)
+        self._fuzzy_keys = {length: sorted(keys) for length, keys in by_length.items()}
+        self._fuzzy_memo = {}
+        self._index_phones(partner_phones or {})
+        names.update(partner_names or {})
+        self._index_names(names)
+
+    def _index_phones(self, partner_phones):
+        self._by_msisdn = defaultdict(set)
+        self._by_hash = defaultdict(set)
+        # (first 4 digits, last 3 digits) -> {(msisdn, partner)}
+        self._by_mask = defaultdict(set)
+        for partner_id, phones in partner_phones.items():
+            if isinstance(phones, str):
+                phones = (phones,)
+            for phone in phones or ():
+                msisdn = normalize_msisdn(phone)
+                if not msisdn:
+                    continue
+                self._by_msisdn[msisdn].add(partner_id)
+                self._by_hash[msisdn_hash(msisdn)].add(partner_id)
+                self._by_mask[msisdn[:4], msisdn[-3:]].add((msisdn, partner_id))
+        self._by_msisdn = dict(self._by_msisdn)
+        self._by_hash = dict(self._by_hash)
+        self._by_mask = dict(self._by_mask)
+
+    def _index_names(self, names):
+        # One-token partners match on that token; the others on two shared
+        # tokens, found by intersecting the line's token pairs.
+        self._by_single_token = defaultdict(set)
+        self._by_token = defaultdict(set)
+        for partner_id, name in names.items():
+            tokens = name_tokens(name)
+            index = self._by_single_token if len(tokens) == 1 else self._by_token
+            for token in tokens:
+                index[token].add(partner_id)
+        self._by_single_token = dict(self._by_single_token)
+        self._by_token = dict(self._by_token)
+
+    # --- evidence --- #
+
+    def reference_distances(self, reference):
+        """{candidate index: edit distance} for the line reference (0 = exact)."""
+        key = normalize_reference(reference)
+        if not key:
+            return {}
+        exact = self._by_key.get(key)
+        if exact:
+            return dict.fromkeys(exact, 0)
+        k = self.config.fuzzy_max_distance
+        found = {}
+        if k > 0 and len(key) >= FUZZY_MIN_LENGTH:
+            for other, distance in self._fuzzy_lookup(key, k):
+                for index in self._by_key[other]:
+                    if distance < found.get(index, k + 1):
+                        found[index] = distance
+        return found
+
+    def _fuzzy_lookup(self, query, k):
+        """(key, distance) of the indexed keys within k edits of query.
+
+        Only keys whose length is within k of the query's are walked. Results
+        are remembered per query (free text such as "PAYMENT" recurs), for the
+        last FUZZY_MEMO_SIZE distinct queries.
+        """
+        memo = self._fuzzy_memo
+        found = memo.get((query, k))
+        if found is None:
+            found = []
+            n = len(query)
+            for length in range(max(FUZZY_MIN_LENGTH, n - k), n + k + 1):
+                keys = self._fuzzy_keys.get(length)
+                if keys:
+                    found.extend(within_distance(keys, length, query, k))
+            found = tuple(found)
+            if len(memo) >= FUZZY_MEMO_SIZE:
+                del memo[next(iter(memo))]
+            memo[query, k] = found
+        return found
+
+    def partner_evidence(self, line):
+        """{partner: best partner rule} from the line's partner, phone and name."""
+        evidence = {}
+
+        def add(partners, rule):
+            for partner_id in partners:
+                best = evidence.get(partner_id)
+                if best is None or WEIGHTS[rule][0] > WEIGHTS[best][0]:
+                    evidence[partner_id] = rule
+
+        if line.partner_id:
+            add((line.partner_id,), "partner_line")
+        phone = (line.phone or "").strip()
+        kind = phone_kind(phone)
+        if kind == "hashed":
+            add(self._by_hash.get(phone.lower(), ()), "partner_hashed_phone")
+        elif kind == "masked":
+            parts = masked_parts(phone)
+            if parts:
+                head, tail = parts
+                shown = self._by_mask.get((head[:4], tail[-3:]), ())
+                partners = {
+                    partner_id
+                    for msisdn, partner_id in shown
+                    if msisdn.startswith(head) and msisdn.endswith(tail)
+                }
+                if len(partners) == 1:
+                    add(partners, "partner_masked_phone")
+        elif kind == "plain":
+            add(self._by_msisdn.get(normalize_msisdn(phone), ()), "partner_phone")
+        tokens = sorted(name_tokens(line.customer_name))[:MAX_NAME_TOKENS]
+        if tokens:
+            named = set()
+            for token in tokens:
+                named |= self._by_single_token.get(token, set())
+            by_token = self._by_token
+            for first, second in combinations(tokens, 2):
+                if first in by_token and second in by_token:
+                    named |= by_token[first] & by_token[second]
+            add(sorted(named), "partner_name")
+        return evidence
+
+    # --- API --- #
+
+    def _rank(self, line):
+        """Every suggestion scoring at least min_score, best first."""
+        distances = self.reference_distances(line.reference)
+        evidence = self.partner_evidence(line)
+        indexes = set(distances)
+        for partner_id in evidence:
+            indexes.update(self._by_partner.get(partner_id, ()))
+        ranked = []
+        for index in indexes:
+            candidate = self._candidates[index]
+            suggestion = score_candidate(
+                line,
+                candidate,
+                distances.get(index),
+                evidence.get(candidate.partner_id),
+                self.config,
+            )
+            if suggestion is not None:
+                ranked.append((ranking_key(suggestion, candidate), suggestion))
+        ranked.sort(key=lambda pair: pair[0])
+        return [suggestion for _key, suggestion in ranked]
+
+    def suggest(self, line: Line) -> list[Suggestion]:
+        """Ranked suggestions, best first, at most max_suggestions."""
+        return self._rank(line)[: self.config.max_suggestions]
+
+    def decide(self, line: Line) -> tuple[Suggestion | None, list[Suggestion]]:
+        """(the suggestion to reconcile automatically or None, the suggestions)."""
+        ranked = self._rank(line)
+        return is_auto(ranked, self.config), ranked[: self.config.max_suggestions]
+
+    def match_all(
+        self, lines: Iterable[Line]
+    ) -> dict[int, tuple[Suggestion | None, list[Suggestion]]]:
+        """decide() for every line, by line id."""
+        return {line.id: self.decide(line) for line in lines}

@@ -1,0 +1,169 @@
+import logging
+from decimal import Decimal
+
+from odoo import api, fields, models
+
+from ..matching import Candidate, Config, Line, Matcher
+
+_logger = logging.getLogger(__name__)
+
+AUTO_THRESHOLD_PARAM = "mpesa_reconciliation.auto_threshold"
+
+
+class AccountBankStatementLine(models.Model):
+    _inherit = "account.bank.statement.line"
+
+    mpesa_receipt_id = fields.Many2one(
+        "mpesa.receipt", readonly=True, index="btree_not_null", copy=False
+    )
+    mpesa_suggestion_ids = fields.One2many(
+        "mpesa.match.suggestion", "statement_line_id", string="M-PESA Suggestions"
+    )
+
+    def _mpesa_reconcile_with(self, move_lines):
+        """Reconcile through OCA's reconciliation data, as a click in the widget would."""
+        self.ensure_one()
+        for move_line in move_lines:
+            self._add_account_move_line(move_line, keep_current=True)
+        if not self.reconcile_data_info.get("can_reconcile"):
+            return False
+        self.reconcile_bank_line()
+        return True
+
+    # === SUGGESTIONS === #
+
+    @api.model
+    def _mpesa_matcher(self, companies):
+        """Load every open candidate once and index it (no query per line)."""
+        param = self.env["ir.config_parameter"].sudo().get_param(AUTO_THRESHOLD_PARAM)
+        config = Config(auto_threshold=float(param)) if param else Config()
+        invoices = self.env["account.move"].search(
+            [
+                ("company_id", "in", companies.ids),
+                ("move_type", "=", "out_invoice"),
+                ("state", "=", "posted"),
+                ("payment_state", "in", ("not_paid", "partial")),
+            ]
+        )
+        orders = self.env["sale.order"].search(
+            [
+                ("company_id", "in", companies.ids),
+                ("state", "in", ("draft", "sent", "sale")),
+                ("invoice_status", "!=", "invoiced"),
+            ]
+        )
+        orders = orders.filtered(lambda o: o.amount_total - o.amount_paid > 0.005)
+        candidates = [
+            Candidate(
+                model="account.move",
+                id=inv.id,
+                name=inv.name,
+                partner_id=inv.commercial_partner_id.id,
+                partner_name=inv.commercial_partner_id.name or "",
+                amount_due=Decimal(str(inv.amount_residual)),
+                date=inv.invoice_date_due or inv.invoice_date or inv.date,
+                references=tuple(
+                    filter(
+                        None,
+                        [
+                            inv.payment_reference,
+                            inv.commercial_partner_id.mpesa_account_ref,
+                        ],
+                    )
+                ),
+            )
+            for inv in invoices
+        ] + [
+            Candidate(
+                model="sale.order",
+                id=order.id,
+                name=order.name,
+                partner_id=order.partner_id.commercial_partner_id.id,
+                partner_name=order.partner_id.commercial_partner_id.name or "",
+                amount_due=Decimal(str(order.amount_total - order.amount_paid)),
+                date=order.date_order.date(),
+                references=tuple(
+                    filter(
+                        None,
+                        [
+                            order.client_order_ref,
+                            order.partner_id.commercial_partner_id.mpesa_account_ref,
+                        ],
+                    )
+                ),
+            )
+            for order in orders
+        ]
+        partners = (
+            invoices.commercial_partner_id | orders.partner_id.commercial_partner_id
+        )
+        phones = {p.id: [p.mpesa_msisdn] for p in partners if p.mpesa_msisdn}
+        names = {p.id: p.name or "" for p in partners}
+        return Matcher(
+            candidates, partner_phones=phones, partner_names=names, config=config
+        )
+
+    def _mpesa_line(self):
+        receipt = self.mpesa_receipt_id
+        return Line(
+            id=self.id,
+            amount=Decimal(str(self.amount)),
+            reference=receipt.reference or self.payment_ref or "",
+            date=self.date,
+            partner_id=self.partner_id.commercial_partner_id.id or None,
+            phone=receipt.phone or "",
+            customer_name=receipt.customer_name or "",
+        )
+
+    def _mpesa_refresh_suggestions(self, auto=True):
+        """Rank candidates for these unreconciled M-PESA lines; reconcile the certain
+        ones when ``auto``. Returns the lines reconciled automatically."""
+        lines = self.filtered(
+            lambda st: st.mpesa_receipt_id and not st.is_reconciled and st.amount > 0
+        )
+        if not lines:
+            return self.browse()
+        matcher = self._mpesa_matcher(lines.company_id)
+        results = matcher.match_all([line._mpesa_line() for line in lines])
+        Suggestion = self.env["mpesa.match.suggestion"].sudo()
+        lines.mpesa_suggestion_ids.sudo().unlink()
+        vals_list = []
+        for line in lines:
+            _auto, suggestions = results.get(line.id, (None, []))
+            vals_list += [
+                {
+                    "statement_line_id": line.id,
+                    "res_model": s.model,
+                    "res_id": s.record_id,
+                    "name": s.name,
+                    "score": s.score,
+                    "reasons": ", ".join(s.reasons),
+                    "amount_match": s.amount_match,
+                    "sequence": rank,
+                }
+                for rank, s in enumerate(suggestions, start=1)
+            ]
+        created = Suggestion.create(vals_list)
+        reconciled = self.browse()
+        if auto:
+            for line in lines:
+                best, _all = results.get(line.id, (None, []))
+                if best is None:
+                    continue
+                suggestion = created.filtered(
+                    lambda s, line=line, best=best: (
+                        s.statement_line_id == line
+                        and s.res_model == best.model
+                        and s.res_id == best.record_id
+                    )
+                )
+                if suggestion and suggestion._accept():
+                    reconciled |= line
+        return reconciled
+
+    @api.model
+    def _cron_mpesa_suggestions(self):
+        lines = self.search(
+            [("mpesa_receipt_id", "!=", False), ("is_reconciled", "=", False)]
+        )
+        lines._mpesa_refresh_suggestions()

@@ -1,0 +1,220 @@
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+
+KINDS = [
+    ("underpaid", "Underpaid"),
+    ("overpaid", "Overpaid"),
+    ("other_phone", "Paid From Another Phone"),
+    ("no_reference", "Reference Missing"),
+    ("unknown_reference", "Reference Unknown"),
+    ("ambiguous", "Reference Matches Several"),
+    ("duplicate", "Duplicate Payment"),
+    ("not_applied", "Received, Document Not Updated"),
+    ("review", "Awaiting Review"),
+    ("claim", "Customer Claims Payment"),
+]
+RESOLUTIONS = [
+    ("allocated", "Allocated"),
+    ("credit", "Kept as Customer Credit"),
+    ("reversed", "Refunded / Reversed"),
+    ("duplicate", "Marked Duplicate"),
+    ("dismissed", "Dismissed"),
+]
+# Fields the resolution itself writes; anything else is frozen once resolved.
+RESOLUTION_FIELDS = {
+    "state",
+    "resolution",
+    "resolution_note",
+    "resolved_by",
+    "resolved_on",
+}
+
+
+class MpesaException(models.Model):
+    """Money finance must decide on: everything needed to decide, and the actions."""
+
+    _name = "mpesa.exception"
+    _description = "M-PESA Exception"
+    _inherit = ["mail.thread"]
+    _order = "state, create_date desc, id desc"
+
+    name = fields.Char(compute="_compute_name", store=True)
+    kind = fields.Selection(KINDS, required=True, tracking=True)
+    state = fields.Selection(
+        [("open", "Open"), ("resolved", "Resolved")],
+        default="open",
+        required=True,
+        tracking=True,
+        index=True,
+    )
+    receipt_id = fields.Many2one("mpesa.receipt", ondelete="restrict", index=True)
+    company_id = fields.Many2one(
+        "res.company", required=True, default=lambda self: self.env.company, index=True
+    )
+    currency_id = fields.Many2one(related="receipt_id.currency_id")
+    amount = fields.Monetary(related="receipt_id.amount", string="Amount Paid")
+    expected_amount = fields.Monetary(related="receipt_id.expected_amount")
+    difference = fields.Monetary(compute="_compute_difference")
+    receipt_code = fields.Char(related="receipt_id.name", string="Receipt Code")
+    phone = fields.Char(related="receipt_id.phone")
+    customer_name = fields.Char(related="receipt_id.customer_name")
+    reference = fields.Char(related="receipt_id.reference")
+    paid_at = fields.Datetime(related="receipt_id.paid_at")
+    partner_id = fields.Many2one("res.partner", tracking=True)
+    transaction_id = fields.Many2one(related="receipt_id.transaction_id")
+    reason = fields.Char(help="Why the money could not be applied by itself.")
+    claim_code = fields.Char(help="The receipt code a customer quoted.")
+    user_id = fields.Many2one(related="receipt_id.user_id", store=True)
+    branch_id = fields.Many2one(related="receipt_id.branch_id", store=True)
+    age_days = fields.Integer(compute="_compute_age")
+    resolution = fields.Selection(RESOLUTIONS, readonly=True, tracking=True)
+    resolution_note = fields.Text(readonly=True)
+    resolved_by = fields.Many2one("res.users", readonly=True)
+    resolved_on = fields.Datetime(readonly=True)
+
+    @api.depends("kind", "receipt_id.name", "claim_code")
+    def _compute_name(self):
+        labels = dict(KINDS)
+        for exc in self:
+            exc.name = (
+                f"{labels.get(exc.kind)}: {exc.receipt_id.name or exc.claim_code or ''}"
+            )
+
+    @api.depends("amount", "expected_amount")
+    def _compute_difference(self):
+        for exc in self:
+            exc.difference = exc.amount - exc.expected_amount
+
+    def _compute_age(self):
+        now = fields.Datetime.now()
+        for exc in self:
+            exc.age_days = (now - exc.create_date).days if exc.create_date else 0
+
+    def write(self, vals):
+        frozen = set(vals) - RESOLUTION_FIELDS - {"message_main_attachment_id"}
+        if frozen and self.filtered(lambda e: e.state != "open"):
+            raise UserError(
+                self.env._(
+                    "A resolved exception cannot be changed. Reopen it first: the "
+                    "reopening is logged."
+                )
+            )
+        return super().write(vals)
+
+    @api.model
+    def _open_for_receipt(self, receipt, kind=None, reason=None):
+        """Open (once) the exception describing why ``receipt`` waits for a person."""
+        open_ = self.search([("receipt_id", "=", receipt.id), ("state", "=", "open")])
+        if open_:
+            return open_
+        kind = kind or self._classify(receipt)
+        return self.create(
+            {
+                "kind": kind,
+                "receipt_id": receipt.id,
+                "company_id": receipt.company_id.id,
+                "partner_id": receipt.partner_id.id,
+                "reason": reason or receipt.review_reason,
+            }
+        )
+
+    @api.model
+    def _classify(self, receipt):
+        tx = receipt.transaction_id
+        if tx and tx.mpesa_needs_review:
+            if receipt.amount < tx.amount:
+                return "underpaid"
+            if receipt.amount > tx.amount:
+                return "overpaid"
+            return "review"
+        ref = (receipt.reference or "").strip()
+        if not ref:
+            return "no_reference"
+        if "several" in (receipt.review_reason or ""):
+            return "ambiguous"
+        if "already paid" in (receipt.review_reason or ""):
+            return "duplicate"
+        if receipt.channel == "query":
+            return "claim"
+        return "unknown_reference"
+
+    # === ACTIONS (each logged in the chatter with user and time) === #
+
+    def _resolve(self, resolution, note):
+        for exc in self:
+            exc.write(
+                {
+                    "state": "resolved",
+                    "resolution": resolution,
+                    "resolution_note": note,
+                    "resolved_by": self.env.user.id,
+                    "resolved_on": fields.Datetime.now(),
+                }
+            )
+            exc.message_post(body=note)
+
+    def _check_open(self):
+        if self.filtered(lambda e: e.state != "open"):
+            raise UserError(self.env._("This exception is already resolved."))
+
+    def action_keep_as_credit(self):
+        self._check_open()
+        for exc in self:
+            partner = exc.partner_id or exc.receipt_id.partner_id
+            if not partner:
+                raise UserError(self.env._("Choose the customer who keeps the credit."))
+            receipt = exc.receipt_id
+            if not receipt.transaction_id:
+                receipt._pay(partner, partner, receipt.provider_id)
+            receipt.transaction_id._post_process()
+            receipt._mpesa_reconcile_with_payment()
+            exc._resolve(
+                "credit",
+                self.env._(
+                    "KES %(amount)s kept as credit on %(partner)s's account.",
+                    amount=f"{receipt.amount:,.2f}",
+                    partner=partner.display_name,
+                ),
+            )
+
+    def action_request_reversal(self):
+        self._check_open()
+        self.ensure_one()
+        action = self.receipt_id.action_request_reversal()
+        self._resolve("reversed", self.env._("Reversal requested from M-PESA."))
+        return action
+
+    def action_mark_duplicate(self):
+        self._check_open()
+        self._resolve("duplicate", self.env._("Marked as a duplicate payment."))
+
+    def action_dismiss(self):
+        self._check_open()
+        note = self.env.context.get("dismiss_reason")
+        if not note:
+            raise UserError(self.env._("Say why this exception is dismissed."))
+        self._resolve("dismissed", self.env._("Dismissed: %s", note))
+
+    def action_reopen(self):
+        for exc in self.filtered(lambda e: e.state != "open"):
+            exc.write(
+                {
+                    "state": "open",
+                    "resolution": False,
+                    "resolution_note": False,
+                    "resolved_by": False,
+                    "resolved_on": False,
+                }
+            )
+            exc.message_post(body=self.env._("Reopened."))
+
+    def action_allocate(self):
+        self._check_open()
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": "mpesa.exception.allocate",
+            "view_mode": "form",
+            "target": "new",
+            "context": {"default_exception_id": self.id},
+        }

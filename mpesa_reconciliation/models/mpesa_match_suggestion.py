@@ -1,0 +1,80 @@
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+
+
+class MpesaMatchSuggestion(models.Model):
+    """A ranked candidate for an M-PESA statement line, with the reasons for it."""
+
+    _name = "mpesa.match.suggestion"
+    _description = "M-PESA Match Suggestion"
+    _order = "statement_line_id, sequence, id"
+
+    statement_line_id = fields.Many2one(
+        "account.bank.statement.line", required=True, ondelete="cascade", index=True
+    )
+    receipt_id = fields.Many2one(related="statement_line_id.mpesa_receipt_id")
+    sequence = fields.Integer(string="Rank")
+    res_model = fields.Selection(
+        [("account.move", "Invoice"), ("sale.order", "Sales Order")],
+        string="Document Type",
+        required=True,
+    )
+    res_id = fields.Integer(required=True)
+    name = fields.Char(string="Document", required=True)
+    score = fields.Float(digits=(5, 1))
+    reasons = fields.Char()
+    amount_match = fields.Selection(
+        [
+            ("exact", "Exact"),
+            ("within_tolerance", "Within Tolerance"),
+            ("partial", "Partial"),
+            ("over", "Over"),
+            ("none", "None"),
+        ]
+    )
+
+    @api.depends("name", "score")
+    def _compute_display_name(self):
+        for s in self:
+            s.display_name = f"{s.name} ({s.score:.0f}%)"
+
+    def _target(self):
+        self.ensure_one()
+        return self.env[self.res_model].browse(self.res_id).exists()
+
+    def _accept(self):
+        """Apply the receipt to the document, then reconcile the statement line."""
+        self.ensure_one()
+        line = self.statement_line_id
+        receipt = line.mpesa_receipt_id
+        target = self._target()
+        if not target or line.is_reconciled:
+            return False
+        if not receipt.transaction_id:
+            receipt._pay(target, target.partner_id, receipt.provider_id)
+        tx = receipt.transaction_id
+        if not tx.is_post_processed:
+            tx._post_process()
+        receipt._mpesa_reconcile_with_payment()
+        for exception in receipt.exception_ids.filtered(lambda e: e.state == "open"):
+            exception._resolve(
+                "allocated",
+                self.env._(
+                    "Matched to %(doc)s from a suggestion (%(reasons)s).",
+                    doc=self.name,
+                    reasons=self.reasons,
+                ),
+            )
+        return line.is_reconciled
+
+    def action_accept(self):
+        self.ensure_one()
+        if not self._accept():
+            raise UserError(
+                self.env._(
+                    "%s could not be reconciled: the statement line or the document changed. "
+                    "Refresh the suggestions.",
+                    self.name,
+                )
+            )
+        return {"type": "ir.actions.client", "tag": "soft_reload"}

@@ -1,0 +1,201 @@
+import logging
+from types import SimpleNamespace
+
+import pytz
+
+from odoo import api, fields, models
+
+_logger = logging.getLogger(__name__)
+
+KENYA = pytz.timezone("Africa/Nairobi")
+
+
+class MpesaReceipt(models.Model):
+    _inherit = "mpesa.receipt"
+
+    kind = fields.Selection(
+        [("payment", "Payment In"), ("charge", "Charge"), ("withdrawal", "Withdrawal")],
+        default="payment",
+        required=True,
+        readonly=True,
+        help="Charges and withdrawals come from statement imports.",
+    )
+    linked_receipt = fields.Char(
+        readonly=True,
+        help="For a charge: the receipt of the payment it was charged on.",
+    )
+    expected_amount = fields.Monetary(
+        compute="_compute_expected_amount",
+        store=True,
+        help="What the linked payment request, invoice or order asked for.",
+    )
+    statement_line_id = fields.Many2one(
+        "account.bank.statement.line", readonly=True, index="btree_not_null", copy=False
+    )
+    reconcile_state = fields.Selection(
+        [
+            ("unreconciled", "To Reconcile"),
+            ("reconciled", "Reconciled"),
+            ("exception", "Exception"),
+        ],
+        string="Reconciliation",
+        compute="_compute_reconcile_state",
+        store=True,
+        index=True,
+    )
+    exception_ids = fields.One2many("mpesa.exception", "receipt_id", readonly=True)
+    recovered = fields.Boolean(
+        readonly=True,
+        help="Reached us only through a statement import or the Pull API: the "
+        "callback never came.",
+    )
+    user_id = fields.Many2one("res.users", string="Owner", index=True, tracking=True)
+    team_id = fields.Many2one("crm.team", string="Department", index="btree_not_null")
+    branch_id = fields.Many2one("mpesa.branch", index="btree_not_null", tracking=True)
+    allocation_transaction_ids = fields.Many2many(
+        "payment.transaction",
+        string="Allocations",
+        readonly=True,
+        help="When one payment was split over several invoices.",
+    )
+    suggestion_ids = fields.One2many(
+        related="statement_line_id.mpesa_suggestion_ids", readonly=True
+    )
+
+    _sql_constraints = [
+        (
+            "statement_line_unique",
+            "UNIQUE(statement_line_id)",
+            "A statement line belongs to one M-PESA receipt only.",
+        ),
+    ]
+
+    @api.depends("transaction_id.amount", "invoice_id.amount_total", "amount")
+    def _compute_expected_amount(self):
+        for receipt in self:
+            receipt.expected_amount = (
+                receipt.transaction_id.amount
+                or receipt.invoice_id.amount_total
+                or receipt.amount
+            )
+
+    @api.depends("statement_line_id.is_reconciled", "exception_ids.state")
+    def _compute_reconcile_state(self):
+        for receipt in self:
+            if receipt.statement_line_id.is_reconciled:
+                receipt.reconcile_state = "reconciled"
+            elif any(e.state == "open" for e in receipt.exception_ids):
+                receipt.reconcile_state = "exception"
+            else:
+                receipt.reconcile_state = "unreconciled"
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        receipts = super().create(vals_list)
+        receipts._mpesa_feed_statement()
+        return receipts
+
+    def write(self, vals):
+        res = super().write(vals)
+        if vals.get("state") == "review" or "transaction_id" in vals:
+            self._mpesa_sync_exceptions()
+        return res
+
+    # === BANK FEED === #
+
+    def _mpesa_statement_date(self):
+        """The day in Nairobi: a payment at 00:30 EAT belongs to that day."""
+        paid = self.paid_at or fields.Datetime.now()
+        return pytz.utc.localize(paid).astimezone(KENYA).date()
+
+    def _mpesa_feed_statement(self):
+        """Exactly one statement line per receipt, in the shortcode's journal."""
+        todo = self.filtered(lambda r: not r.statement_line_id)
+        vals_list, receipts = [], []
+        for receipt in todo:
+            journal = receipt.provider_id.journal_id
+            if not journal:
+                _logger.warning(
+                    "M-PESA provider %s has no journal: receipt %s not fed",
+                    receipt.provider_id.name,
+                    receipt.name,
+                )
+                continue
+            signed = -receipt.amount if receipt.kind != "payment" else receipt.amount
+            vals_list.append(
+                {
+                    "journal_id": journal.id,
+                    "date": receipt._mpesa_statement_date(),
+                    "payment_ref": " ".join(
+                        filter(None, [receipt.name, receipt.reference])
+                    ),
+                    "amount": signed,
+                    "partner_id": receipt.partner_id.id or False,
+                    "mpesa_receipt_id": receipt.id,
+                    "company_id": receipt.company_id.id,
+                }
+            )
+            receipts.append(receipt)
+        if not vals_list:
+            return
+        lines = self.env["account.bank.statement.line"].sudo().create(vals_list)
+        for receipt, line in zip(receipts, lines, strict=True):
+            receipt.statement_line_id = line
+        for receipt in receipts:
+            receipt._mpesa_reconcile_with_payment()
+
+    def _mpesa_reconcile_with_payment(self):
+        """A receipt already paid online: its statement line meets the payment(s)."""
+        self.ensure_one()
+        line = self.statement_line_id
+        payments = (self.transaction_id | self.allocation_transaction_ids).payment_id
+        payments = payments.filtered(lambda p: p.state in ("in_process", "paid"))
+        if not (payments and line) or line.is_reconciled:
+            return False
+        outstanding = payments.move_id.line_ids.filtered(
+            lambda aml: (
+                aml.account_id in payments.outstanding_account_id and not aml.reconciled
+            )
+        )
+        if not outstanding:
+            return False
+        return line._mpesa_reconcile_with(outstanding)
+
+    def _mpesa_apply_recovered(self):
+        """A payment found only in a statement: the confirmation of a push that never
+        got its callback, or a paybill payment applied by its account number."""
+        Tx = self.env["payment.transaction"].sudo()
+        for receipt in self:
+            pending = Tx._mpesa_pending_push_for(
+                SimpleNamespace(bill_ref=receipt.reference or "", amount=receipt.amount)
+            )
+            if pending:
+                pending._mpesa_lock()
+                pending._mpesa_apply_success(
+                    receipt.amount, receipt.name, None, receipt.paid_at, verify=True
+                )
+                receipt.write(
+                    {
+                        "transaction_id": pending.id,
+                        "partner_id": pending.partner_id.id,
+                        "state": "applied" if pending.state == "done" else "review",
+                    }
+                )
+                continue
+            target, reason = receipt._resolve_reference(
+                receipt.reference, receipt.company_id
+            )
+            if target is None:
+                receipt.write({"state": "review", "review_reason": reason})
+                continue
+            receipt._pay(target, target.partner_id, receipt.provider_id)
+
+    # === EXCEPTIONS === #
+
+    def _mpesa_sync_exceptions(self):
+        Exception_ = self.env["mpesa.exception"].sudo()
+        for receipt in self:
+            if receipt.state == "review" and not receipt.exception_ids.filtered(
+                lambda e: e.state == "open"
+            ):
+                Exception_._open_for_receipt(receipt)

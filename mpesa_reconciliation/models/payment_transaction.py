@@ -1,0 +1,85 @@
+from datetime import timedelta
+
+from odoo import api, fields, models
+
+
+class PaymentTransaction(models.Model):
+    _inherit = "payment.transaction"
+
+    def _post_process(self):
+        """Once a payment exists, its M-PESA statement line can meet it."""
+        super()._post_process()
+        done = self.filtered(
+            lambda t: t.provider_code == "mpesa" and t.state == "done" and t.payment_id
+        )
+        if done:
+            receipts = (
+                self.env["mpesa.receipt"]
+                .sudo()
+                .search(
+                    [
+                        "|",
+                        ("transaction_id", "in", done.ids),
+                        ("allocation_transaction_ids", "in", done.ids),
+                    ]
+                )
+            )
+            for receipt in receipts:
+                receipt._mpesa_reconcile_with_payment()
+
+    def _mpesa_receipts(self):
+        codes = [c for c in self.mapped("mpesa_receipt") if c]
+        return self.env["mpesa.receipt"].sudo().search([("name", "in", codes)])
+
+    def _mpesa_flag_review(self, message):
+        """Money that needs a person becomes an exception in the queue."""
+        super()._mpesa_flag_review(message)
+        for receipt in self._mpesa_receipts():
+            receipt.write(
+                {
+                    "state": "review",
+                    "review_reason": message,
+                    "transaction_id": receipt.transaction_id.id or self.id,
+                }
+            )
+
+    def _mpesa_apply_success(self, amount, receipt, phone, paid_at, verify):
+        requested = self.mpesa_phone
+        super()._mpesa_apply_success(amount, receipt, phone, paid_at, verify)
+        if phone and requested and phone != requested and self.state == "done":
+            ledger = self._mpesa_receipts()
+            for rec in ledger:
+                self.env["mpesa.exception"].sudo()._open_for_receipt(
+                    rec,
+                    kind="other_phone",
+                    reason=self.env._(
+                        "The payment request went to %(asked)s but %(paid)s paid.",
+                        asked=requested,
+                        paid=phone,
+                    ),
+                )
+
+    @api.model
+    def _cron_mpesa_not_applied(self):
+        """Paid, but the order/invoice was still not updated after a while."""
+        late = self.search(
+            [
+                ("provider_code", "=", "mpesa"),
+                ("state", "=", "done"),
+                ("is_post_processed", "=", False),
+                (
+                    "last_state_change",
+                    "<",
+                    fields.Datetime.now() - timedelta(minutes=30),
+                ),
+            ]
+        )
+        for receipt in late._mpesa_receipts():
+            self.env["mpesa.exception"].sudo()._open_for_receipt(
+                receipt,
+                kind="not_applied",
+                reason=self.env._(
+                    "M-PESA confirmed the payment but the order or invoice was not "
+                    "updated (post-processing did not finish)."
+                ),
+            )

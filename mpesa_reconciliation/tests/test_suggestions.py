@@ -1,0 +1,60 @@
+from odoo.tests import tagged
+
+from .common import ReconciliationCommon
+
+
+@tagged("post_install", "-at_install")
+class TestSuggestions(ReconciliationCommon):
+    def test_typo_is_suggested_with_reason_and_accepted(self):
+        invoice = self._invoice(1000)
+        typo = invoice.name.replace("/", "")[:-1] + "9"  # one wrong digit
+        receipt = self._c2b(typo, 1000)
+        self.assertEqual(receipt.state, "review")
+        line = receipt.statement_line_id
+        with self._db_lock():
+            reconciled = line._mpesa_refresh_suggestions()
+            self.env.flush_all()
+        self.assertFalse(reconciled, "a fuzzy reference is not certain enough")
+        best = line.mpesa_suggestion_ids[:1]
+        self.assertEqual((best.res_model, best.res_id), ("account.move", invoice.id))
+        self.assertIn("amount exact", best.reasons)
+        self.assertIn("reference", best.reasons)
+        exception = receipt.exception_ids
+        self.assertEqual(exception.kind, "unknown_reference")
+        with self._db_lock():
+            best.action_accept()
+            self.env.flush_all()
+        self.assertTrue(line.is_reconciled)
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        self.assertEqual(exception.state, "resolved")
+        self.assertEqual(exception.resolution, "allocated")
+        self.assertEqual(receipt.reconcile_state, "reconciled")
+
+    def test_certain_match_reconciles_automatically(self):
+        self.env["ir.config_parameter"].sudo().set_param(
+            "mpesa_reconciliation.auto_threshold", "60"
+        )
+        invoice = self._invoice(1000)
+        typo = invoice.name.replace("/", "")[:-1] + "9"
+        receipt = self._c2b(typo, 1000, style="plain")
+        with self._db_lock():
+            reconciled = receipt.statement_line_id._mpesa_refresh_suggestions()
+            self.env.flush_all()
+        self.assertEqual(reconciled, receipt.statement_line_id)
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+
+    def test_two_equally_good_candidates_are_never_auto_reconciled(self):
+        self.env["ir.config_parameter"].sudo().set_param(
+            "mpesa_reconciliation.auto_threshold", "10"
+        )
+        first, second = self._invoice(1000), self._invoice(1000)
+        receipt = self._c2b("", 1000, style="plain")
+        self.assertEqual(receipt.state, "review")
+        with self._db_lock():
+            reconciled = receipt.statement_line_id._mpesa_refresh_suggestions()
+            self.env.flush_all()
+        self.assertFalse(reconciled)
+        suggestions = receipt.statement_line_id.mpesa_suggestion_ids
+        self.assertEqual(set(suggestions[:2].mapped("res_id")), {first.id, second.id})
+        self.assertEqual(suggestions[0].score, suggestions[1].score)
+        self.assertEqual((first | second).mapped("payment_state"), ["not_paid"] * 2)

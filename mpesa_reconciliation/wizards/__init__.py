@@ -1,0 +1,2 @@
+from . import mpesa_exception_allocate
+from . import mpesa_statement_import

@@ -1,0 +1,149 @@
+from odoo import Command, api, fields, models
+from odoo.exceptions import UserError
+from odoo.tools import float_compare
+
+
+class MpesaExceptionAllocate(models.TransientModel):
+    """Apply one M-PESA payment to one or several invoices (split)."""
+
+    _name = "mpesa.exception.allocate"
+    _description = "Allocate an M-PESA Payment"
+
+    exception_id = fields.Many2one("mpesa.exception", required=True)
+    currency_id = fields.Many2one(related="exception_id.currency_id")
+    amount = fields.Monetary(related="exception_id.amount")
+    partner_id = fields.Many2one("res.partner", string="Customer")
+    line_ids = fields.One2many("mpesa.exception.allocate.line", "wizard_id")
+    allocated = fields.Monetary(compute="_compute_allocated")
+
+    @api.model
+    def default_get(self, fields_list):
+        values = super().default_get(fields_list)
+        exc = self.env["mpesa.exception"].browse(values.get("exception_id"))
+        partner = exc.partner_id or exc.receipt_id.partner_id
+        values["partner_id"] = partner.id
+        if partner and "line_ids" in fields_list:
+            invoices = self.env["account.move"].search(
+                [
+                    ("commercial_partner_id", "=", partner.commercial_partner_id.id),
+                    ("move_type", "=", "out_invoice"),
+                    ("state", "=", "posted"),
+                    ("payment_state", "in", ("not_paid", "partial")),
+                ],
+                order="invoice_date_due, id",
+            )
+            left = exc.amount
+            lines = []
+            for invoice in invoices:
+                take = min(left, invoice.amount_residual)
+                lines.append(Command.create({"invoice_id": invoice.id, "amount": take}))
+                left -= take
+            values["line_ids"] = lines
+        return values
+
+    @api.depends("line_ids.amount")
+    def _compute_allocated(self):
+        for wizard in self:
+            wizard.allocated = sum(wizard.line_ids.mapped("amount"))
+
+    def action_allocate(self):
+        self.ensure_one()
+        exc = self.exception_id
+        exc._check_open()
+        receipt = exc.receipt_id
+        lines = self.line_ids.filtered(lambda line: line.amount > 0)
+        if not lines:
+            raise UserError(self.env._("Allocate the payment to at least one invoice."))
+        if float_compare(self.allocated, receipt.amount, precision_digits=2) > 0:
+            raise UserError(
+                self.env._(
+                    "You allocated KES %(alloc)s but only KES %(paid)s was paid.",
+                    alloc=f"{self.allocated:,.2f}",
+                    paid=f"{receipt.amount:,.2f}",
+                )
+            )
+        if receipt.transaction_id:
+            raise UserError(
+                self.env._(
+                    "This payment is already applied to %s.",
+                    receipt.transaction_id.reference,
+                )
+            )
+        Tx = self.env["payment.transaction"].sudo()
+        txs = Tx
+        for line in lines:
+            txs |= Tx._mpesa_create_from_receipt(
+                receipt,
+                receipt.provider_id,
+                {
+                    "amount": line.amount,
+                    "invoice_ids": [Command.set(line.invoice_id.ids)],
+                    "partner_id": line.invoice_id.partner_id.id,
+                    "mpesa_receipt": False,  # one receipt, several payments
+                },
+            )
+        left = receipt.amount - self.allocated
+        if float_compare(left, 0, precision_digits=2) > 0:
+            txs |= Tx._mpesa_create_from_receipt(
+                receipt,
+                receipt.provider_id,
+                {
+                    "amount": left,
+                    "partner_id": self.partner_id.id
+                    or lines[0].invoice_id.partner_id.id,
+                    "mpesa_receipt": False,
+                },
+            )
+        receipt.sudo().write(
+            {
+                "allocation_transaction_ids": [Command.set(txs.ids)],
+                "partner_id": self.partner_id.id or lines[0].invoice_id.partner_id.id,
+                "state": "applied",
+            }
+        )
+        txs._post_process()
+        receipt._mpesa_reconcile_with_payment()
+        exc._resolve(
+            "allocated",
+            self.env._(
+                "Allocated: %s",
+                ", ".join(
+                    f"{line.invoice_id.name} KES {line.amount:,.2f}" for line in lines
+                )
+                + (self.env._(", rest kept as credit") if left > 0.005 else ""),
+            ),
+        )
+        return {"type": "ir.actions.act_window_close"}
+
+
+class MpesaExceptionAllocateLine(models.TransientModel):
+    _name = "mpesa.exception.allocate.line"
+    _description = "M-PESA Allocation Line"
+
+    wizard_id = fields.Many2one(
+        "mpesa.exception.allocate", required=True, ondelete="cascade"
+    )
+    invoice_id = fields.Many2one(
+        "account.move",
+        required=True,
+        domain=[
+            ("move_type", "=", "out_invoice"),
+            ("state", "=", "posted"),
+            ("payment_state", "in", ("not_paid", "partial")),
+        ],
+    )
+    currency_id = fields.Many2one(related="wizard_id.currency_id")
+    amount_residual = fields.Monetary(related="invoice_id.amount_residual")
+    amount = fields.Monetary()
+
+
+class MpesaExceptionDismiss(models.TransientModel):
+    _name = "mpesa.exception.dismiss"
+    _description = "Dismiss an M-PESA Exception"
+
+    exception_id = fields.Many2one("mpesa.exception", required=True)
+    reason = fields.Text(required=True)
+
+    def action_dismiss(self):
+        self.exception_id.with_context(dismiss_reason=self.reason).action_dismiss()
+        return {"type": "ir.actions.act_window_close"}

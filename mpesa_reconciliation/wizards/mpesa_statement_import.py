@@ -1,0 +1,248 @@
+import base64
+import datetime as dt
+
+from odoo import fields, models
+from odoo.exceptions import UserError
+
+from odoo.addons.mpesa_payment.daraja.client import DarajaError
+
+from ..statement import StatementError, parse_pull_rows, parse_statement
+
+PULL_PATH = "/pulltransactions/v1/query"
+PULL_WINDOW = dt.timedelta(hours=48)  # Daraja refuses longer windows
+KENYA = dt.timezone(dt.timedelta(hours=3))
+
+
+class MpesaStatementImport(models.TransientModel):
+    """Bring in the org-portal statement (CSV/XLSX) or the Pull API's rows."""
+
+    _name = "mpesa.statement.import"
+    _description = "Import an M-PESA Statement"
+
+    provider_id = fields.Many2one(
+        "payment.provider",
+        string="M-PESA Account",
+        required=True,
+        domain=[("code", "=", "mpesa")],
+        default=lambda self: self.env["payment.provider"].search(
+            [("code", "=", "mpesa"), ("company_id", "in", self.env.companies.ids)],
+            limit=1,
+        ),
+    )
+    source = fields.Selection(
+        [("file", "Statement File (CSV / XLSX)"), ("pull", "Pull Transactions API")],
+        default="file",
+        required=True,
+    )
+    data_file = fields.Binary(string="Statement File")
+    filename = fields.Char()
+    date_from = fields.Datetime(
+        default=lambda self: fields.Datetime.now() - PULL_WINDOW
+    )
+    date_to = fields.Datetime(default=fields.Datetime.now)
+    result = fields.Text(readonly=True)
+
+    def action_import(self):
+        self.ensure_one()
+        if self.source == "file":
+            if not self.data_file:
+                raise UserError(self.env._("Choose the statement file to import."))
+            try:
+                statement = parse_statement(
+                    base64.b64decode(self.data_file), self.filename
+                )
+            except StatementError as error:
+                raise UserError(
+                    self.env._("Nothing was imported. %s", error)
+                ) from error
+            summary = self._import_rows(statement.rows)
+            summary["skipped"] = statement.skipped
+            self._add_opening_balance(statement)
+            summary["closing"] = statement.closing_balance
+        else:
+            summary = self._import_rows(self._pull_rows())
+        summary["journal_balance"] = self._journal_balance()
+        self.result = self._describe(summary)
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": self._name,
+            "res_id": self.id,
+            "view_mode": "form",
+            "target": "new",
+        }
+
+    # === IMPORT === #
+
+    def _import_rows(self, rows):
+        """Create what is new, add the 'import' source to what we had. Idempotent:
+        the same or an overlapping statement creates nothing twice."""
+        provider = self.provider_id
+        Receipt = self.env["mpesa.receipt"].sudo()
+        shortcode = provider.sudo().mpesa_shortcode
+        codes = [row.receipt for row in rows]
+        existing = {
+            r.name: r
+            for r in Receipt.search(
+                [
+                    ("company_id", "=", provider.company_id.id),
+                    ("shortcode", "=", shortcode),
+                    ("name", "in", codes),
+                ]
+            )
+        }
+        created = Receipt
+        new_rows = [row for row in rows if row.receipt not in existing]
+        for receipt in existing.values():
+            seen = set((receipt.channels or "").split(",")) - {""}
+            if "import" not in seen:
+                receipt.channels = ",".join(sorted(seen | {"import"}))
+        vals_list = [self._receipt_vals(row, provider, shortcode) for row in new_rows]
+        if vals_list:
+            created = Receipt.create(vals_list)
+        payments = created.filtered(lambda r: r.kind == "payment")
+        for receipt in payments:
+            receipt._mpesa_apply_recovered()
+        return {
+            "created": len(created),
+            "recovered": len(payments),
+            "known": len(existing),
+        }
+
+    def _receipt_vals(self, row, provider, shortcode):
+        kind = "payment"
+        if row.withdrawn:
+            kind = "charge" if row.is_charge else "withdrawal"
+        return {
+            "name": row.receipt,
+            "provider_id": provider.id,
+            "company_id": provider.company_id.id,
+            "shortcode": shortcode,
+            "amount": float(row.paid_in or row.withdrawn),
+            "kind": kind,
+            "phone": row.phone,
+            "customer_name": row.customer_name,
+            "reference": row.account_ref,
+            "paid_at": row.completed_at,
+            "linked_receipt": row.linked_receipt or False,
+            "channel": "import",
+            "channels": "import",
+            "recovered": kind == "payment",
+            "state": "received" if kind == "payment" else "applied",
+        }
+
+    def _pull_rows(self):
+        """Pull Transactions, 48 hours at a time, every page."""
+        provider = self.provider_id.sudo()
+        client = provider._mpesa_client()
+        start, end = self.date_from, self.date_to
+        if not (start and end) or end <= start:
+            raise UserError(self.env._("Choose a period to pull."))
+        rows = []
+        while start < end:
+            stop = min(start + PULL_WINDOW, end)
+            offset = 0
+            while True:
+                try:
+                    answer = client.post(
+                        PULL_PATH,
+                        {
+                            "ShortCode": provider.mpesa_shortcode,
+                            "StartDate": self._kenya(start),
+                            "EndDate": self._kenya(stop),
+                            "OffSetValue": str(offset),
+                        },
+                    )
+                except DarajaError as error:
+                    raise UserError(
+                        self.env._(
+                            "M-PESA refused the pull request: %(msg)s (%(code)s)",
+                            msg=error.message,
+                            code=error.code,
+                        )
+                    ) from error
+                page = [r for chunk in answer.get("Response") or [] for r in chunk]
+                if str(answer.get("ResponseCode")) != "1000" or not page:
+                    break
+                rows += parse_pull_rows(page)
+                offset += len(page)
+            start = stop
+        return rows
+
+    @staticmethod
+    def _kenya(value):
+        return (
+            value.replace(tzinfo=dt.timezone.utc)
+            .astimezone(KENYA)
+            .strftime("%Y-%m-%d %H:%M:%S")
+        )
+
+    # === BALANCES === #
+
+    def _journal(self):
+        return self.provider_id.journal_id
+
+    def _journal_balance(self):
+        journal = self._journal()
+        lines = (
+            self.env["account.bank.statement.line"]
+            .sudo()
+            .search([("journal_id", "=", journal.id)])
+        )
+        return sum(lines.mapped("amount"))
+
+    def _add_opening_balance(self, statement):
+        """First statement of an empty journal: bring in the balance it starts from,
+        so that the journal's balance can equal M-PESA's."""
+        if not statement.opening_balance or not statement.start:
+            return
+        journal = self._journal()
+        StLine = self.env["account.bank.statement.line"].sudo()
+        earlier = StLine.search_count(
+            [
+                ("journal_id", "=", journal.id),
+                ("date", "<", statement.start.date()),
+            ]
+        )
+        if earlier or StLine.search_count(
+            [
+                ("journal_id", "=", journal.id),
+                ("payment_ref", "=like", "Opening balance%"),
+            ]
+        ):
+            return
+        StLine.create(
+            {
+                "journal_id": journal.id,
+                "date": statement.start.date() - dt.timedelta(days=1),
+                "payment_ref": "Opening balance per M-PESA statement",
+                "amount": float(statement.opening_balance),
+            }
+        )
+
+    def _describe(self, summary):
+        lines = [
+            self.env._(
+                "%(n)s new receipts (%(r)s recovered payments that never reached "
+                "us by callback).",
+                n=summary["created"],
+                r=summary["recovered"],
+            ),
+            self.env._(
+                "%s receipts were already known: nothing created twice.",
+                summary["known"],
+            ),
+        ]
+        if summary.get("skipped"):
+            lines.append(
+                self.env._("%s rows not Completed were ignored.", summary["skipped"])
+            )
+        if summary.get("closing") is not None:
+            lines.append(
+                self.env._(
+                    "Statement closing balance: KES %(closing)s; journal balance: KES "
+                    "%(journal)s.",
+                    closing=f"{summary['closing']:,.2f}",
+                    journal=f"{summary['journal_balance']:,.2f}",
+                )
+            )
+        return "\n".join(lines)
