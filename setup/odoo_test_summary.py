@@ -8,7 +8,9 @@ tours (Odoo skips a tour when Chromium or websocket-client is missing: not a pas
 import re
 import sys
 
-SUMMARY = re.compile(r"(\d+) failed, (\d+) error\(s\) of (\d+) tests when loading database")
+SUMMARY = re.compile(
+    r"(\d+) failed, (\d+) error\(s\) of (\d+) tests when loading database"
+)
 SKIP = re.compile(r"odoo\.tests\.result: skipped (.*)")
 LEVEL = re.compile(r"^\S+ \S+ \d+ (ERROR|CRITICAL) ")
 TOUR_SKIP = re.compile(r"websocket|chrom|browser|tour", re.I)
@@ -29,7 +31,10 @@ def main(path, rc):
                 skipped += 1
                 if TOUR_SKIP.search(m.group(1)):
                     tour_skips += 1
-                    print(f"tour skipped (counts as failed): {m.group(1)}", file=sys.stderr)
+                    print(
+                        f"tour skipped (counts as failed): {m.group(1)}",
+                        file=sys.stderr,
+                    )
             if LEVEL.match(line) and "odoo.tests" not in line and not in_summary:
                 stray_errors += 1
                 print(f"error outside tests: {line.strip()[:300]}", file=sys.stderr)

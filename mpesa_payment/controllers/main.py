@@ -1,11 +1,15 @@
 import json
 import logging
 
+import psycopg2
 from werkzeug.exceptions import Forbidden, NotFound, RequestEntityTooLarge
 
 from odoo import http
 from odoo.exceptions import ValidationError
 from odoo.http import request
+from odoo.service.model import retrying
+
+from .. import const
 
 _logger = logging.getLogger(__name__)
 
@@ -73,9 +77,9 @@ class MpesaController(http.Controller):
                 tx_sudo.reference,
             )
             raise Forbidden()
-        callback = self._store("stk", body, tx_sudo.provider_id, tx_sudo)
-        callback._process()
-        if callback.state == "error" and data is None:
+        callback_id = self._store("stk", body, tx_sudo.provider_id, tx_sudo)
+        state, _answer = self._process_stored(callback_id)
+        if state == "error" and data is None:
             return self._answer({"ResultCode": 1, "ResultDesc": "Malformed JSON"}, 400)
         return self._answer(ACCEPTED)
 
@@ -103,11 +107,11 @@ class MpesaController(http.Controller):
             )
             raise Forbidden()
         body = self._read_body()
-        callback = self._store(f"c2b_{kind}", body, provider)
-        callback._process()
+        callback_id = self._store(f"c2b_{kind}", body, provider)
+        state, answer = self._process_stored(callback_id)
         if kind == "validation":
-            return self._answer(callback._c2b_validation_answer())
-        if callback.state == "error" and self._json_or_none(body) is None:
+            return self._answer(answer)
+        if state == "error" and self._json_or_none(body) is None:
             return self._answer({"ResultCode": 1, "ResultDesc": "Malformed JSON"}, 400)
         return self._answer(ACCEPTED)
 
@@ -139,10 +143,10 @@ class MpesaController(http.Controller):
             raise Forbidden()
         kind = "timeout" if "/timeout/" in request.httprequest.path else "result"
         body = self._read_body()
-        callback = self._store(
+        callback_id = self._store(
             kind, body, api_request.provider_id, api_request=api_request
         )
-        callback._process()
+        self._process_stored(callback_id)
         return self._answer(ACCEPTED)
 
     # === HELPERS === #
@@ -169,13 +173,30 @@ class MpesaController(http.Controller):
         """Commit the raw body in its own transaction before anything can fail."""
         remote = request.httprequest.remote_addr
         with request.env.registry.cursor() as cr:
-            callback = (
-                request.env(cr=cr)["mpesa.callback"]
-                .sudo()
-                ._store(kind, body, provider, transaction, remote, api_request)
+            callback = request.env(cr=cr, su=True)["mpesa.callback"]._store(
+                kind, body, provider, transaction, remote, api_request
             )
-            callback_id = callback.id
-        return request.env["mpesa.callback"].sudo().browse(callback_id)
+            return callback.id
+
+    @staticmethod
+    def _process_stored(callback_id):
+        """Process in a fresh transaction: the request's own snapshot (REPEATABLE
+        READ) predates the stored body. Concurrent duplicates are retried like any
+        Odoo request; if that still fails, the body waits for the recovery job.
+        Returns (state, C2B validation answer)."""
+        try:
+            with request.env.registry.cursor() as cr:
+                env = request.env(cr=cr, su=True)
+                callback = env["mpesa.callback"].browse(callback_id)
+                retrying(callback._process, env)
+                return callback.state, callback._c2b_validation_answer()
+        except psycopg2.Error:
+            _logger.warning(
+                "M-PESA callback %s stored; processing left to the recovery job",
+                callback_id,
+                exc_info=True,
+            )
+            return "received", const.C2B_ACCEPT
 
     @staticmethod
     def _answer(payload, status=200):

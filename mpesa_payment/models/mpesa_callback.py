@@ -1,6 +1,8 @@
 import json
 import logging
 
+import psycopg2
+
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
@@ -10,6 +12,11 @@ from ..daraja.payloads import PayloadError, parse_c2b, parse_stk_callback
 _logger = logging.getLogger(__name__)
 
 RETRYABLE_STATES = ("received", "unmatched", "error")
+CONCURRENCY_ERRORS = (
+    psycopg2.errors.SerializationFailure,
+    psycopg2.errors.DeadlockDetected,
+    psycopg2.errors.LockNotAvailable,
+)
 
 
 class MpesaCallback(models.Model):
@@ -125,6 +132,8 @@ class MpesaCallback(models.Model):
                         "processed_at": fields.Datetime.now(),
                     }
                 )
+            except CONCURRENCY_ERRORS:
+                raise  # a concurrent duplicate: the caller retries on a new snapshot
             except (PayloadError, ValidationError) as error:
                 cb.write({"state": "error", "error": str(error)})
                 _logger.warning("M-PESA callback %s rejected: %s", cb.id, error)

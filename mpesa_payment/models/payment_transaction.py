@@ -3,7 +3,7 @@ import logging
 from datetime import timedelta
 from decimal import Decimal
 
-from odoo import api, fields, models
+from odoo import SUPERUSER_ID, api, fields, models
 from odoo.exceptions import ValidationError
 from odoo.tools import float_compare, float_is_zero, float_round
 
@@ -307,10 +307,19 @@ class PaymentTransaction(models.Model):
                 phone=mask_msisdn(msisdn),
             )
         )
-        # A callback may have arrived before Daraja answered us: it waits in the inbox.
+        # A callback may have arrived before Daraja answered us: it waits in the inbox,
+        # committed after this transaction began, so look again once we commit.
         self.env["mpesa.callback"].sudo()._process_waiting(
             self.mpesa_checkout_request_id
         )
+        checkout, registry = self.mpesa_checkout_request_id, self.env.registry
+
+        @self.env.cr.postcommit.add
+        def _process_waiting_after_commit():
+            with registry.cursor() as cr:
+                env = api.Environment(cr, SUPERUSER_ID, {})
+                env["mpesa.callback"]._process_waiting(checkout)
+
         return answer
 
     # === OUTCOMES === #

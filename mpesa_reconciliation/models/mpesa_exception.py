@@ -127,6 +127,8 @@ class MpesaException(models.Model):
             if receipt.amount > tx.amount:
                 return "overpaid"
             return "review"
+        if receipt.channel == "query":
+            return "claim"
         ref = (receipt.reference or "").strip()
         if not ref:
             return "no_reference"
@@ -134,8 +136,6 @@ class MpesaException(models.Model):
             return "ambiguous"
         if "already paid" in (receipt.review_reason or ""):
             return "duplicate"
-        if receipt.channel == "query":
-            return "claim"
         return "unknown_reference"
 
     # === ACTIONS (each logged in the chatter with user and time) === #

@@ -8,7 +8,7 @@ class PaymentTransaction(models.Model):
 
     def _post_process(self):
         """Once a payment exists, its M-PESA statement line can meet it."""
-        super()._post_process()
+        res = super()._post_process()
         done = self.filtered(
             lambda t: t.provider_code == "mpesa" and t.state == "done" and t.payment_id
         )
@@ -26,6 +26,7 @@ class PaymentTransaction(models.Model):
             )
             for receipt in receipts:
                 receipt._mpesa_reconcile_with_payment()
+        return res
 
     def _mpesa_receipts(self):
         codes = [c for c in self.mapped("mpesa_receipt") if c]
@@ -33,7 +34,7 @@ class PaymentTransaction(models.Model):
 
     def _mpesa_flag_review(self, message):
         """Money that needs a person becomes an exception in the queue."""
-        super()._mpesa_flag_review(message)
+        res = super()._mpesa_flag_review(message)
         for receipt in self._mpesa_receipts():
             receipt.write(
                 {
@@ -42,10 +43,11 @@ class PaymentTransaction(models.Model):
                     "transaction_id": receipt.transaction_id.id or self.id,
                 }
             )
+        return res
 
     def _mpesa_apply_success(self, amount, receipt, phone, paid_at, verify):
         requested = self.mpesa_phone
-        super()._mpesa_apply_success(amount, receipt, phone, paid_at, verify)
+        res = super()._mpesa_apply_success(amount, receipt, phone, paid_at, verify)
         if phone and requested and phone != requested and self.state == "done":
             ledger = self._mpesa_receipts()
             for rec in ledger:
@@ -58,6 +60,7 @@ class PaymentTransaction(models.Model):
                         paid=phone,
                     ),
                 )
+        return res
 
     @api.model
     def _cron_mpesa_not_applied(self):

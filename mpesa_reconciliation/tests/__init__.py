@@ -2,3 +2,5 @@ from . import test_bank_feed
 from . import test_matching
 from . import test_statement
 from . import test_suggestions
+from . import test_exceptions
+from . import test_statement_import

@@ -1,0 +1,182 @@
+from datetime import timedelta
+
+from odoo import fields
+from odoo.exceptions import UserError
+from odoo.tests import tagged
+
+from odoo.addons.mpesa_payment.tests.common import PHONE
+
+from .common import ReconciliationCommon
+
+
+@tagged("post_install", "-at_install")
+class TestExceptions(ReconciliationCommon):
+    """Each kind of exception, and each action finance can take on one."""
+
+    def _exception(self, receipt):
+        self.env.invalidate_all()
+        return receipt.exception_ids.filtered(lambda e: e.state == "open")
+
+    # === kinds === #
+
+    def test_underpaid_and_overpaid_from_the_payment_flow(self):
+        for paid, kind in ((1000, "underpaid"), (1500, "overpaid")):
+            self.emulator.set_scenario(PHONE, amount=paid)
+            tx = self._push(self._create_mpesa_tx(reference=f"AMT-{paid}"))
+            self._wait_callbacks()
+            self.emulator.reset()
+            receipt = self.env["mpesa.receipt"].search(
+                [("name", "=", tx.mpesa_receipt)]
+            )
+            exception = self._exception(receipt)
+            self.assertEqual(exception.kind, kind)
+            self.assertEqual(exception.expected_amount, 1250)
+            self.assertEqual(exception.difference, paid - 1250)
+            self.assertEqual(receipt.reconcile_state, "exception")
+
+    def test_paid_from_another_phone(self):
+        self.emulator.set_scenario(PHONE, paid_phone="254722000111")
+        tx = self._push(self._create_mpesa_tx())
+        self._wait_callbacks()
+        self.assertEqual(tx.state, "done", "the money is for this order all the same")
+        receipt = self.env["mpesa.receipt"].search([("name", "=", tx.mpesa_receipt)])
+        exception = self._exception(receipt)
+        self.assertEqual(exception.kind, "other_phone")
+        self.assertIn("254722000111", exception.reason)
+
+    def test_reference_missing_unknown_ambiguous_duplicate(self):
+        self.assertEqual(self._exception(self._c2b("", 50)).kind, "no_reference")
+        self.assertEqual(
+            self._exception(self._c2b("NOSUCHREF", 50)).kind, "unknown_reference"
+        )
+        self.partner.mpesa_account_ref = "AMB1"
+        order = self.env["sale.order"].create(
+            {
+                "partner_id": self.partner.id,
+                "order_line": [
+                    (0, 0, {"product_id": self.product_a.id, "price_unit": 50})
+                ],
+            }
+        )
+        order.name = "AMB-1"
+        self.env.flush_all()
+        self.assertEqual(self._exception(self._c2b("amb 1", 50)).kind, "ambiguous")
+        invoice = self._invoice(300)
+        first = self._c2b(invoice.name, 300)
+        self._post_process(first)
+        again = self._c2b(invoice.name, 300)
+        self.assertEqual(self._exception(again).kind, "duplicate")
+        self.assertIn("already paid", self._exception(again).reason)
+
+    def test_paid_but_document_not_updated(self):
+        tx = self._push(self._create_mpesa_tx())
+        self._wait_callbacks()
+        self.assertFalse(tx.is_post_processed)
+        with self._db_lock():
+            tx.last_state_change = fields.Datetime.now() - timedelta(hours=1)
+            self.env["payment.transaction"]._cron_mpesa_not_applied()
+            self.env.flush_all()
+        receipt = self.env["mpesa.receipt"].search([("name", "=", tx.mpesa_receipt)])
+        self.assertEqual(self._exception(receipt).kind, "not_applied")
+
+    def test_customer_claim_found_by_status_query(self):
+        code = self.emulator.add_payment(700, phone=PHONE, first_name="Jane Doe")
+        before = len([d for d in self.emulator.deliveries if d.kind == "result"])
+        with self._db_lock():
+            wizard = self.env["mpesa.receipt.lookup"].create(
+                {"code": code, "provider_id": self.mpesa.id}
+            )
+            wizard.action_lookup()
+            self.env.flush_all()
+        self._wait_callbacks(before + 1, kind="result")
+        receipt = self.env["mpesa.receipt"].search([("name", "=", code)])
+        exception = self._exception(receipt)
+        self.assertEqual(exception.kind, "claim")
+        self.assertEqual(exception.amount, 700)
+        self.assertEqual(len(receipt.statement_line_id), 1, "now in the books")
+
+    # === actions === #
+
+    def test_allocate_split_over_two_invoices(self):
+        first, second = self._invoice(600), self._invoice(400)
+        receipt = self._c2b("", 1000, style="plain")
+        exception = self._exception(receipt)
+        wizard = (
+            self.env["mpesa.exception.allocate"]
+            .with_context(default_exception_id=exception.id)
+            .create({})
+        )
+        self.assertEqual(wizard.partner_id, self.partner, "known by phone")
+        self.assertEqual(wizard.line_ids.mapped("invoice_id"), first | second)
+        self.assertEqual(wizard.line_ids.mapped("amount"), [600, 400])
+        with self._db_lock():
+            wizard.action_allocate()
+            self.env.flush_all()
+        self.assertEqual(
+            (first | second).mapped("payment_state"), [first.payment_state] * 2
+        )
+        self.assertIn(first.payment_state, ("paid", "in_payment"))
+        self.assertTrue(receipt.statement_line_id.is_reconciled)
+        self.assertEqual(exception.state, "resolved")
+        self.assertEqual(exception.resolution, "allocated")
+        message = exception.message_ids[:1]
+        self.assertIn(first.name, message.body)
+        self.assertEqual(message.author_id, self.env.user.partner_id)
+
+    def test_allocation_over_the_amount_is_refused(self):
+        invoice = self._invoice(5000)
+        receipt = self._c2b("", 1000, style="plain")
+        wizard = self.env["mpesa.exception.allocate"].create(
+            {
+                "exception_id": self._exception(receipt).id,
+                "line_ids": [(0, 0, {"invoice_id": invoice.id, "amount": 1500})],
+            }
+        )
+        with self.assertRaisesRegex(UserError, "only KES 1,000.00 was paid"):
+            wizard.action_allocate()
+
+    def test_keep_as_credit(self):
+        receipt = self._c2b("NOSUCHREF", 250, style="plain")
+        exception = self._exception(receipt)
+        with self._db_lock():
+            exception.action_keep_as_credit()
+            self.env.flush_all()
+        self.assertEqual(exception.resolution, "credit")
+        payment = receipt.transaction_id.payment_id
+        self.assertEqual(payment.partner_id, self.partner)
+        self.assertEqual(payment.amount, 250)
+        self.assertTrue(receipt.statement_line_id.is_reconciled)
+
+    def test_refund_by_reversal(self):
+        receipt = self._c2b("NOSUCHREF", 250)
+        exception = self._exception(receipt)
+        before = len([d for d in self.emulator.deliveries if d.kind == "result"])
+        with self._db_lock():
+            exception.action_request_reversal()
+            self.env.flush_all()
+        self._wait_callbacks(before + 1, kind="result")
+        self.assertEqual(exception.resolution, "reversed")
+        self.assertEqual(receipt.state, "reversed")
+
+    def test_mark_duplicate_dismiss_and_frozen_once_resolved(self):
+        exception = self._exception(self._c2b("NOSUCHREF", 20))
+        exception.action_mark_duplicate()
+        self.assertEqual(exception.resolution, "duplicate")
+        self.assertEqual(exception.resolved_by, self.env.user)
+        with self.assertRaisesRegex(UserError, "cannot be changed"):
+            exception.partner_id = self.partner
+        with self.assertRaisesRegex(UserError, "already resolved"):
+            exception.action_keep_as_credit()
+        exception.action_reopen()
+        self.assertEqual(exception.state, "open")
+        self.assertIn("Reopened", exception.message_ids[0].body)
+        with self.assertRaisesRegex(UserError, "Say why"):
+            exception.action_dismiss()
+        self.env["mpesa.exception.dismiss"].create(
+            {
+                "exception_id": exception.id,
+                "reason": "Test payment by our cashier",
+            }
+        ).action_dismiss()
+        self.assertEqual(exception.resolution, "dismissed")
+        self.assertIn("Test payment by our cashier", exception.resolution_note)
