@@ -17,6 +17,7 @@
         "views/mpesa_receipt_views.xml",
         "views/mpesa_exception_views.xml",
         "views/account_bank_statement_line_views.xml",
+        "views/res_config_settings_views.xml",
         "views/menus.xml",
         "data/ir_cron_data.xml",
     ],

@@ -50,9 +50,14 @@ equally good candidates are never guessed between.
 Indexes (built once): normalised reference -> candidates, partner ->
 candidates, plain MSISDN -> partners, SHA-256(MSISDN) -> partners, masked
 pattern (first 4 + last 3 digits) -> partners, name token -> partners, and
-the normalised references in sorted order, searched as an implicit trie
-(shared prefixes computed once, subtrees pruned as soon as the edit distance
-must exceed the maximum), so a fuzzy lookup does not score every reference.
+for fuzzy lookups the normalised references of 5+ characters bucketed by
+length and sorted. Only the buckets within ``fuzzy_max_distance`` of the
+query's length are searched, each as an implicit trie: the edit-distance rows
+of a shared prefix are computed once, and a whole subtree is skipped (by
+bisection) as soon as its prefix must end more than the maximum away. So a
+line costs a few dictionary look-ups, a fuzzy walk that visits the
+neighbourhood of its reference rather than every reference (memoised per
+distinct reference), and the scoring of the candidates pointed at.
 """
 
 import hashlib
@@ -92,6 +97,7 @@ TIE_MARGIN = 0.5
 MAX_NAME_TOKENS = 8
 FUZZY_MEMO_SIZE = 4096
 AMOUNT_MATCHES = ("exact", "within_tolerance", "partial", "over", "none")
+_AMOUNT_RULES = {match: "amount_" + match for match in AMOUNT_MATCHES}
 
 _NOT_ALNUM = re.compile(r"[^0-9A-Z]")
 _NOT_DIGIT = re.compile(r"\D")
@@ -133,6 +139,8 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Suggestion:
+    """A candidate for a line, its score (0-100) and why."""
+
     line_id: int
     model: str
     record_id: int
@@ -144,6 +152,8 @@ class Suggestion:
 
 @dataclass
 class Config:
+    """Thresholds; the points themselves are in WEIGHTS."""
+
     auto_threshold: float = 90.0
     min_score: float = 30.0
     amount_tolerance: Decimal = Decimal("1.00")
@@ -248,52 +258,86 @@ def within_distance(keys, length, query, k):
     left of the key and of the query still differs in length by that much.
     This also holds for paths skipping row i by a transposition, which cost
     at least D[i][j] on the same diagonal. Cells outside the band where that
-    bound is <= k are never computed (they hold k + 1).
+    bound is <= k are never computed (they hold k + 1). The band of a depth
+    does not depend on the key, so each depth has one row, overwritten in place.
     """
     n = len(query)
-    cap = k + 1
     shift = n - length  # the final cell (length, n) lies on diagonal j - i = shift
-    rows = [[j if j <= k and abs(j - shift) <= k else cap for j in range(n + 1)]]
+    rows, lows, highs = _banded_matrix(length, n, shift, k)
+    computed = 0  # rows[:computed + 1] hold the prefix of prev
     prev = ""
     i, total = 0, len(keys)
     while i < total:
         key = keys[i]
-        limit = min(len(prev), len(rows) - 1)
-        shared = 0
-        while shared < limit and prev[shared] == key[shared]:
+        shared = 0  # all keys have the same length: only computed rows can be shared
+        while shared < computed and prev[shared] == key[shared]:
             shared += 1
-        del rows[shared + 1 :]
-        pruned = 0
-        for depth in range(shared + 1, length + 1):
-            up = rows[depth - 1]
-            upup = rows[depth - 2] if depth > 1 else None
-            ch = key[depth - 1]
-            prev_ch = key[depth - 2] if depth > 1 else ""
-            row = [cap] * (n + 1)
-            best = cap
-            if depth <= k and abs(depth + shift) <= k:
-                row[0] = depth
-                best = depth + abs(depth + shift)
-            low = max(1, depth - k, depth + shift - k)
-            high = min(n, depth + k, depth + shift + k)
-            for j in range(low, high + 1):
-                qj = query[j - 1]
-                v = min(up[j - 1] + (qj != ch), up[j] + 1, row[j - 1] + 1, cap)
-                if upup is not None and j > 1 and ch == query[j - 2] and prev_ch == qj:
-                    v = min(v, upup[j - 2] + 1)
-                row[j] = v
-                best = min(best, v + abs(j - depth - shift))
-            rows.append(row)
-            if best > k:
-                pruned = depth
-                break
-        if pruned:
-            i = bisect_left(keys, key[:pruned] + _AFTER, i + 1)
+        depth = shared + 1
+        while depth <= length and _fill_row(
+            rows, depth, key, query, k, lows[depth], highs[depth] + 1, shift
+        ):
+            depth += 1
+        if depth <= length:  # pruned: skip every key starting with key[:depth]
+            computed = depth
+            i = (
+                bisect_left(keys, key[:depth] + _AFTER, i + 1)
+                if depth < length
+                else i + 1
+            )
         else:
+            computed = length
             if rows[length][n] <= k:
                 yield key, rows[length][n]
             i += 1
         prev = key
+
+
+def _banded_matrix(length, n, shift, k):
+    """The rows of the OSA matrix (capped at k + 1) and the band of each row."""
+    cap = k + 1
+    rows = [[cap] * (n + 1) for _depth in range(length + 1)]
+    lows, highs = [0], [0]
+    for j in range(n + 1):
+        if j <= k and abs(j - shift) <= k:
+            rows[0][j] = j
+    for depth in range(1, length + 1):
+        if depth <= k and abs(depth + shift) <= k:
+            rows[depth][0] = depth
+        lows.append(max(1, depth - k, depth + shift - k))
+        highs.append(min(n, depth + k, depth + shift + k))
+    return rows, lows, highs
+
+
+def _fill_row(rows, depth, key, query, k, j, stop, shift):
+    """Compute rows[depth][j:stop] in place; False if no cell can end within k.
+
+    Comparisons rather than min(): on Python 3.11 min() builds a tuple per
+    call, and this runs millions of times.
+    """
+    up, row = rows[depth - 1], rows[depth]
+    ch = key[depth - 1]
+    alive = row[0] + abs(depth + shift) <= k
+    offset = j - depth - shift  # of (depth, j) from the final diagonal
+    while j < stop:
+        qj = query[j - 1]
+        v = up[j - 1] if qj == ch else up[j - 1] + 1  # match or substitution
+        if up[j] < v - 1:  # deletion
+            v = up[j] + 1
+        if row[j - 1] < v - 1:  # insertion
+            v = row[j - 1] + 1
+        # transposition: key[depth-2:depth] is query[j-2:j] swapped
+        if depth > 1 and j > 1 and ch == query[j - 2] and key[depth - 2] == qj:
+            before = rows[depth - 2][j - 2]
+            if before < v - 1:
+                v = before + 1
+        if v > k:
+            v = k + 1
+        elif v + abs(offset) <= k:
+            alive = True
+        row[j] = v
+        j += 1
+        offset += 1
+    return alive
 
 
 def _decimal(value):
@@ -324,45 +368,53 @@ def score_candidate(line, candidate, ref_distance, partner_rule, config):
     """
     if ref_distance is None and partner_rule is None:
         return None
-    parts = []  # (points, order, reason)
+    # (rule, points): reference, amount, partner, date, the order of equal points
+    rules = []
     if ref_distance == 0:
-        points, reason = WEIGHTS["reference_exact"]
-        parts.append((points, 0, reason))
+        rules.append(("reference_exact", WEIGHTS["reference_exact"][0]))
     elif ref_distance is not None:
-        points, reason = WEIGHTS["reference_fuzzy"]
+        points = WEIGHTS["reference_fuzzy"][0]
         points -= WEIGHTS["reference_fuzzy_per_edit"][0] * ref_distance
-        reason = reason.format(
-            distance=ref_distance, plural="s" if ref_distance > 1 else ""
-        )
-        parts.append((points, 0, reason))
+        rules.append(("reference_fuzzy", points))
     match = amount_match(line.amount, candidate.amount_due, config.amount_tolerance)
     if match != "none":
-        points, reason = WEIGHTS["amount_" + match]
-        parts.append((points, 1, reason))
+        rule = _AMOUNT_RULES[match]
+        rules.append((rule, WEIGHTS[rule][0]))
     if partner_rule is not None:
-        points, reason = WEIGHTS[partner_rule]
-        parts.append((points, 2, reason))
+        rules.append((partner_rule, WEIGHTS[partner_rule][0]))
     if line.date and candidate.date:
         days = abs((line.date - candidate.date).days)
         if days <= DATE_CLOSE_DAYS:
-            points, reason = WEIGHTS["date_close"]
-            parts.append((points, 3, reason))
+            rules.append(("date_close", WEIGHTS["date_close"][0]))
         elif days <= config.date_window_days:
-            points, reason = WEIGHTS["date_window"]
-            parts.append((points, 3, reason.format(days=config.date_window_days)))
-    score = float(min(100, sum(p[0] for p in parts)))
+            rules.append(("date_window", WEIGHTS["date_window"][0]))
+    score = 0
+    for _rule, points in rules:
+        score += points
+    score = float(min(100, score))
     if score < config.min_score:
         return None
-    parts.sort(key=lambda p: (-p[0], p[1]))
+    rules.sort(key=lambda rule: -rule[1])  # stable: equal points keep the rule order
     return Suggestion(
         line_id=line.id,
         model=candidate.model,
         record_id=candidate.id,
         name=candidate.name,
         score=score,
-        reasons=tuple(p[2] for p in parts),
+        reasons=tuple(_reason(rule, ref_distance, config) for rule, _points in rules),
         amount_match=match,
     )
+
+
+def _reason(rule, ref_distance, config):
+    reason = WEIGHTS[rule][1]
+    if rule == "reference_fuzzy":
+        return reason.format(
+            distance=ref_distance, plural="s" if ref_distance > 1 else ""
+        )
+    if rule == "date_window":
+        return reason.format(days=config.date_window_days)
+    return reason
 
 
 def candidate_keys(candidate):

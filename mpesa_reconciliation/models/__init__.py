@@ -5,3 +5,4 @@ from . import mpesa_match_suggestion
 from . import mpesa_receipt
 from . import payment_transaction
 from . import res_users
+from . import res_config_settings

@@ -4,3 +4,5 @@ from . import test_statement
 from . import test_suggestions
 from . import test_exceptions
 from . import test_statement_import
+from . import test_roles
+from . import test_tour

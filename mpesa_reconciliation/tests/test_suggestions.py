@@ -31,9 +31,7 @@ class TestSuggestions(ReconciliationCommon):
         self.assertEqual(receipt.reconcile_state, "reconciled")
 
     def test_certain_match_reconciles_automatically(self):
-        self.env["ir.config_parameter"].sudo().set_param(
-            "mpesa_reconciliation.auto_threshold", "60"
-        )
+        self.env["res.config.settings"].create({"mpesa_auto_threshold": 60}).execute()
         invoice = self._invoice(1000)
         typo = invoice.name.replace("/", "")[:-1] + "9"
         receipt = self._c2b(typo, 1000, style="plain")

@@ -1,0 +1,139 @@
+from odoo import Command
+from odoo.exceptions import AccessError
+from odoo.tests import new_test_user, tagged
+
+from .common import ReconciliationCommon
+
+
+@tagged("post_install", "-at_install")
+class TestRoles(ReconciliationCommon):
+    """What each role may see and do, including what must be refused."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        company = cls.env.company
+        cls.nairobi = cls.env["mpesa.branch"].create({"name": "Nairobi CBD"})
+        cls.mombasa = cls.env["mpesa.branch"].create({"name": "Mombasa"})
+        groups = "base.group_user,mpesa_payment.group_mpesa_user"
+        cls.clerk = new_test_user(
+            cls.env,
+            "mpesa_clerk",
+            groups=groups,
+            company_id=company.id,
+            company_ids=[Command.set(company.ids)],
+        )
+        cls.clerk.mpesa_branch_ids = cls.nairobi
+        cls.reconciler = new_test_user(
+            cls.env,
+            "mpesa_reconciler",
+            company_id=company.id,
+            groups="base.group_user,mpesa_reconciliation.group_mpesa_reconciler",
+            company_ids=[Command.set(company.ids)],
+        )
+        cls.manager = new_test_user(
+            cls.env,
+            "mpesa_manager",
+            company_id=company.id,
+            groups="base.group_user,mpesa_payment.group_mpesa_manager",
+            company_ids=[Command.set(company.ids)],
+        )
+        cls.outsider = new_test_user(
+            cls.env,
+            "plain_employee",
+            groups="base.group_user",
+            company_id=company.id,
+            company_ids=[Command.set(company.ids)],
+        )
+        other_company = cls.env["res.company"].create({"name": "Other Co"})
+        cls.other_reconciler = new_test_user(
+            cls.env,
+            "other_reconciler",
+            company_id=other_company.id,
+            company_ids=[Command.set(other_company.ids)],
+            groups="base.group_user,mpesa_reconciliation.group_mpesa_reconciler",
+        )
+
+    def _receipts(self):
+        first = self._c2b("NOSUCH1", 10)
+        second = self._c2b("NOSUCH2", 20)
+        first.branch_id = self.nairobi
+        second.branch_id = self.mombasa
+        self.env.flush_all()
+        return first, second
+
+    def test_user_sees_own_branch_only(self):
+        nairobi, mombasa = self._receipts()
+        visible = self.env["mpesa.receipt"].with_user(self.clerk).search([])
+        self.assertIn(nairobi, visible)
+        self.assertNotIn(mombasa, visible)
+        with self.assertRaises(AccessError):
+            mombasa.with_user(self.clerk).read(["amount"])
+        exceptions = self.env["mpesa.exception"].with_user(self.clerk).search([])
+        self.assertEqual(exceptions.receipt_id, nairobi)
+        mombasa.user_id = self.clerk  # now it is theirs
+        self.assertIn(
+            mombasa, self.env["mpesa.receipt"].with_user(self.clerk).search([])
+        )
+
+    def test_user_cannot_work_the_queue(self):
+        nairobi, _mombasa = self._receipts()
+        exception = nairobi.exception_ids.with_user(self.clerk)
+        with self.assertRaises(AccessError):
+            exception.action_mark_duplicate()
+        with self.assertRaises(AccessError):
+            self.env["mpesa.statement.import"].with_user(self.clerk).create(
+                {"provider_id": self.mpesa.id}
+            )
+
+    def test_reconciler_sees_all_and_resolves(self):
+        nairobi, mombasa = self._receipts()
+        visible = self.env["mpesa.receipt"].with_user(self.reconciler).search([])
+        self.assertTrue({nairobi, mombasa} <= set(visible))
+        exception = mombasa.exception_ids.with_user(self.reconciler)
+        exception.action_mark_duplicate()
+        self.assertEqual(exception.resolved_by, self.reconciler)
+        with self.assertRaises(AccessError):
+            mombasa.with_user(self.reconciler).action_request_reversal()
+
+    def test_manager_reverses(self):
+        _nairobi, mombasa = self._receipts()
+        before = len([d for d in self.emulator.deliveries if d.kind == "result"])
+        with self._db_lock():
+            mombasa.with_user(self.manager).action_request_reversal()
+            self.env.flush_all()
+        self._wait_callbacks(before + 1, kind="result")
+        self.assertEqual(mombasa.state, "reversed")
+
+    def test_outsider_and_other_company_see_nothing(self):
+        self._receipts()
+        with self.assertRaises(AccessError):
+            self.env["mpesa.receipt"].with_user(self.outsider).search([])
+        with self.assertRaises(AccessError):
+            self.env["mpesa.exception"].with_user(self.outsider).search([])
+        self.assertFalse(
+            self.env["mpesa.receipt"].with_user(self.other_reconciler).search([])
+        )
+        self.assertFalse(
+            self.env["mpesa.exception"].with_user(self.other_reconciler).search([])
+        )
+
+    def test_portal_customer_sees_own_payments_only(self):
+        mine = self._c2b("NOSUCH3", 30)
+        other = self._c2b("NOSUCH4", 40)
+        mine.partner_id = self.portal_partner
+        other.partner_id = self.partner
+        self.env.flush_all()
+        visible = self.env["mpesa.receipt"].with_user(self.portal_user).search([])
+        self.assertEqual(visible, mine)
+        with self.assertRaises(AccessError):
+            other.with_user(self.portal_user).read(["amount"])
+        with self.assertRaises(AccessError):
+            mine.with_user(self.portal_user).write({"amount": 1})
+        with self.assertRaises(AccessError):
+            self.env["mpesa.exception"].with_user(self.portal_user).search([])
+
+    def test_credentials_stay_with_admins(self):
+        for user in (self.clerk, self.reconciler, self.manager):
+            with self.assertRaises(AccessError, msg=user.login):
+                self.mpesa.with_user(user).read(["mpesa_consumer_secret"])
