@@ -48,8 +48,10 @@ say "Odoo tests: $o_pass passed, $o_fail failed, $o_skip skipped"
 say "pytest tests/"
 junit="$LOGS/pytest.xml"
 set +e
-(cd "$ROOT" && "$PY" -m pytest tests -q -p no:cacheprovider --junitxml="$junit" \
-    --ignore=tests/odoo_addons)
+# tests/live copies the database the Odoo tests just used and runs a real multi-worker
+# Odoo on it.
+(cd "$ROOT" && MPESA_LIVE_TEMPLATE_DB="$DB" "$PY" -m pytest tests -q -p no:cacheprovider \
+    --junitxml="$junit" --ignore=tests/odoo_addons)
 py_rc=$?
 set -e
 read -r p_pass p_fail p_skip < <("$PY" "$ROOT/setup/junit_summary.py" "$junit" "$py_rc")

@@ -6,3 +6,4 @@ from . import mpesa_receipt
 from . import payment_transaction
 from . import res_users
 from . import res_config_settings
+from . import books_check

@@ -6,3 +6,4 @@ from . import test_exceptions
 from . import test_statement_import
 from . import test_roles
 from . import test_tour
+from . import test_books_check
