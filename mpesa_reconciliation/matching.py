@@ -97,7 +97,8 @@ TIE_MARGIN = 0.5
 MAX_NAME_TOKENS = 8
 FUZZY_MEMO_SIZE = 4096
 AMOUNT_MATCHES = ("exact", "within_tolerance", "partial", "over", "none")
-_AMOUNT_RULES = {match: "amount_" + match for match in AMOUNT_MATCHES}
+_AMOUNT_RULES = {match: "amount_" + match for match in AMOUNT_MATCHES[:-1]}
+_AMOUNT_RULES["none"] = None
 
 _NOT_ALNUM = re.compile(r"[^0-9A-Z]")
 _NOT_DIGIT = re.compile(r"\D")
@@ -368,42 +369,45 @@ def score_candidate(line, candidate, ref_distance, partner_rule, config):
     """
     if ref_distance is None and partner_rule is None:
         return None
-    # (rule, points): reference, amount, partner, date, the order of equal points
-    rules = []
+    # the rules that apply, in the order reasons of equal points are given
+    rules = [None, None, partner_rule, None]
     if ref_distance == 0:
-        rules.append(("reference_exact", WEIGHTS["reference_exact"][0]))
+        rules[0] = "reference_exact"
     elif ref_distance is not None:
-        points = WEIGHTS["reference_fuzzy"][0]
-        points -= WEIGHTS["reference_fuzzy_per_edit"][0] * ref_distance
-        rules.append(("reference_fuzzy", points))
+        rules[0] = "reference_fuzzy"
     match = amount_match(line.amount, candidate.amount_due, config.amount_tolerance)
-    if match != "none":
-        rule = _AMOUNT_RULES[match]
-        rules.append((rule, WEIGHTS[rule][0]))
-    if partner_rule is not None:
-        rules.append((partner_rule, WEIGHTS[partner_rule][0]))
-    if line.date and candidate.date:
-        days = abs((line.date - candidate.date).days)
-        if days <= DATE_CLOSE_DAYS:
-            rules.append(("date_close", WEIGHTS["date_close"][0]))
-        elif days <= config.date_window_days:
-            rules.append(("date_window", WEIGHTS["date_window"][0]))
+    rules[1] = _AMOUNT_RULES[match]
+    days = abs(line.date.toordinal() - candidate.date.toordinal())
+    if days <= DATE_CLOSE_DAYS:
+        rules[3] = "date_close"
+    elif days <= config.date_window_days:
+        rules[3] = "date_window"
     score = 0
-    for _rule, points in rules:
-        score += points
-    score = float(min(100, score))
+    for rule in rules:
+        if rule is not None:
+            score += _points(rule, ref_distance)
     if score < config.min_score:
         return None
-    rules.sort(key=lambda rule: -rule[1])  # stable: equal points keep the rule order
+    applied = sorted(
+        (rule for rule in rules if rule is not None),
+        key=lambda rule: -_points(rule, ref_distance),
+    )  # stable: equal points keep the rule order
     return Suggestion(
         line_id=line.id,
         model=candidate.model,
         record_id=candidate.id,
         name=candidate.name,
-        score=score,
-        reasons=tuple(_reason(rule, ref_distance, config) for rule, _points in rules),
+        score=float(min(100, score)),
+        reasons=tuple(_reason(rule, ref_distance, config) for rule in applied),
         amount_match=match,
     )
+
+
+def _points(rule, ref_distance):
+    points = WEIGHTS[rule][0]
+    if rule == "reference_fuzzy":
+        points -= WEIGHTS["reference_fuzzy_per_edit"][0] * ref_distance
+    return points
 
 
 def _reason(rule, ref_distance, config):

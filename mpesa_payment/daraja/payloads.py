@@ -6,10 +6,12 @@ such tolerance lives here, and callers get small typed records or a PayloadError
 """
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 KENYA_TZ = dt.timezone(dt.timedelta(hours=3))
+_INTEGER = re.compile(r"^-?[0-9]+$")  # str.isdigit() also accepts "²"
 
 
 class PayloadError(ValueError):
@@ -21,7 +23,7 @@ def _as_int(value, name):
         raise PayloadError(f"{name} must be a number, got {value!r}")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and _INTEGER.match(value.strip()):
         return int(value.strip())
     if isinstance(value, float) and value.is_integer():
         return int(value)
@@ -225,9 +227,12 @@ class InitiatorResult:
 def parse_initiator_result(data):
     result = _dict(_dict(data, "body").get("Result"), "Result")
     params = {}
-    raw = (result.get("ResultParameters") or {}).get("ResultParameter") or []
+    raw = _dict(result.get("ResultParameters") or {}, "ResultParameters")
+    raw = raw.get("ResultParameter") or []
     if isinstance(raw, dict):  # a single parameter comes unwrapped
         raw = [raw]
+    if not isinstance(raw, list):
+        raise PayloadError("ResultParameter must be a list")
     for item in raw:
         item = _dict(item, "ResultParameter[]")
         if "Key" in item:

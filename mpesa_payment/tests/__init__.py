@@ -6,3 +6,4 @@ from . import test_c2b
 from . import test_initiator_apis
 from . import test_subscription
 from . import test_portal_balance
+from . import test_payload_fuzz

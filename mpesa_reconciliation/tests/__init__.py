@@ -7,3 +7,4 @@ from . import test_statement_import
 from . import test_roles
 from . import test_tour
 from . import test_books_check
+from . import test_statement_fuzz
