@@ -377,11 +377,12 @@ def score_candidate(line, candidate, ref_distance, partner_rule, config):
         rules[0] = "reference_fuzzy"
     match = amount_match(line.amount, candidate.amount_due, config.amount_tolerance)
     rules[1] = _AMOUNT_RULES[match]
-    days = abs(line.date.toordinal() - candidate.date.toordinal())
-    if days <= DATE_CLOSE_DAYS:
-        rules[3] = "date_close"
-    elif days <= config.date_window_days:
-        rules[3] = "date_window"
+    if line.date and candidate.date:  # Odoo gives False for no date
+        days = abs(line.date.toordinal() - candidate.date.toordinal())
+        if days <= DATE_CLOSE_DAYS:
+            rules[3] = "date_close"
+        elif days <= config.date_window_days:
+            rules[3] = "date_window"
     score = 0
     for rule in rules:
         if rule is not None:
@@ -406,7 +407,7 @@ def score_candidate(line, candidate, ref_distance, partner_rule, config):
 def _points(rule, ref_distance):
     points = WEIGHTS[rule][0]
     if rule == "reference_fuzzy":
-        points -= WEIGHTS["reference_fuzzy_per_edit"][0] * ref_distance
+        points = max(0, points - WEIGHTS["reference_fuzzy_per_edit"][0] * ref_distance)
     return points
 
 
@@ -433,7 +434,12 @@ def candidate_keys(candidate):
 
 def ranking_key(suggestion, candidate):
     """Best first; ties by candidate date (oldest first), then id, then model."""
-    return (-suggestion.score, candidate.date, candidate.id, candidate.model)
+    return (
+        -suggestion.score,
+        candidate.date or date.min,
+        candidate.id,
+        candidate.model,
+    )
 
 
 def is_auto(ranked, config):

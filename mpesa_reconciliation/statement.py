@@ -17,6 +17,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 KENYA_TZ = dt.timezone(dt.timedelta(hours=3))
 CENT = Decimal("0.01")
+MAX_AMOUNT = Decimal("1e12")
 ZERO = Decimal("0.00")
 # Balances are printed to the cent; anything further off is a real gap.
 BALANCE_TOLERANCE = Decimal("0.005")
@@ -148,7 +149,8 @@ def _amount(value, row, column):
         if not AMOUNT_RE.fullmatch(text):
             raise StatementError(f"{text!r} is not an amount.", row, column)
         amount = Decimal(text.replace(",", ""))
-    if not amount.is_finite():
+    # M-PESA moves at most millions: anything absurd is a broken cell, not money.
+    if not amount.is_finite() or abs(amount) >= MAX_AMOUNT:
         raise StatementError(f"{value!r} is not an amount.", row, column)
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 

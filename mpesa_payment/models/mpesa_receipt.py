@@ -272,23 +272,39 @@ class MpesaReceipt(models.Model):
         if receipt.transaction_id.state == "done":
             receipt.state = "applied"  # the STK callback got here first: one payment
             return "processed"
-        partner = self._partner_from_msisdn(payment.msisdn)
-        stk_tx = self.env["payment.transaction"]._mpesa_pending_push_for(payment)
-        if stk_tx:
-            # The confirmation of a push still waiting for its callback.
-            stk_tx._mpesa_lock()
-            stk_tx._mpesa_apply_success(
-                payment.amount, payment.trans_id, None, payment.trans_time, verify=True
-            )
-            receipt.write(
-                {
-                    "transaction_id": stk_tx.id,
-                    "partner_id": stk_tx.partner_id.id,
-                    "state": "applied" if stk_tx.state == "done" else "review",
-                }
-            )
-            return "processed"
-        target, reason = self._resolve_reference(payment.bill_ref, provider.company_id)
+        if not receipt._apply_to_pending_push():
+            receipt._apply_by_reference(self._partner_from_msisdn(payment.msisdn))
+        return "processed"
+
+    def _apply_to_pending_push(self):
+        """The confirmation of an STK push still waiting for its callback (same
+        account reference and amount): complete that transaction. True if it was."""
+        self.ensure_one()
+        pending = (
+            self.env["payment.transaction"]
+            .sudo()
+            ._mpesa_pending_push_for(self.reference, self.amount)
+        )
+        if not pending:
+            return False
+        pending._mpesa_lock()
+        pending._mpesa_apply_success(
+            self.amount, self.name, None, self.paid_at, verify=True
+        )
+        self.write(
+            {
+                "transaction_id": pending.id,
+                "partner_id": pending.partner_id.id,
+                "state": "applied" if pending.state == "done" else "review",
+            }
+        )
+        return True
+
+    def _apply_by_reference(self, partner=None):
+        """Pay what the account number names, or wait for review: never a guess, and
+        never a second payment of a paid invoice. True if applied."""
+        self.ensure_one()
+        target, reason = self._resolve_reference(self.reference, self.company_id)
         if (
             target is not None
             and target._name == "account.move"
@@ -302,16 +318,16 @@ class MpesaReceipt(models.Model):
                 ),
             )
         if target is None:
-            receipt.write(
+            self.write(
                 {
                     "state": "review",
                     "review_reason": reason,
-                    "partner_id": partner.id or receipt.partner_id.id,
+                    "partner_id": (partner or self.partner_id).id,
                 }
             )
-            return "processed"
-        receipt._pay(target, partner, provider)
-        return "processed"
+            return False
+        self._pay(target, partner, self.provider_id)
+        return True
 
     def _pay(self, target, partner, provider):
         """Turn this receipt into a done payment transaction for ``target``."""

@@ -581,22 +581,22 @@ class PaymentTransaction(models.Model):
     # === C2B === #
 
     @api.model
-    def _mpesa_pending_push_for(self, payment):
+    def _mpesa_pending_push_for(self, bill_ref, amount):
         """The STK push a paybill confirmation belongs to (same reference and amount,
         still waiting for its callback), if exactly one."""
-        if not payment.bill_ref:
+        if not bill_ref:
             return self.browse()
         txs = self.search(
             [
                 ("provider_code", "=", "mpesa"),
                 ("state", "in", ("pending", "cancel")),
                 ("mpesa_receipt", "=", False),
-                ("mpesa_account_reference", "=", payment.bill_ref.strip().upper()),
+                ("mpesa_account_reference", "=", bill_ref.strip().upper()),
                 ("mpesa_checkout_request_id", "!=", False),
                 ("create_date", ">=", fields.Datetime.now() - RECHECK_WINDOW),
             ]
         )
-        txs = txs.filtered(lambda t: t._mpesa_amount_matches(payment.amount))
+        txs = txs.filtered(lambda t: t._mpesa_amount_matches(amount))
         return txs if len(txs) == 1 else self.browse()
 
     @api.model

@@ -5,9 +5,12 @@ from importlib import resources
 
 from daraja_emulator import DEFAULT_PASSKEY, DarajaEmulator
 
+from odoo.tests import HttpCase
+
 from odoo.addons.account_payment.tests.common import AccountPaymentCommon
 
 PHONE = "254708374149"
+SHORTCODE = "174379"
 
 
 def load_sample(name):
@@ -91,6 +94,70 @@ class MpesaCommon(AccountPaymentCommon):
         )
         self.env.invalidate_all()
         return deliveries
+
+
+class MpesaHttpCommon(MpesaCommon, HttpCase):
+    """Callbacks reach this test's server; C2B URLs are registered with the emulator."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.partner.email = "customer@example.com"
+
+    def setUp(self):
+        super().setUp()
+        self.env["ir.config_parameter"].sudo().set_param(
+            "web.base.url", self.base_url()
+        )
+        with self._db_lock():
+            self.mpesa.action_mpesa_register_c2b_urls()
+            self.env.flush_all()
+
+    def _invoice(self, amount=1000.0, partner=None):
+        invoice = self.init_invoice(
+            "out_invoice",
+            partner=partner or self.partner,
+            amounts=[amount],
+            currency=self.currency_kes,
+            taxes=[],
+            post=True,
+        )
+        self.env.flush_all()
+        return invoice
+
+    def _c2b(
+        self,
+        bill_ref,
+        amount=1000,
+        msisdn=PHONE,
+        style="masked",
+        version="v2",
+        trans_id=None,
+        count=1,
+    ):
+        """A paybill payment made on a phone; returns its receipt once confirmed."""
+        before = len(
+            [d for d in self.emulator.deliveries if d.kind == "c2b_confirmation"]
+        )
+        trans_id = self.emulator.c2b_pay(
+            SHORTCODE,
+            msisdn,
+            amount,
+            bill_ref,
+            msisdn_style=style,
+            api_version=version,
+            trans_id=trans_id,
+        )
+        self._wait_callbacks(before + count, kind="c2b_confirmation")
+        return self.env["mpesa.receipt"].search([("name", "=", trans_id)])
+
+    def _post_process(self, receipt):
+        with self._db_lock():
+            txs = receipt.transaction_id
+            if "allocation_transaction_ids" in receipt._fields:
+                txs |= receipt.allocation_transaction_ids
+            txs._post_process()
+            self.env.flush_all()
 
 
 def stk_payload(tx, result_code=0, amount=None, receipt="QAB1CD2EF3", phone=None):

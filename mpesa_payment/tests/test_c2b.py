@@ -2,68 +2,17 @@ import json
 import time
 
 from odoo.exceptions import UserError
-from odoo.tests import HttpCase, tagged
+from odoo.tests import tagged
 
 from ..references import msisdn_hash
-from .common import PHONE, MpesaCommon, stk_payload
-
-SHORTCODE = "174379"
+from .common import PHONE, SHORTCODE, MpesaHttpCommon, stk_payload
 
 
 @tagged("post_install", "-at_install")
-class TestC2B(MpesaCommon, HttpCase):
+class TestC2B(MpesaHttpCommon):
     """Paybill/till payments through the registered URLs, sent by the emulator."""
 
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.partner.email = "customer@example.com"
-
-    def setUp(self):
-        super().setUp()
-        self.env["ir.config_parameter"].sudo().set_param(
-            "web.base.url", self.base_url()
-        )
-        with self._db_lock():
-            self.mpesa.action_mpesa_register_c2b_urls()
-            self.env.flush_all()
-
-    def _invoice(self, amount=1000.0, partner=None):
-        invoice = self.init_invoice(
-            "out_invoice",
-            partner=partner or self.partner,
-            amounts=[amount],
-            currency=self.currency_kes,
-            taxes=[],
-            post=True,
-        )
-        self.env.flush_all()
-        return invoice
-
-    def _pay(
-        self,
-        bill_ref,
-        amount=1000,
-        msisdn=PHONE,
-        style="masked",
-        version="v2",
-        trans_id=None,
-        count=1,
-    ):
-        before = len(
-            [d for d in self.emulator.deliveries if d.kind == "c2b_confirmation"]
-        )
-        trans_id = self.emulator.c2b_pay(
-            SHORTCODE,
-            msisdn,
-            amount,
-            bill_ref,
-            msisdn_style=style,
-            api_version=version,
-            trans_id=trans_id,
-        )
-        self._wait_callbacks(before + count, kind="c2b_confirmation")
-        return self.env["mpesa.receipt"].search([("name", "=", trans_id)])
+    _pay = MpesaHttpCommon._c2b
 
     # === registration === #
 

@@ -1,23 +1,12 @@
 from odoo.exceptions import AccessError, UserError
-from odoo.tests import HttpCase, tagged
+from odoo.tests import tagged
 
-from .common import PHONE, MpesaCommon
-
-SHORTCODE = "174379"
+from .common import PHONE, SHORTCODE, MpesaHttpCommon
 
 
 @tagged("post_install", "-at_install")
-class TestInitiatorApis(MpesaCommon, HttpCase):
+class TestInitiatorApis(MpesaHttpCommon):
     """Transaction status, reversal and balance: sync ack, then a Result POST."""
-
-    def setUp(self):
-        super().setUp()
-        self.env["ir.config_parameter"].sudo().set_param(
-            "web.base.url", self.base_url()
-        )
-        with self._db_lock():
-            self.mpesa.action_mpesa_register_c2b_urls()
-            self.env.flush_all()
 
     def _send(self, kind, code=None, amount=0.0):
         with self._db_lock():
@@ -32,21 +21,9 @@ class TestInitiatorApis(MpesaCommon, HttpCase):
         return lambda: self._wait_callbacks(before + 1, kind=kind)
 
     def _paid_invoice(self):
-        invoice = self.init_invoice(
-            "out_invoice",
-            partner=self.partner,
-            amounts=[800],
-            currency=self.currency_kes,
-            taxes=[],
-            post=True,
-        )
-        self.env.flush_all()
-        code = self.emulator.c2b_pay(SHORTCODE, PHONE, 800, invoice.name)
-        self._wait_callbacks(1, kind="c2b_confirmation")
-        receipt = self.env["mpesa.receipt"].search([("name", "=", code)])
-        with self._db_lock():
-            receipt.transaction_id._post_process()
-            self.env.flush_all()
+        invoice = self._invoice(800)
+        receipt = self._c2b(invoice.name, 800)
+        self._post_process(receipt)
         self.assertIn(invoice.payment_state, ("paid", "in_payment"))
         return invoice, receipt
 

@@ -22,7 +22,10 @@ from ..daraja.phone import PhoneError, normalize_msisdn
 from ..references import normalize_reference
 
 FUZZ = settings(
-    max_examples=600, deadline=None, suppress_health_check=list(HealthCheck)
+    max_examples=600,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,  # the same cases every run: CI stays reproducible
 )
 scalars = st.one_of(
     st.none(),

@@ -1,15 +1,13 @@
 from datetime import timedelta
 
 from odoo import Command, fields
-from odoo.tests import HttpCase, tagged
+from odoo.tests import tagged
 
-from .common import PHONE, MpesaCommon
-
-SHORTCODE = "174379"
+from .common import PHONE, SHORTCODE, MpesaHttpCommon
 
 
 @tagged("post_install", "-at_install")
-class TestSubscription(MpesaCommon, HttpCase):
+class TestSubscription(MpesaHttpCommon):
     """Recurring invoices paid by paybill against the subscription's account number."""
 
     @classmethod
@@ -32,15 +30,6 @@ class TestSubscription(MpesaCommon, HttpCase):
                 "taxes_id": [Command.clear()],
             }
         )
-
-    def setUp(self):
-        super().setUp()
-        self.env["ir.config_parameter"].sudo().set_param(
-            "web.base.url", self.base_url()
-        )
-        with self._db_lock():
-            self.mpesa.action_mpesa_register_c2b_urls()
-            self.env.flush_all()
 
     def _subscription(self):
         sub = self.env["sale.subscription"].create(

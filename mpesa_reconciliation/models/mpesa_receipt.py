@@ -1,5 +1,4 @@
 import logging
-from types import SimpleNamespace
 
 import pytz
 
@@ -164,31 +163,9 @@ class MpesaReceipt(models.Model):
     def _mpesa_apply_recovered(self):
         """A payment found only in a statement: the confirmation of a push that never
         got its callback, or a paybill payment applied by its account number."""
-        Tx = self.env["payment.transaction"].sudo()
         for receipt in self:
-            pending = Tx._mpesa_pending_push_for(
-                SimpleNamespace(bill_ref=receipt.reference or "", amount=receipt.amount)
-            )
-            if pending:
-                pending._mpesa_lock()
-                pending._mpesa_apply_success(
-                    receipt.amount, receipt.name, None, receipt.paid_at, verify=True
-                )
-                receipt.write(
-                    {
-                        "transaction_id": pending.id,
-                        "partner_id": pending.partner_id.id,
-                        "state": "applied" if pending.state == "done" else "review",
-                    }
-                )
-                continue
-            target, reason = receipt._resolve_reference(
-                receipt.reference, receipt.company_id
-            )
-            if target is None:
-                receipt.write({"state": "review", "review_reason": reason})
-                continue
-            receipt._pay(target, target.partner_id, receipt.provider_id)
+            if not receipt._apply_to_pending_push():
+                receipt._apply_by_reference()
 
     # === EXCEPTIONS === #
 
