@@ -407,7 +407,7 @@ class PaymentTransaction(models.Model):
                     )
                 )
                 return
-        self._mpesa_register_receipt(paid_at)
+        self._mpesa_register_receipt(paid_at, applied=True)
         message = (
             self.env._("Paid by M-PESA, receipt %s.", self.mpesa_receipt)
             if (self.mpesa_receipt)
@@ -462,22 +462,29 @@ class PaymentTransaction(models.Model):
         self._mpesa_set_pending(message)
         _logger.warning("M-PESA transaction %s needs review", self.reference)
 
-    def _mpesa_register_receipt(self, paid_at):
+    def _mpesa_register_receipt(self, paid_at, applied=False):
+        """The money on the ledger; ``applied`` once it paid this transaction."""
         if not self.mpesa_receipt:
             return
-        self.env["mpesa.receipt"].sudo()._record(
-            {
-                "name": self.mpesa_receipt,
-                "provider_id": self.provider_id.id,
-                "amount": self.mpesa_paid_amount or self.amount,
-                "phone": self.mpesa_phone,
-                "paid_at": paid_at or fields.Datetime.now(),
-                "transaction_id": self.id,
-                "partner_id": self.partner_id.id,
-                "reference": self._mpesa_account_reference(),
-            },
-            channel="stk",
+        receipt = (
+            self.env["mpesa.receipt"]
+            .sudo()
+            ._record(
+                {
+                    "name": self.mpesa_receipt,
+                    "provider_id": self.provider_id.id,
+                    "amount": self.mpesa_paid_amount or self.amount,
+                    "phone": self.mpesa_phone,
+                    "paid_at": paid_at or fields.Datetime.now(),
+                    "transaction_id": self.id,
+                    "partner_id": self.partner_id.id,
+                    "reference": self._mpesa_account_reference(),
+                },
+                channel="stk",
+            )
         )
+        if applied and receipt.state == "received":
+            receipt.state = "applied"
 
     # === STATUS QUERY (late or missing confirmations) === #
 

@@ -148,6 +148,7 @@ class TestPaymentTransaction(MpesaCommon):
         self.assertEqual(receipt.amount, 1250)
         self.assertEqual(receipt.transaction_id, tx)
         self.assertEqual(receipt.channels, "stk")
+        self.assertEqual(receipt.state, "applied")
         queries = [r for r in self.emulator.request_log if "stkpushquery" in r[1]]
         self.assertEqual(len(queries), 1, "a success is verified with Safaricom")
         mail = self.env["mail.mail"].search([("subject", "ilike", "QAB1CD2EF3")])
