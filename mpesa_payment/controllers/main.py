@@ -15,6 +15,7 @@ _logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}
+BODY_KEY = "mpesa_payment.body"
 
 
 class MpesaController(http.Controller):
@@ -47,6 +48,7 @@ class MpesaController(http.Controller):
         methods=["POST"],
         csrf=False,
         save_session=False,
+        max_content_length=MAX_BODY_BYTES,
     )
     def mpesa_stk_callback(self, token):
         checked = (
@@ -90,6 +92,7 @@ class MpesaController(http.Controller):
         methods=["POST"],
         csrf=False,
         save_session=False,
+        max_content_length=MAX_BODY_BYTES,
     )
     def mpesa_c2b(self, provider_id, signature, kind):
         if kind not in ("validation", "confirmation"):
@@ -125,6 +128,7 @@ class MpesaController(http.Controller):
         methods=["POST"],
         csrf=False,
         save_session=False,
+        max_content_length=MAX_BODY_BYTES,
     )
     def mpesa_api_result(self, token):
         """Async results of transaction status, reversal and balance requests."""
@@ -153,12 +157,19 @@ class MpesaController(http.Controller):
 
     @staticmethod
     def _read_body():
+        """The body, read once: kept in the WSGI environ so that Odoo's retry of the
+        whole request (after a concurrency error) sees the same bytes."""
+        environ = request.httprequest.environ
+        if BODY_KEY in environ:
+            return environ[BODY_KEY]
         length = request.httprequest.content_length
         if length is not None and length > MAX_BODY_BYTES:
             raise RequestEntityTooLarge()
+        # The routes' max_content_length also bounds a chunked body while it is read.
         body = request.httprequest.get_data(cache=False)
         if len(body) > MAX_BODY_BYTES:
             raise RequestEntityTooLarge()
+        environ[BODY_KEY] = body
         return body
 
     @staticmethod
@@ -173,10 +184,17 @@ class MpesaController(http.Controller):
         """Commit the raw body in its own transaction before anything can fail."""
         remote = request.httprequest.remote_addr
         with request.env.registry.cursor() as cr:
-            callback = request.env(cr=cr, su=True)["mpesa.callback"]._store(
-                kind, body, provider, transaction, remote, api_request
+            env = request.env(cr=cr, su=True)
+            # The insert checks its foreign keys: a concurrent update of the provider
+            # or transaction row is a serialization failure, retried on a new snapshot.
+            return retrying(
+                lambda: (
+                    env["mpesa.callback"]
+                    ._store(kind, body, provider, transaction, remote, api_request)
+                    .id
+                ),
+                env,
             )
-            return callback.id
 
     @staticmethod
     def _process_stored(callback_id):

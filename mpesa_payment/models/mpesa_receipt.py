@@ -107,6 +107,13 @@ class MpesaReceipt(models.Model):
                     )
             except psycopg2.IntegrityError:
                 receipt = self._find(key)
+                if not receipt:
+                    # A concurrent transaction inserted it after our snapshot began
+                    # (REPEATABLE READ): only a retry on a new snapshot can use it.
+                    self.env.cr.execute(
+                        "DO $$ BEGIN RAISE EXCEPTION 'M-PESA receipt inserted "
+                        "concurrently' USING ERRCODE = '40001'; END $$"
+                    )
         else:
             updates = {
                 f: v

@@ -203,10 +203,12 @@ class PaymentTransaction(models.Model):
 
     @api.model
     def _mpesa_normalize_phone(self, phone):
+        if not isinstance(phone, (str, int)) or isinstance(phone, bool):
+            phone = ""  # a list or an object from a hostile client: not a number
         try:
             return normalize_msisdn(phone)
         except PhoneError as error:
-            if not (phone or "").strip():
+            if not str(phone or "").strip():
                 raise ValidationError(
                     self.env._("Enter the M-PESA phone number that will pay.")
                 ) from error
