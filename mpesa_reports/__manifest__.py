@@ -9,4 +9,28 @@
     "author": "mpesa-odoo contributors",
     "license": "LGPL-3",
     "depends": ["mpesa_reconciliation"],
+    "external_dependencies": {"python": ["xlsxwriter"]},
+    "data": [
+        # reporting model, exports, daily summary (report/, wizards/, data/)
+        "security/ir.model.access.csv",
+        "report/mpesa_receipt_report_views.xml",
+        "report/mpesa_daily_summary.xml",
+        "wizards/mpesa_export_views.xml",
+        "data/mpesa_daily_summary_data.xml",
+        # dashboard, portal, receipts (views/, report/)
+        "report/mpesa_receipt_pdf.xml",
+        "views/mpesa_dashboard_views.xml",
+        "views/mpesa_receipt_views.xml",
+        "views/portal_templates.xml",
+        "data/mail_template_receipt.xml",
+        "views/menus.xml",
+    ],
+    "assets": {
+        "web.assets_backend": [
+            "mpesa_reports/static/src/dashboard/**/*",
+        ],
+        "web.assets_tests": [
+            "mpesa_reports/static/tests/tours/*.js",
+        ],
+    },
 }

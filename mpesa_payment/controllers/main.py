@@ -48,7 +48,6 @@ class MpesaController(http.Controller):
         methods=["POST"],
         csrf=False,
         save_session=False,
-        max_content_length=MAX_BODY_BYTES,
     )
     def mpesa_stk_callback(self, token):
         checked = (
@@ -92,7 +91,6 @@ class MpesaController(http.Controller):
         methods=["POST"],
         csrf=False,
         save_session=False,
-        max_content_length=MAX_BODY_BYTES,
     )
     def mpesa_c2b(self, provider_id, signature, kind):
         if kind not in ("validation", "confirmation"):
@@ -128,7 +126,6 @@ class MpesaController(http.Controller):
         methods=["POST"],
         csrf=False,
         save_session=False,
-        max_content_length=MAX_BODY_BYTES,
     )
     def mpesa_api_result(self, token):
         """Async results of transaction status, reversal and balance requests."""
@@ -165,7 +162,8 @@ class MpesaController(http.Controller):
         length = request.httprequest.content_length
         if length is not None and length > MAX_BODY_BYTES:
             raise RequestEntityTooLarge()
-        # The routes' max_content_length also bounds a chunked body while it is read.
+        # A chunked body announces no length: it is read whole (within Odoo's own
+        # request size limit), then refused if too large.
         body = request.httprequest.get_data(cache=False)
         if len(body) > MAX_BODY_BYTES:
             raise RequestEntityTooLarge()

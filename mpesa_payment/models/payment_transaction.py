@@ -203,8 +203,10 @@ class PaymentTransaction(models.Model):
 
     @api.model
     def _mpesa_normalize_phone(self, phone):
-        if not isinstance(phone, (str, int)) or isinstance(phone, bool):
-            phone = ""  # a list or an object from a hostile client: not a number
+        if phone is not None and (
+            not isinstance(phone, (str, int)) or isinstance(phone, bool)
+        ):
+            phone = str(phone)  # a list or an object from a hostile client
         try:
             return normalize_msisdn(phone)
         except PhoneError as error:

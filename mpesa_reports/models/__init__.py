@@ -1,0 +1,3 @@
+from . import mpesa_dashboard
+from . import mpesa_receipt
+from . import payment_transaction

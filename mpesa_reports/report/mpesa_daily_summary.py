@@ -1,0 +1,256 @@
+import logging
+from datetime import datetime, time, timedelta
+
+import pytz
+
+from odoo import Command, api, fields, models
+from odoo.exceptions import AccessError
+
+from odoo.addons.mpesa_reconciliation.models.mpesa_receipt import KENYA
+
+_logger = logging.getLogger(__name__)
+
+SUMMARY_GROUP_PARAM = "mpesa_reports.summary_group_id"
+DEFAULT_SUMMARY_GROUP = "mpesa_reconciliation.group_mpesa_reconciler"
+
+
+def nairobi_today():
+    return pytz.utc.localize(fields.Datetime.now()).astimezone(KENYA).date()
+
+
+def nairobi_day_bounds(day):
+    """The UTC instants (naive, as stored) where ``day`` starts and ends in Nairobi:
+    00:00 EAT is 21:00 UTC the day before."""
+    start = KENYA.localize(datetime.combine(day, time.min))
+    end = KENYA.localize(datetime.combine(day + timedelta(days=1), time.min))
+    return (
+        start.astimezone(pytz.utc).replace(tzinfo=None),
+        end.astimezone(pytz.utc).replace(tzinfo=None),
+    )
+
+
+class MpesaDailySummary(models.TransientModel):
+    """One day of M-PESA money for one company, as the finance team checks it."""
+
+    _name = "mpesa.daily.summary"
+    _description = "M-PESA Daily Reconciliation Summary"
+    _rec_name = "date"
+
+    date = fields.Date(
+        required=True,
+        default=lambda self: nairobi_today() - timedelta(days=1),
+        help="A day in Africa/Nairobi: from 00:00 to 24:00 East Africa Time.",
+    )
+    company_id = fields.Many2one(
+        "res.company",
+        required=True,
+        default=lambda self: self.env.company,
+        domain=lambda self: [("id", "in", self.env.companies.ids)],
+    )
+
+    # === FIGURES === #
+
+    def _check_company_allowed(self):
+        """The figures are read with sudo: only for a company the user works in."""
+        if self.env.su:
+            return
+        for summary in self:
+            if summary.company_id not in self.env.user.company_ids:
+                raise AccessError(
+                    self.env._(
+                        "You cannot see the M-PESA summary of %s.",
+                        summary.company_id.name,
+                    )
+                )
+
+    def _summary_values(self):
+        """Everything the PDF shows, computed from the ledger."""
+        self.ensure_one()
+        self._check_company_allowed()
+        start, end = nairobi_day_bounds(self.date)
+        company = self.company_id
+        Receipt = self.env["mpesa.receipt"].sudo()
+        receipts = Receipt.search(
+            [
+                ("company_id", "=", company.id),
+                ("paid_at", ">=", start),
+                ("paid_at", "<", end),
+            ]
+        )
+        payments = receipts.filtered(lambda r: r.kind == "payment")
+        labels = {
+            name: dict(Receipt._fields[name]._description_selection(self.env))
+            for name in ("channel", "reconcile_state", "kind")
+        }
+
+        def total(records):
+            return sum(records.mapped("amount"))
+
+        by_channel = []
+        for channel, label in labels["channel"].items():
+            chosen = payments.filtered(lambda r, c=channel: r.channel == c)
+            if chosen:
+                by_channel.append(
+                    {"label": label, "count": len(chosen), "amount": total(chosen)}
+                )
+        reconciliation = []
+        for state, label in labels["reconcile_state"].items():
+            chosen = payments.filtered(lambda r, s=state: r.reconcile_state == s)
+            reconciliation.append(
+                {"label": label, "count": len(chosen), "amount": total(chosen)}
+            )
+        reconciled = payments.filtered(lambda r: r.reconcile_state == "reconciled")
+        charges = receipts.filtered(lambda r: r.kind == "charge")
+        withdrawals = receipts.filtered(lambda r: r.kind == "withdrawal")
+        recovered = payments.filtered("recovered")
+        balances = self._balance_rows()
+        return {
+            "start": start,
+            "end": end,
+            "currency": self.env.ref("base.KES"),
+            "received_count": len(payments),
+            "received_amount": total(payments),
+            "by_channel": by_channel,
+            "reconciliation": reconciliation,
+            "reconciled_amount": total(reconciled),
+            "unreconciled_amount": total(payments - reconciled),
+            "exceptions": self._exception_rows(start, end),
+            "recovered_count": len(recovered),
+            "recovered_amount": total(recovered),
+            "recovered_codes": recovered.mapped("name"),
+            "charges_count": len(charges),
+            "charges_amount": total(charges),
+            "withdrawals_count": len(withdrawals),
+            "withdrawals_amount": total(withdrawals),
+            "balances": balances,
+            "mpesa_balance": sum(b["mpesa_balance"] for b in balances),
+            "journal_balance": sum(b["journal_balance"] for b in balances),
+            "balance_difference": sum(b["difference"] for b in balances),
+        }
+
+    def _exception_rows(self, start, end):
+        """Open exceptions by kind: those of this day's money, and all still open."""
+        exceptions = (
+            self.env["mpesa.exception"]
+            .sudo()
+            .search([("company_id", "=", self.company_id.id), ("state", "=", "open")])
+        )
+
+        def of_day(exc):
+            moment = exc.receipt_id.paid_at or exc.create_date
+            return start <= moment < end
+
+        Exception_ = self.env["mpesa.exception"]
+        labels = Exception_._fields["kind"]._description_selection(self.env)
+        rows = []
+        for kind, label in labels:
+            open_ = exceptions.filtered(lambda e, k=kind: e.kind == k)
+            if not open_:
+                continue
+            day = open_.filtered(of_day)
+            rows.append(
+                {
+                    "label": label,
+                    "day_count": len(day),
+                    "day_amount": sum(day.mapped("amount")),
+                    "open_count": len(open_),
+                    "open_amount": sum(open_.mapped("amount")),
+                }
+            )
+        return rows
+
+    def _balance_rows(self):
+        """Per M-PESA shortcode: the last balance M-PESA reported against the
+        journal's balance at the end of the day (its statement lines up to then)."""
+        providers = (
+            self.env["payment.provider"]
+            .sudo()
+            .search(
+                [("code", "=", "mpesa"), ("company_id", "=", self.company_id.id)],
+                order="id",
+            )
+        )
+        StLine = self.env["account.bank.statement.line"].sudo()
+        rows = []
+        for provider in providers.filtered("journal_id"):
+            journal = provider.journal_id
+            [(journal_balance,)] = StLine._read_group(
+                [
+                    ("journal_id", "=", journal.id),
+                    ("date", "<=", self.date),
+                    ("state", "!=", "cancel"),
+                ],
+                aggregates=["amount:sum"],
+            )
+            journal_balance = journal_balance or 0.0
+            rows.append(
+                {
+                    "shortcode": provider.mpesa_shortcode,
+                    "provider": provider.name,
+                    "journal": journal.name,
+                    "mpesa_balance": provider.mpesa_balance,
+                    "balance_date": provider.mpesa_balance_date,
+                    "journal_balance": journal_balance,
+                    "difference": provider.mpesa_balance - journal_balance,
+                }
+            )
+        return rows
+
+    # === PRINT AND SEND === #
+
+    def action_print(self):
+        self.ensure_one()
+        self._check_company_allowed()
+        return self.env.ref(
+            "mpesa_reports.action_report_mpesa_daily_summary"
+        ).report_action(self)
+
+    @api.model
+    def _summary_group(self):
+        """The finance group that receives the daily summary (a group id or an XML
+        id in the system parameter), by default M-PESA reconcilers."""
+        value = (
+            self.env["ir.config_parameter"].sudo().get_param(SUMMARY_GROUP_PARAM) or ""
+        ).strip()
+        group = self.env["res.groups"]
+        if value.isdigit():
+            group = group.sudo().browse(int(value)).exists()
+        elif value:
+            group = self.env.ref(value, raise_if_not_found=False) or group
+        if not group or group._name != "res.groups":
+            group = self.env.ref(DEFAULT_SUMMARY_GROUP)
+        return group
+
+    @api.model
+    def _cron_send_daily_summary(self, day=None):
+        """Email yesterday's summary (Nairobi) of each company taking M-PESA money to
+        the finance group's users of that company."""
+        day = day or nairobi_today() - timedelta(days=1)
+        template = self.env.ref("mpesa_reports.mail_template_mpesa_daily_summary")
+        users = (
+            self._summary_group()
+            .sudo()
+            .users.filtered(lambda u: not u.share and u.email)
+        )
+        providers = (
+            self.env["payment.provider"]
+            .sudo()
+            .search([("code", "=", "mpesa"), ("state", "!=", "disabled")])
+        )
+        summaries = self.sudo().browse()
+        for company in providers.company_id:
+            partners = users.filtered(
+                lambda u, c=company: c in u.company_ids
+            ).partner_id
+            if not partners:
+                _logger.info(
+                    "M-PESA daily summary of %s: nobody to send it to", company.name
+                )
+                continue
+            summary = self.sudo().create({"date": day, "company_id": company.id})
+            template.sudo().send_mail(
+                summary.id,
+                email_values={"recipient_ids": [Command.set(partners.ids)]},
+            )
+            summaries |= summary
+        return summaries

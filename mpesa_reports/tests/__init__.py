@@ -1,0 +1,5 @@
+from . import test_receipt_report
+from . import test_exports
+from . import test_dashboard
+from . import test_portal
+from . import test_tours

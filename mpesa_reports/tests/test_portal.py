@@ -1,0 +1,201 @@
+from unittest.mock import patch
+
+from odoo.exceptions import AccessError, UserError
+from odoo.tests import tagged
+
+from odoo.addons.mpesa_reports.controllers.portal import MpesaPortal
+
+from .common import ReportsCommon, pdf_text
+
+# 07:15 UTC is 10:15 in Nairobi.
+PAID_AT = "2026-03-02 07:15:00"
+SUBJECT = "Your receipt for M-PESA payment"
+
+
+@tagged("post_install", "-at_install")
+class TestPortal(ReportsCommon):
+    """My M-PESA payments, the PDF receipt and its issuing by email."""
+
+    def _customer_receipt(self, partner, amount, code, lines=None):
+        invoice = self._product_invoice(lines or [(self.lamp, amount)], partner=partner)
+        receipt = self._c2b(invoice.name, amount, trans_id=code)
+        self._write(receipt, {"paid_at": PAID_AT})
+        self.assertEqual(receipt.partner_id, partner)
+        self.assertEqual(receipt.state, "applied")
+        return receipt, invoice
+
+    def _receipt_messages(self, receipt):
+        return self.env["mail.message"].search(
+            [
+                ("model", "=", "mpesa.receipt"),
+                ("res_id", "=", receipt.id),
+                ("subject", "like", SUBJECT),
+            ]
+        )
+
+    # === PORTAL PAGES === #
+
+    def test_my_payments_own_receipts_only(self):
+        mine, invoice = self._customer_receipt(self.portal_partner, 1500, "QPORTAL001")
+        other, _other_invoice = self._customer_receipt(self.partner, 900, "QOTHER0001")
+        self.authenticate(self.portal_user.login, self.portal_user.login)
+
+        counters = self.make_jsonrpc_request(
+            "/my/counters", {"counters": ["mpesa_receipt_count"]}
+        )
+        self.assertEqual(counters["mpesa_receipt_count"], 1)
+        home = self.url_open("/my/home")
+        self.assertIn('href="/my/mpesa"', home.text)
+        self.assertIn("My M-PESA payments", home.text)
+
+        page = self.url_open("/my/mpesa")
+        self.assertEqual(page.status_code, 200)
+        self.assertIn("QPORTAL001", page.text)
+        self.assertIn(invoice.name, page.text, "the account reference")
+        self.assertIn("1,500.00", page.text)
+        self.assertIn("03/02/2026 10:15:00", page.text, "the date in Nairobi")
+        self.assertIn('text-bg-success">Paid</span>', page.text)
+        self.assertIn(f'href="/my/mpesa/{mine.id}/receipt"', page.text)
+        self.assertNotIn("QOTHER0001", page.text)
+        self.assertNotIn(f"/my/mpesa/{other.id}/receipt", page.text)
+
+        # Another customer's receipt, or one that does not exist: not found.
+        for receipt_id in (other.id, other.id + 10_000):
+            response = self.url_open(f"/my/mpesa/{receipt_id}/receipt")
+            self.assertEqual(response.status_code, 404, receipt_id)
+        with self._real_pdf():
+            response = self.url_open(f"/my/mpesa/{mine.id}/receipt")
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(response.headers["Content-Type"], "application/pdf")
+        self.assertIn("attachment", response.headers["Content-Disposition"])
+        self.assertIn("QPORTAL001", response.headers["Content-Disposition"])
+        self.assertTrue(response.content.startswith(b"%PDF"))
+        self.assertIn("QPORTAL001", pdf_text(response.content))
+
+        # The record rule agrees with the page.
+        with self.assertRaises(AccessError):
+            other.with_user(self.portal_user).read(["amount"])
+
+    def test_my_payments_pages_and_anonymous(self):
+        codes = ["QPAGE00001", "QPAGE00002", "QPAGE00003"]
+        receipts = [
+            self._customer_receipt(self.portal_partner, 100 + i, code)[0]
+            for i, code in enumerate(codes)
+        ]
+        for receipt, paid_at in zip(
+            receipts,
+            ["2026-03-01 06:00:00", "2026-03-02 06:00:00", "2026-03-03 06:00:00"],
+            strict=True,
+        ):
+            self._write(receipt, {"paid_at": paid_at})
+
+        anonymous = self.url_open("/my/mpesa", allow_redirects=False)
+        self.assertIn(anonymous.status_code, (302, 303))
+        self.assertIn("/web/login", anonymous.headers["Location"])
+
+        self.authenticate(self.portal_user.login, self.portal_user.login)
+        with patch.object(MpesaPortal, "_mpesa_per_page", 2):
+            first = self.url_open("/my/mpesa")
+            second = self.url_open("/my/mpesa/page/2")
+        # Newest first, two a page.
+        self.assertIn("QPAGE00003", first.text)
+        self.assertIn("QPAGE00002", first.text)
+        self.assertNotIn("QPAGE00001", first.text)
+        self.assertIn('href="/my/mpesa/page/2"', first.text)
+        self.assertIn("QPAGE00001", second.text)
+        self.assertNotIn("QPAGE00003", second.text)
+
+    # === PDF === #
+
+    def test_receipt_pdf_content(self):
+        receipt, invoice = self._customer_receipt(
+            self.partner,
+            1000,
+            "QPDF000001",
+            lines=[(self.lamp, 600.0), (self.install, 400.0)],
+        )
+        self.env.company.name = "Duka La Mama Ltd"
+        content = self._render_receipt_pdf(receipt)
+        self.assertTrue(content.startswith(b"%PDF"))
+        text = pdf_text(content)
+        for expected in (
+            "Payment Receipt",
+            "QPDF000001",  # the M-PESA receipt code
+            "Duka La Mama Ltd",  # the company
+            "Achieng Otieno",  # the customer
+            "1,000.00",  # the amount
+            "03/02/2026 10:15:00",  # 07:15 UTC in Nairobi
+            "EAT",
+            invoice.name,  # the reference and what it paid
+            "Solar Lamp",
+            "Installation Service",
+            "600.00",
+            "400.00",
+        ):
+            self.assertIn(expected, text)
+
+    # === ISSUING === #
+
+    def test_issued_by_email_when_applied_once_unless_forced(self):
+        with self._real_pdf():
+            receipt, _invoice = self._customer_receipt(self.partner, 800, "QMAIL00001")
+
+        # Applied by the paybill callback: issued by itself, to the customer.
+        self.assertTrue(receipt.receipt_issued_on)
+        self.assertEqual(receipt.receipt_sent_to, "customer@example.com")
+        self.assertEqual(receipt.receipt_issued_by, self.env.ref("base.user_root"))
+        [message] = self._receipt_messages(receipt)
+        self.assertEqual(message.subject, f"{SUBJECT} QMAIL00001")
+        self.assertEqual(message.partner_ids, self.partner)
+        self.assertEqual(
+            message.attachment_ids.mapped("name"), ["M-PESA Receipt QMAIL00001.pdf"]
+        )
+        self.assertEqual(message.attachment_ids.mimetype, "application/pdf")
+        self.assertIn("800.00", pdf_text(message.attachment_ids.raw))
+        emailed = message.notification_ids.filtered(
+            lambda n: n.notification_type == "email"
+        )
+        self.assertEqual(emailed.res_partner_id, self.partner)
+        self.assertIn("QMAIL00001", str(message.body))
+        self.assertIn("800.00", str(message.body))
+
+        # Applied again, or issued again without force: nothing more is sent.
+        first_issue = receipt.receipt_issued_on
+        self._write(receipt, {"state": "applied"})
+        with self._db_lock():
+            self.assertFalse(receipt._mpesa_issue_receipt())
+            self.env.flush_all()
+        self.assertEqual(len(self._receipt_messages(receipt)), 1)
+        self.assertEqual(receipt.receipt_issued_on, first_issue)
+
+        # The button sends it again, with a real PDF, and says who did it.
+        self._write(self.partner, {"email": "achieng@example.com"})
+        with self._real_pdf(), self._db_lock():
+            action = receipt.with_user(self.finance).action_issue_receipt()
+            self.env.flush_all()
+        self.assertEqual(action["params"]["message"], "achieng@example.com")
+        self.assertEqual(len(self._receipt_messages(receipt)), 2)
+        self.assertEqual(receipt.receipt_issued_by, self.finance)
+        self.assertEqual(receipt.receipt_sent_to, "achieng@example.com")
+        last = self._receipt_messages(receipt)[0]
+        attachment = last.attachment_ids
+        self.assertEqual(attachment.mimetype, "application/pdf")
+        self.assertIn("QMAIL00001", pdf_text(attachment.raw))
+
+    def test_not_issued_without_email_or_by_outsiders(self):
+        self._write(self.partner, {"email": False})
+        receipt, _invoice = self._customer_receipt(self.partner, 500, "QNOMAIL001")
+        self.assertFalse(receipt.receipt_issued_on, "no address to send it to")
+        self.assertFalse(self._receipt_messages(receipt))
+        with self.assertRaises(UserError), self._db_lock():
+            receipt.with_user(self.finance).action_issue_receipt()
+        self._write(self.partner, {"email": "customer@example.com"})
+        with self.assertRaises(AccessError), self._db_lock():
+            receipt.with_user(self.outsider).action_issue_receipt()
+        with self.assertRaises(AccessError), self._db_lock():
+            receipt.with_user(self.portal_user).action_issue_receipt()
+        self.assertFalse(receipt.receipt_issued_on)
+        # Payments in review are not issued by themselves either.
+        stray = self._c2b("NOSUCHREF", 50)
+        self.assertEqual(stray.state, "review")
+        self.assertFalse(stray.receipt_issued_on)

@@ -1,0 +1,1 @@
+"""Tests against a real multi-worker Odoo server (see README.md)."""

@@ -1,0 +1,387 @@
+"""The M-PESA set-up of the live database and what customers and Safaricom do to it."""
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections import Counter
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+from daraja_emulator import (
+    DEFAULT_CONSUMER_KEY,
+    DEFAULT_CONSUMER_SECRET,
+    DEFAULT_INITIATOR,
+    DEFAULT_PASSKEY,
+    DEFAULT_SECURITY_CREDENTIAL,
+    DEFAULT_SHORTCODE,
+)
+from daraja_emulator import c2b as emulator_c2b
+from daraja_emulator import helpers as emulator_helpers
+from daraja_emulator import stk as emulator_stk
+
+from .harness import WebClient, http, wait_until
+
+# A customer's number as typed in the payment form, and as Daraja sees it.
+PHONE_LOCAL = "0708374149"
+PHONE = "254708374149"
+KES_PER_USD = 129.0
+
+
+class LiveMpesa:
+    """A KES invoice paid by M-PESA on a real server; emulator = Safaricom."""
+
+    def __init__(self, server, rpc, sql, emulator):
+        self.server, self.rpc, self.sql, self.emulator = server, rpc, sql, emulator
+        self.url = server.url
+
+    # === SET-UP (once per session, as an administrator would through the UI) === #
+
+    def configure(self):
+        rpc = self.rpc
+        rpc("ir.config_parameter", "set_param", "web.base.url", self.url)
+        rpc("ir.config_parameter", "set_param", "web.base.url.freeze", "True")
+
+        # The company keeps its currency (USD on the test database); invoices are in KES.
+        [self.kes_id] = rpc(
+            "res.currency",
+            "search",
+            [("name", "=", "KES"), ("active", "in", [True, False])],
+        )
+        rpc("res.currency", "write", [self.kes_id], {"active": True})
+        rpc(
+            "res.currency.rate",
+            "create",
+            {"currency_id": self.kes_id, "name": "2020-01-01", "rate": KES_PER_USD},
+        )
+        # M-PESA money lands in a KES bank journal of its own.
+        self.journal_id = rpc(
+            "account.journal",
+            "create",
+            {
+                "name": "M-PESA Live",
+                "code": "MPLV",
+                "type": "bank",
+                "currency_id": self.kes_id,
+            },
+        )
+        self.provider_id = rpc.xmlid("mpesa_payment.payment_provider_mpesa")
+        rpc(
+            "payment.provider",
+            "write",
+            [self.provider_id],
+            {
+                "state": "test",
+                "is_published": True,
+                "mpesa_consumer_key": DEFAULT_CONSUMER_KEY,
+                "mpesa_consumer_secret": DEFAULT_CONSUMER_SECRET,
+                "mpesa_shortcode": DEFAULT_SHORTCODE,
+                "mpesa_shortcode_type": "paybill",
+                "mpesa_passkey": DEFAULT_PASSKEY,
+                "mpesa_initiator_name": DEFAULT_INITIATOR,
+                "mpesa_security_credential": DEFAULT_SECURITY_CREDENTIAL,
+                "mpesa_api_url": self.emulator.base_url,
+                "journal_id": self.journal_id,
+            },
+        )
+        # A payment method needs an enabled provider first ("a partner in crime").
+        self.method_id = rpc.xmlid("payment.payment_method_mpesa")
+        rpc("payment.method", "write", [self.method_id], {"active": True})
+        self.partner_id = rpc(
+            "res.partner",
+            "create",
+            {
+                "name": "Wanjiku Kamau",
+                "email": "wanjiku@example.com",
+                "mobile": PHONE_LOCAL,
+                "country_id": rpc.xmlid("base.ke"),
+            },
+        )
+        self.register_c2b_urls()
+        return self
+
+    def register_c2b_urls(self):
+        """Register the C2B URLs with the (emulated) Daraja; public provider button."""
+        self.rpc(
+            "payment.provider", "action_mpesa_register_c2b_urls", [self.provider_id]
+        )
+
+    def provider_secrets(self):
+        [values] = self.rpc(
+            "payment.provider",
+            "read",
+            [self.provider_id],
+            ["mpesa_webhook_secret", "mpesa_c2b_secret"],
+        )
+        return values
+
+    # === DOCUMENTS === #
+
+    def create_invoice(self, amount):
+        """A posted customer invoice in KES; returns (id, name)."""
+        invoice_id = self.rpc(
+            "account.move",
+            "create",
+            {
+                "move_type": "out_invoice",
+                "partner_id": self.partner_id,
+                "currency_id": self.kes_id,
+                "invoice_line_ids": [
+                    (
+                        0,
+                        0,
+                        {
+                            "name": "Boda boda delivery",
+                            "quantity": 1,
+                            "price_unit": amount,
+                            "tax_ids": [(6, 0, [])],
+                        },
+                    )
+                ],
+            },
+        )
+        self.rpc("account.move", "action_post", [invoice_id])
+        [invoice] = self.rpc("account.move", "read", [invoice_id], ["name", "state"])
+        assert invoice["state"] == "posted", invoice
+        return invoice_id, invoice["name"]
+
+    # === THE CUSTOMER (what the portal's payment form does) === #
+
+    def portal_transaction(self, invoice_id, client=None):
+        """Open the invoice's portal link and create the M-PESA transaction through
+        ``/invoice/transaction/<id>``; returns (client, processing values)."""
+        client = client or WebClient(self.url)
+        portal_url = self.rpc("account.move", "get_portal_url", [invoice_id])
+        access_token = parse_qs(urlsplit(portal_url).query)["access_token"][0]
+        page = client.session.get(self.url + portal_url, timeout=60)
+        assert page.status_code == 200, f"portal page {portal_url}: {page.status_code}"
+        amount = self.sql.scalar(
+            "SELECT amount_residual FROM account_move WHERE id = %s", [invoice_id]
+        )
+        processing = client.jsonrpc(
+            f"/invoice/transaction/{invoice_id}",
+            {
+                "access_token": access_token,
+                "provider_id": self.provider_id,
+                "payment_method_id": self.method_id,
+                "token_id": None,
+                "amount": float(amount),
+                "flow": "direct",
+                "tokenization_requested": False,
+                "landing_route": portal_url,
+                "is_validation": False,
+            },
+        )
+        assert processing["provider_code"] == "mpesa", processing
+        assert processing["mpesa_access_token"], processing
+        return client, processing
+
+    def stk_push(self, client, processing, phone=PHONE_LOCAL):
+        return client.jsonrpc(
+            "/payment/mpesa/stk_push",
+            {
+                "reference": processing["reference"],
+                "access_token": processing["mpesa_access_token"],
+                "phone": phone,
+            },
+        )
+
+    def pay_invoice_by_push(self, amount, phone):
+        """Invoice, portal transaction, STK push: returns (invoice id, tx row)."""
+        invoice_id, _name = self.create_invoice(amount)
+        client, processing = self.portal_transaction(invoice_id)
+        answer = self.stk_push(client, processing, phone)
+        assert answer["state"] in ("pending", "done"), answer
+        return invoice_id, self.tx(processing["reference"])
+
+    # === SAFARICOM (the emulator) === #
+
+    def deliveries(self, predicate, count, timeout):
+        """Wait until the emulator logged ``count`` POSTs matching ``predicate``."""
+
+        def matching():
+            found = [d for d in self.emulator.deliveries if predicate(d)]
+            return found if len(found) >= count else None
+
+        return wait_until(matching, timeout, f"{count} deliveries", 0.05)
+
+    def stk_deliveries(self, tx, count=1, timeout=30):
+        marker = f"/payment/daraja/stk/{tx['id']}."
+        return self.deliveries(
+            lambda d: d.kind == "stk_callback" and marker in d.url, count, timeout
+        )
+
+    def stk_token(self, tx_id, expiry=None, scope="stk"):
+        """A callback URL token signed like the provider signs them."""
+        expiry = int(time.time()) + 86400 if expiry is None else int(expiry)
+        secret = self.provider_secrets()["mpesa_webhook_secret"] or ""
+        signature = hmac.new(
+            secret.encode(), f"{scope}:{tx_id}:{expiry}".encode(), hashlib.sha256
+        ).hexdigest()[:40]
+        return f"{tx_id}.{expiry}.{signature}"
+
+    def c2b_url(self, kind="confirmation"):
+        registered = self.emulator.state.shortcodes[DEFAULT_SHORTCODE].c2b
+        assert registered, "C2B URLs are registered with the emulator"
+        url = registered[f"{kind}_url"]
+        assert url.startswith(self.url), url
+        return url[len(self.url) :]
+
+    def stk_callback(self, tx):
+        """(path, exact bytes) of the callback the emulator has for ``tx``'s prompt
+        (settled already with ``no_callback``: it just was not sent)."""
+        prompt = wait_until(
+            lambda: (
+                (p := self.emulator.prompts.get(tx["mpesa_checkout_request_id"]))
+                and p.status != "open"
+                and p
+            ),
+            10,
+            "the emulated customer to answer the prompt",
+        )
+        return urlsplit(prompt.callback_url).path, emulator_stk.callback_body(prompt)
+
+    def c2b_notification(self, trans_id, phone, amount, bill_ref):
+        """A C2B validation/confirmation body exactly as the emulator builds it."""
+        code = self.emulator.state.shortcodes[DEFAULT_SHORTCODE]
+        payment = {
+            "trans_id": trans_id,
+            "msisdn": phone,
+            "amount": float(amount),
+            "bill_ref": bill_ref,
+            "style": "masked",
+            "first_name": "JOHN",
+        }
+        moment = emulator_helpers.kenya_now()
+        balance = emulator_helpers.money(code.balance)
+        body = emulator_c2b.notification(code, payment, moment, balance)
+        return json.dumps(body).encode()
+
+    def fire(self, path, body, copies):
+        """POST ``body`` ``copies`` times at once, like M-PESA retrying in a burst.
+
+        All threads start together, but at most ``8 x workers`` connections are opened
+        at the same moment: that is the listen backlog of Odoo's prefork server, and a
+        bare server (no reverse proxy in front, unlike production) gets SYN-cookie
+        resets from the kernel beyond it. Only 4 requests run at a time anyway (one per
+        worker), so the database sees the same race either way.
+        Returns [(status or None, text or error)].
+        """
+        gate = threading.BoundedSemaphore(8 * self.server.workers)
+        start = threading.Barrier(copies)
+        results = []
+
+        def post():
+            start.wait()
+            with gate:
+                try:
+                    response = http().post(
+                        self.url + path,
+                        data=body,
+                        headers={"Content-Type": "application/json"},
+                        timeout=120,
+                    )
+                    results.append((response.status_code, response.text))
+                except requests.RequestException as error:
+                    results.append((None, repr(error)))
+
+        threads = [threading.Thread(target=post, daemon=True) for _ in range(copies)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(180)
+        assert len(results) == copies, f"{copies - len(results)} requests hung"
+        return results
+
+    def lock_waiters(self, pattern):
+        """Server backends of this database waiting for a lock, running ``pattern``."""
+        return self.sql.all(
+            "SELECT pid, left(query, 120) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND wait_event_type = 'Lock' AND query ILIKE %s",
+            [pattern],
+        )
+
+    # === WHAT THE DATABASE SAYS === #
+
+    def tx(self, reference=None, tx_id=None):
+        where, param = ("reference", reference) if reference else ("id", tx_id)
+        return self.sql.one(
+            "SELECT id, reference, state, amount, mpesa_receipt, mpesa_checkout_request_id,"
+            " mpesa_needs_review, is_post_processed, payment_id, state_message"
+            f" FROM payment_transaction WHERE {where} = %s",
+            [param],
+        )
+
+    def wait_tx_state(self, tx_id, states, timeout):
+        def reached():
+            row = self.tx(tx_id=tx_id)
+            return row if row["state"] in states else None
+
+        return wait_until(reached, timeout, f"transaction {tx_id} to be {states}")
+
+    def receipts(self, code):
+        return self.sql.dicts(
+            "SELECT id, name, state, amount, transaction_id, statement_line_id"
+            " FROM mpesa_receipt WHERE name = %s",
+            [code],
+        )
+
+    def statement_lines(self, code):
+        """Bank statement lines of the M-PESA journal for a receipt code."""
+        return self.sql.dicts(
+            "SELECT l.id, l.amount, l.is_reconciled, l.mpesa_receipt_id, l.payment_ref"
+            " FROM account_bank_statement_line l"
+            " LEFT JOIN mpesa_receipt r ON r.id = l.mpesa_receipt_id"
+            " WHERE r.name = %s OR l.payment_ref LIKE %s",
+            [code, f"{code}%"],
+        )
+
+    def callback_states(self, where, params):
+        rows = self.sql.all(f"SELECT state FROM mpesa_callback WHERE {where}", params)
+        return Counter(state for (state,) in rows)
+
+    def invoice(self, invoice_id):
+        return self.sql.one(
+            "SELECT id, name, state, payment_state, amount_residual, amount_total"
+            " FROM account_move WHERE id = %s",
+            [invoice_id],
+        )
+
+    def recover_stuck_callbacks(self, where, params):
+        """What the recovery job does a few minutes later: make the waiting callbacks
+        old enough for it, then run it now. Returns the states before recovery."""
+        before = self.callback_states(where, params)
+        waiting = {"received", "unmatched", "error"} & set(before)
+        if waiting:
+            self.sql.execute(
+                "UPDATE mpesa_callback SET create_date = create_date - interval '5 minutes'"
+                f" WHERE ({where}) AND state IN ('received', 'unmatched', 'error')",
+                params,
+            )
+            self.rpc.run_cron("mpesa_payment.cron_process_stuck_callbacks")
+        return before
+
+    def post_process(self):
+        """The payment post-processing job (no cron worker runs on the live server)."""
+        self.rpc.run_cron("payment.cron_post_process_payment_tx")
+
+    def snapshot(self):
+        """Everything money-related that hostile input must not change."""
+        return {
+            "receipts": self.sql.all(
+                "SELECT id, name, state, amount, transaction_id FROM mpesa_receipt"
+                " ORDER BY id"
+            ),
+            "transactions": self.sql.all(
+                "SELECT id, state, mpesa_receipt, mpesa_needs_review, mpesa_paid_amount"
+                " FROM payment_transaction ORDER BY id"
+            ),
+            "statement_lines": self.sql.all(
+                "SELECT id, amount FROM account_bank_statement_line ORDER BY id"
+            ),
+            "payments": self.sql.all(
+                "SELECT id, state FROM account_payment ORDER BY id"
+            ),
+        }

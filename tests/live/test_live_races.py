@@ -1,0 +1,182 @@
+"""Races between workers, made deterministic: the test holds a row lock from its own
+database connection so that a worker's transaction takes its (REPEATABLE READ) snapshot
+before another transaction commits, then lets go."""
+
+import contextlib
+import json
+import threading
+
+import requests
+
+from .harness import http, pg_connect, wait_until
+
+ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}
+
+
+@contextlib.contextmanager
+def holding(db, *statements):
+    """Run ``statements`` in a transaction of our own; roll it back (or commit it with
+    ``blocker.commit()``) when the block ends."""
+    conn = pg_connect(db, autocommit=False)
+    try:
+        with conn.cursor() as cr:
+            for query, params in statements:
+                cr.execute(query, params)
+        yield conn
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+def post_in_thread(url, body):
+    result = {}
+
+    def post():
+        try:
+            result["response"] = http().post(
+                url, data=body, headers={"Content-Type": "application/json"}, timeout=90
+            )
+        except requests.RequestException as error:  # reported by the assertions
+            result["error"] = error
+
+    thread = threading.Thread(target=post, daemon=True)
+    thread.start()
+    return thread, result
+
+
+def test_inbox_keeps_the_body_when_its_insert_hits_a_concurrent_update(mpesa):
+    """The raw body must be stored whatever happens. Here the inbox INSERT (its foreign
+    key check on the payment transaction) meets an update committed by another
+    transaction after its snapshot, as when 100 copies race (test_live_concurrency):
+    a serialization failure. Odoo then retries the whole request, whose body was
+    already read with get_data(cache=False): the retry stores an empty body, answers
+    400 "Malformed JSON", and the callback Safaricom sent is lost."""
+    phone = "254711000500"
+    mpesa.emulator.set_scenario(phone, no_callback=True)
+    _invoice_id, tx = mpesa.pay_invoice_by_push(1600, phone)
+    path, body = mpesa.stk_callback(tx)
+
+    # Another worker is updating the payment (e.g. the first of several copies).
+    touch = "UPDATE payment_transaction SET write_date = write_date WHERE id = %s"
+    with holding(
+        mpesa.server.db,
+        ("SELECT id FROM payment_transaction WHERE id = %s FOR UPDATE", [tx["id"]]),
+        (touch, [tx["id"]]),
+    ) as other_worker:
+        thread, result = post_in_thread(mpesa.url + path, body)
+        wait_until(
+            lambda: mpesa.lock_waiters('%INSERT INTO "mpesa_callback"%'),
+            20,
+            "the callback's inbox INSERT to wait for the transaction row",
+        )
+        other_worker.commit()
+    thread.join(90)
+
+    stored = mpesa.sql.all(
+        "SELECT state, body FROM mpesa_callback WHERE transaction_id = %s ORDER BY id",
+        [tx["id"]],
+    )
+    response = result.get("response")
+    assert response is not None, result.get("error")
+    assert response.status_code == 200, (response.status_code, response.text, stored)
+    assert response.json() == ACCEPTED
+    assert stored == [("processed", body.decode())], "the body, exactly as sent"
+    assert mpesa.tx(tx_id=tx["id"])["state"] == "done"
+
+
+def test_two_first_c2b_confirmations_racing(mpesa):
+    """Two copies of a new C2B confirmation, the second one arriving while the first
+    is still being applied (not committed). The second one's INSERT of the receipt
+    waits for the first, then hits the unique constraint; the existing receipt is not
+    visible in its REPEATABLE READ snapshot, so _record() returns an empty recordset
+    and locks "WHERE id = false": the copy ends in state error instead of duplicate."""
+    phone, amount = "254711000600", 1700
+    invoice_id, invoice_name = mpesa.create_invoice(amount)
+    mpesa.emulator.set_scenario(phone, no_callback=True)
+    trans_id = mpesa.emulator.c2b_pay("174379", phone, amount, invoice_name)
+    body = mpesa.c2b_notification(trans_id, phone, amount, invoice_name)
+    url = mpesa.url + mpesa.c2b_url("confirmation")
+
+    # Someone works on the invoice (row locked, nothing changed): the first copy
+    # stops after creating the receipt, when it links the payment to the invoice.
+    with holding(
+        mpesa.server.db,
+        ("SELECT id FROM account_move WHERE id = %s FOR UPDATE", [invoice_id]),
+    ):
+        first, first_result = post_in_thread(url, body)
+        wait_until(
+            lambda: mpesa.lock_waiters("%"),
+            20,
+            "the first copy to wait for the invoice",
+        )
+        second, second_result = post_in_thread(url, body)
+        wait_until(
+            lambda: mpesa.lock_waiters('%INSERT INTO "mpesa_receipt"%'),
+            20,
+            "the second copy's receipt INSERT to wait for the first copy",
+        )
+    first.join(90)
+    second.join(90)
+
+    for result in (first_result, second_result):
+        response = result.get("response")
+        assert response is not None, result.get("error")
+        assert (response.status_code, response.json()) == (200, ACCEPTED)
+    callbacks = mpesa.sql.all(
+        "SELECT state, error FROM mpesa_callback WHERE kind = 'c2b_confirmation'"
+        " AND body = %s ORDER BY id",
+        [body.decode()],
+    )
+    assert sorted(state for state, _error in callbacks) == [
+        "duplicate",
+        "processed",
+    ], callbacks
+    assert len(mpesa.receipts(trans_id)) == 1
+    assert (
+        mpesa.sql.scalar(
+            "SELECT count(*) FROM payment_transaction WHERE mpesa_receipt = %s",
+            [trans_id],
+        )
+        == 1
+    )
+    assert json.loads(body)["TransID"] == trans_id
+
+
+def test_c2b_confirmation_kept_while_the_provider_is_updated(mpesa):
+    """Same loss for money paid by paybill, which no status query recovers: the C2B
+    inbox INSERT checks its foreign key on the provider row, which other workers update
+    (e.g. the shared Daraja OAuth token, ProviderTokenStore.refresh)."""
+    phone, amount = "254711000700", 1900
+    _invoice_id, invoice_name = mpesa.create_invoice(amount)
+    mpesa.emulator.set_scenario(phone, no_callback=True)
+    trans_id = mpesa.emulator.c2b_pay("174379", phone, amount, invoice_name)
+    body = mpesa.c2b_notification(trans_id, phone, amount, invoice_name)
+    url = mpesa.url + mpesa.c2b_url("confirmation")
+
+    last_id = mpesa.sql.scalar("SELECT coalesce(max(id), 0) FROM mpesa_callback")
+    touch = "UPDATE payment_provider SET write_date = write_date WHERE id = %s"
+    with holding(
+        mpesa.server.db,
+        (
+            "SELECT id FROM payment_provider WHERE id = %s FOR UPDATE",
+            [mpesa.provider_id],
+        ),
+        (touch, [mpesa.provider_id]),
+    ) as other_worker:
+        thread, result = post_in_thread(url, body)
+        wait_until(
+            lambda: mpesa.lock_waiters('%INSERT INTO "mpesa_callback"%'),
+            20,
+            "the confirmation's inbox INSERT to wait for the provider row",
+        )
+        other_worker.commit()
+    thread.join(90)
+
+    stored = mpesa.sql.all(
+        "SELECT state, body FROM mpesa_callback WHERE id > %s ORDER BY id", [last_id]
+    )
+    response = result.get("response")
+    assert response is not None, result.get("error")
+    assert response.status_code == 200, (response.status_code, response.text, stored)
+    assert stored == [("processed", body.decode())], "the body, exactly as sent"
+    assert len(mpesa.receipts(trans_id)) == 1
