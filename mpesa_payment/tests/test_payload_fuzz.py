@@ -3,6 +3,7 @@
 Whatever arrives, a parser returns its typed record or raises PayloadError: never
 another exception (which would become a 500 and a lost callback)."""
 
+import contextlib
 from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings
@@ -103,10 +104,8 @@ items = st.lists(
 
 
 def _only_payload_errors(parser, data):
-    try:
+    with contextlib.suppress(PayloadError):  # the one accepted way to refuse
         parser(data)
-    except PayloadError:
-        pass
 
 
 @tagged("post_install", "-at_install")
@@ -181,8 +180,8 @@ class TestPayloadFuzz(BaseCase):
     def test_phone_and_reference_normalisers(self, text):
         try:
             msisdn = normalize_msisdn(text)
-        except PhoneError:
-            pass
+        except PhoneError as error:
+            self.assertTrue(str(error))
         else:
             self.assertRegex(msisdn, r"^254[71]\d{8}$")
         self.assertRegex(normalize_reference(text), r"^[0-9A-Z]*$")

@@ -29,7 +29,8 @@ class MpesaCheckBooks(Command):
             env = odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})
             providers = env["payment.provider"].search([("code", "=", "mpesa")])
             differences = providers._mpesa_check_books()
+        out = sys.stdout  # a report for the operator's terminal, not a log line
         for shortcode, code, problem in differences:
-            print(f"{shortcode or '-'}\t{code or '-'}\t{problem}")
-        print(f"{len(differences)} differences")
+            out.write(f"{shortcode or '-'}\t{code or '-'}\t{problem}\n")
+        out.write(f"{len(differences)} differences\n")
         sys.exit(1 if differences else 0)
