@@ -63,6 +63,7 @@ class MpesaController(http.Controller):
                 request.httprequest.remote_addr,
             )
             raise Forbidden()
+        self._check_sender(tx_sudo.provider_id, "STK callback")
         body = self._read_body()
         data = self._json_or_none(body)
         checkout = (
@@ -107,6 +108,7 @@ class MpesaController(http.Controller):
                 request.httprequest.remote_addr,
             )
             raise Forbidden()
+        self._check_sender(provider, f"C2B {kind}")
         body = self._read_body()
         callback_id = self._store(f"c2b_{kind}", body, provider)
         state, answer = self._process_stored(callback_id)
@@ -142,6 +144,7 @@ class MpesaController(http.Controller):
                 request.httprequest.remote_addr,
             )
             raise Forbidden()
+        self._check_sender(api_request.provider_id, "API result")
         kind = "timeout" if "/timeout/" in request.httprequest.path else "result"
         body = self._read_body()
         callback_id = self._store(
@@ -151,6 +154,17 @@ class MpesaController(http.Controller):
         return self._answer(ACCEPTED)
 
     # === HELPERS === #
+
+    @staticmethod
+    def _check_sender(provider, what):
+        address = request.httprequest.remote_addr
+        if not provider._mpesa_ip_allowed(address):
+            _logger.warning(
+                "M-PESA %s refused: sender %s is not in the provider's IP allow-list",
+                what,
+                address,
+            )
+            raise Forbidden()
 
     @staticmethod
     def _read_body():

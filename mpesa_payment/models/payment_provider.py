@@ -1,6 +1,7 @@
 import datetime as dt
 import hashlib
 import hmac
+import ipaddress
 import logging
 import secrets
 import time
@@ -167,6 +168,13 @@ class PaymentProvider(models.Model):
         help="Part of the C2B URLs registered with Safaricom. Changing it means "
         "registering the URLs again.",
     )
+    mpesa_callback_ips = fields.Char(
+        string="Callback IP Allow-list",
+        groups="base.group_system",
+        help="Optional. Addresses or networks (comma separated, e.g. 196.201.214.0/24) "
+        "allowed to post callbacks; empty allows any sender. Behind a reverse proxy, "
+        "run Odoo with --proxy-mode so the real sender address is seen.",
+    )
     mpesa_c2b_registered = fields.Datetime(
         string="C2B URLs Registered On", readonly=True
     )
@@ -319,6 +327,36 @@ class PaymentProvider(models.Model):
     def _mpesa_callback_url(self, route):
         self.ensure_one()
         return self.get_base_url().rstrip("/") + route
+
+    @api.constrains("mpesa_callback_ips")
+    def _check_mpesa_callback_ips(self):
+        for provider in self:
+            try:
+                provider._mpesa_callback_networks()
+            except ValueError as error:
+                raise ValidationError(
+                    self.env._("The callback IP allow-list is not valid: %s", error)
+                ) from error
+
+    def _mpesa_callback_networks(self):
+        text = self.sudo().mpesa_callback_ips or ""
+        return [
+            ipaddress.ip_network(part.strip(), strict=False)
+            for part in text.replace(";", ",").split(",")
+            if part.strip()
+        ]
+
+    def _mpesa_ip_allowed(self, address):
+        """Whether a callback from ``address`` may be processed (empty list: any)."""
+        self.ensure_one()
+        networks = self._mpesa_callback_networks()
+        if not networks:
+            return True
+        try:
+            ip = ipaddress.ip_address(address or "")
+        except ValueError:
+            return False
+        return any(ip in network for network in networks)
 
     # === C2B URLS === #
 

@@ -2,6 +2,7 @@ import json
 import threading
 import time
 
+from odoo.exceptions import ValidationError
 from odoo.tests import HttpCase, tagged
 from odoo.tools import mute_logger
 
@@ -238,3 +239,24 @@ class TestProcessingFlows(MpesaCommon, HttpCase):
             sorted(self._callbacks(tx).mapped("state")),
             ["duplicate"] * 3 + ["processed"],
         )
+
+    @mute_logger("odoo.addons.mpesa_payment.controllers.main")
+    def test_ip_allow_list(self):
+        self.emulator.set_scenario(PHONE, no_callback=True)
+        tx = self._push(self._create_mpesa_tx())
+        with self.assertRaises(ValidationError):
+            self.mpesa.mpesa_callback_ips = "not-an-address"
+        self.mpesa.mpesa_callback_ips = "196.201.214.0/24, 196.201.213.114"
+        self.env.flush_all()
+        count = self.env["mpesa.callback"].search_count([])
+        payload = stk_payload(tx, 1032)
+        response = self._post(self._callback_url(tx), payload)
+        self.assertEqual(response.status_code, 403, "127.0.0.1 is not Safaricom")
+        self.env.invalidate_all()
+        self.assertEqual(self.env["mpesa.callback"].search_count([]), count)
+        self.mpesa.mpesa_callback_ips = "196.201.214.0/24, 127.0.0.0/8"
+        self.env.flush_all()
+        response = self._post(self._callback_url(tx), payload)
+        self.assertEqual(response.status_code, 200)
+        self.env.invalidate_all()
+        self.assertEqual(tx.state, "cancel")
