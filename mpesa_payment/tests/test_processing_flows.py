@@ -223,8 +223,17 @@ class TestProcessingFlows(MpesaCommon, HttpCase):
         url, payload = self._callback_url(tx), stk_payload(tx, 0, receipt="CONC000001")
         results = []
 
+        body = json.dumps(payload)
+        self.env.flush_all()  # url_open flushes the test cursor: not from threads
+
         def post():
-            results.append(self._post(url, payload).status_code)
+            response = self.opener.post(
+                self.base_url() + url,
+                data=body,
+                headers={"Content-Type": "application/json"},
+                timeout=30,
+            )
+            results.append(response.status_code)
 
         threads = [threading.Thread(target=post) for _ in range(4)]
         for thread in threads:

@@ -3,3 +3,4 @@ from . import test_exports
 from . import test_dashboard
 from . import test_portal
 from . import test_tours
+from . import test_access_matrix
