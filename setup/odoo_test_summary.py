@@ -35,7 +35,7 @@ def main(path, rc):
                         f"tour skipped (counts as failed): {m.group(1)}",
                         file=sys.stderr,
                     )
-            if LEVEL.match(line) and "odoo.tests" not in line and not in_summary:
+            if LEVEL.match(line) and ".tests" not in line and not in_summary:
                 stray_errors += 1
                 print(f"error outside tests: {line.strip()[:300]}", file=sys.stderr)
     bad = failed + errors + tour_skips

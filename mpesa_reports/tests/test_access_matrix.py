@@ -196,6 +196,13 @@ class TestAccessMatrix(HttpCase):
         )
         journal = env["account.journal"].search(
             [("type", "=", "bank"), ("company_id", "=", company.id)], limit=1
+        ) or env["account.journal"].create(
+            {
+                "name": "ACL Bank",
+                "type": "bank",
+                "code": "ACLB",
+                "company_id": company.id,
+            }
         )
         statement_line = env["account.bank.statement.line"].create(
             {"journal_id": journal.id, "amount": 100, "payment_ref": "QACLOWN001"}
