@@ -52,6 +52,24 @@ class PaymentProvider(models.Model):
                     )
                 elif not same:
                     differences.append((shortcode, code, "in another journal"))
+            # Confirmed by status query only: paid, but not yet in the ledger. After a
+            # day the statement import or the Pull API should have brought its code.
+            cr.execute(
+                """SELECT reference FROM payment_transaction
+                    WHERE provider_id = %s AND state = 'done'
+                      AND mpesa_checkout_request_id IS NOT NULL
+                      AND mpesa_receipt IS NULL
+                      AND last_state_change < now() at time zone 'utc' - interval '1 day'""",
+                [provider.id],
+            )
+            differences += [
+                (
+                    shortcode,
+                    "",
+                    f"payment {ref} has no receipt code (import the statement)",
+                )
+                for (ref,) in cr.fetchall()
+            ]
             if sudo.mpesa_balance_date and journal:
                 cr.execute(
                     "SELECT coalesce(sum(amount), 0) FROM account_bank_statement_line l"

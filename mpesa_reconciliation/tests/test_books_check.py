@@ -1,3 +1,5 @@
+import time
+
 from odoo.tests import tagged
 
 from .common import ReconciliationCommon
@@ -34,3 +36,21 @@ class TestBooksCheck(ReconciliationCommon):
         self.assertIn((other.name, "missing from the journal"), problems)
         self.assertIn((receipt.name, "in the journal 2 times"), problems)
         self.assertIn(other.name, self.mpesa.mpesa_books_differences)
+
+    def test_payment_confirmed_by_query_without_receipt(self):
+        self.emulator.set_scenario("254708374149", no_callback=True)
+        tx = self._push(self._create_mpesa_tx())
+        time.sleep(0.3)
+        with self._db_lock():
+            tx._mpesa_query_and_apply()
+            self.env.flush_all()
+        self.assertEqual(tx.state, "done")
+        self.assertFalse(tx.mpesa_receipt)
+        self.assertEqual(self.mpesa._mpesa_check_books(), [], "a fresh one can wait")
+        self.env.cr.execute(
+            "UPDATE payment_transaction SET last_state_change = last_state_change"
+            " - interval '2 days' WHERE id = %s",
+            [tx.id],
+        )
+        (diff,) = self.mpesa._mpesa_check_books()
+        self.assertIn(f"payment {tx.reference} has no receipt code", diff[2])

@@ -463,6 +463,7 @@ class Sql:
     """The test's own look at the live database (reads; ``execute`` for fakes)."""
 
     def __init__(self, db):
+        self.db = db
         self.conn = pg_connect(db)
 
     def all(self, query, params=None):
@@ -489,6 +490,12 @@ class Sql:
         """Only for what a test must fake, e.g. that a minute has passed."""
         with self.conn.cursor() as cr:
             cr.execute(query, params or [])
+
+    def reconnect(self):
+        """A new connection, e.g. after PostgreSQL was restarted under the test."""
+        with contextlib.suppress(psycopg2.Error):
+            self.conn.close()
+        self.conn = pg_connect(self.db)
 
     def close(self):
         self.conn.close()

@@ -1,8 +1,10 @@
 """The M-PESA set-up of the live database and what customers and Safaricom do to it."""
 
+import configparser
 import hashlib
 import hmac
 import json
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -21,7 +23,16 @@ from daraja_emulator import c2b as emulator_c2b
 from daraja_emulator import helpers as emulator_helpers
 from daraja_emulator import stk as emulator_stk
 
-from .harness import WebClient, http, wait_until
+from .harness import (
+    E2E_ADDONS,
+    ODOO_BIN,
+    ODOO_CONF,
+    REPO,
+    WebClient,
+    http,
+    pg_env,
+    wait_until,
+)
 
 # A customer's number as typed in the payment form, and as Daraja sees it.
 PHONE_LOCAL = "0708374149"
@@ -385,3 +396,104 @@ class LiveMpesa:
                 "SELECT id, state FROM account_payment ORDER BY id"
             ),
         }
+
+    # === BULK AND CHECKS (bursts, faults) === #
+
+    def server_action(self, model, code, ids):
+        """Run Python ``code`` on records ``ids`` as an administrator would with a
+        server action (private methods included); returns its ``action`` value."""
+        [model_id] = self.rpc("ir.model", "search", [("model", "=", model)])
+        action_id = self.rpc(
+            "ir.actions.server",
+            "create",
+            {
+                "name": "live test",
+                "model_id": model_id,
+                "state": "code",
+                "code": code,
+            },
+        )
+        try:
+            return self.rpc(
+                "ir.actions.server",
+                "run",
+                [action_id],
+                context={"active_model": model, "active_ids": list(ids)},
+            )
+        finally:
+            self.rpc("ir.actions.server", "unlink", [action_id])
+
+    def create_transactions(self, amounts, prefix):
+        """Draft M-PESA transactions (no document), created in batches over
+        XML-RPC; returns their ids in the order of ``amounts``."""
+        ids = []
+        for start in range(0, len(amounts), 100):
+            ids += self.rpc(
+                "payment.transaction",
+                "create",
+                [
+                    {
+                        "provider_id": self.provider_id,
+                        "payment_method_id": self.method_id,
+                        "partner_id": self.partner_id,
+                        "currency_id": self.kes_id,
+                        "amount": amount,
+                        "reference": f"{prefix}-{start + i}",
+                        "operation": "online_direct",
+                    }
+                    for i, amount in enumerate(amounts[start : start + 100])
+                ],
+            )
+        return ids
+
+    def push_many(self, tx_ids, phone, batch=50):
+        """Send the real STK push (``_mpesa_send_stk_push``: signed callback URL, Daraja
+        call, pending state) for each transaction, in server actions of ``batch``."""
+        for start in range(0, len(tx_ids), batch):
+            self.server_action(
+                "payment.transaction",
+                f"for tx in records:\n    tx._mpesa_send_stk_push({phone!r})",
+                tx_ids[start : start + batch],
+            )
+
+    def check_books(self):
+        """``payment.provider._mpesa_check_books()`` on the live database, through a
+        server action: the list of differences."""
+        result = self.server_action(
+            "payment.provider",
+            "action = {'differences': [list(d) for d in records._mpesa_check_books()]}",
+            [self.provider_id],
+        )
+        return result["differences"]
+
+    def check_books_cli(self, tmp_path):
+        """``odoo-bin mpesa-check-books`` as a subprocess: (exit code, output). Its
+        config is ``.local/odoo.conf`` plus the end-to-end addon (installed in the
+        template copies) in the addons path."""
+        parser = configparser.ConfigParser()
+        parser.read(ODOO_CONF)
+        paths = [p.strip() for p in parser["options"].get("addons_path", "").split(",")]
+        addons_path = ",".join([p for p in paths if p] + [str(E2E_ADDONS)])
+        parser["options"]["addons_path"] = addons_path
+        conf = tmp_path / "check_books.conf"
+        with open(conf, "w") as handle:
+            parser.write(handle)
+        result = subprocess.run(
+            [
+                str(ODOO_BIN),
+                # Odoo finds an addon's command only with this first (odoo/cli/command.py)
+                f"--addons-path={addons_path}",
+                "mpesa-check-books",
+                "-c",
+                str(conf),
+                "-d",
+                self.server.db,
+            ],
+            cwd=REPO,
+            env=pg_env(),
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        return result.returncode, result.stdout + result.stderr
