@@ -1,3 +1,2 @@
 from . import mpesa_dashboard
 from . import mpesa_receipt
-from . import payment_transaction

@@ -155,14 +155,32 @@ class MpesaReceipt(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         receipts = super().create(vals_list)
-        receipts.filtered(lambda r: r.state == "applied")._mpesa_auto_issue()
+        if receipts.filtered(lambda r: r.state == "applied"):
+            self._mpesa_schedule_issuing()
         return receipts
 
     def write(self, vals):
-        newly_applied = self.browse()
-        if vals.get("state") == "applied":
-            newly_applied = self.filtered(lambda r: r.state != "applied")
         res = super().write(vals)
-        if newly_applied:
-            newly_applied._mpesa_auto_issue()
+        if vals.get("state") == "applied":
+            self._mpesa_schedule_issuing()
         return res
+
+    @api.model
+    def _mpesa_schedule_issuing(self):
+        """Receipts are rendered (wkhtmltopdf) and mailed by a job, never inside the
+        callback: a PDF rendered by a busy worker waits for another worker to serve
+        its assets, and Safaricom's callback must be answered at once."""
+        self.env.ref("mpesa_reports.cron_issue_receipts")._trigger()
+
+    @api.model
+    def _cron_issue_receipts(self):
+        receipts = self.search(
+            [
+                ("state", "=", "applied"),
+                ("kind", "=", "payment"),
+                ("receipt_issued_on", "=", False),
+                ("partner_id.email", "!=", False),
+            ],
+            limit=200,
+        )
+        receipts._mpesa_auto_issue()

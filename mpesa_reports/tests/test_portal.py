@@ -139,8 +139,14 @@ class TestPortal(ReportsCommon):
     def test_issued_by_email_when_applied_once_unless_forced(self):
         with self._real_pdf():
             receipt, _invoice = self._customer_receipt(self.partner, 800, "QMAIL00001")
+            self.assertFalse(receipt.receipt_issued_on, "never inside the callback")
+            with self._db_lock():
+                self.env["mpesa.receipt"].with_user(
+                    self.env.ref("base.user_root")
+                )._cron_issue_receipts()
+                self.env.flush_all()
 
-        # Applied by the paybill callback: issued by itself, to the customer.
+        # Applied by the paybill callback, then issued by the job, to the customer.
         self.assertTrue(receipt.receipt_issued_on)
         self.assertEqual(receipt.receipt_sent_to, "customer@example.com")
         self.assertEqual(receipt.receipt_issued_by, self.env.ref("base.user_root"))
@@ -185,6 +191,9 @@ class TestPortal(ReportsCommon):
     def test_not_issued_without_email_or_by_outsiders(self):
         self._write(self.partner, {"email": False})
         receipt, _invoice = self._customer_receipt(self.partner, 500, "QNOMAIL001")
+        with self._db_lock():
+            self.env["mpesa.receipt"]._cron_issue_receipts()
+            self.env.flush_all()
         self.assertFalse(receipt.receipt_issued_on, "no address to send it to")
         self.assertFalse(self._receipt_messages(receipt))
         with self.assertRaises(UserError), self._db_lock():
