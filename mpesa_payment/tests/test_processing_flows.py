@@ -2,6 +2,8 @@ import json
 import threading
 import time
 
+import requests
+
 from odoo.exceptions import ValidationError
 from odoo.tests import HttpCase, tagged
 from odoo.tools import mute_logger
@@ -227,13 +229,18 @@ class TestProcessingFlows(MpesaCommon, HttpCase):
         self.env.flush_all()  # url_open flushes the test cursor: not from threads
 
         def post():
-            response = self.opener.post(
-                self.base_url() + url,
-                data=body,
-                headers={"Content-Type": "application/json"},
-                timeout=30,
-            )
-            results.append(response.status_code)
+            # Plain requests: the test's opener flushes the shared test cursor, which
+            # must not happen from several threads at once.
+            try:
+                response = requests.post(
+                    self.base_url() + url,
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                    timeout=30,
+                )
+                results.append(response.status_code)
+            except requests.RequestException as error:
+                results.append(repr(error))
 
         threads = [threading.Thread(target=post) for _ in range(4)]
         for thread in threads:
