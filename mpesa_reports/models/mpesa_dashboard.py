@@ -135,15 +135,16 @@ class MpesaDashboard(models.AbstractModel):
 
     @api.model
     def _received(self, domain):
+        return self._receipt_total(domain, self.env._("M-PESA Payments Received"))
+
+    @api.model
+    def _receipt_total(self, domain, name):
+        """Count and amount of the receipts in ``domain``, with their drill-down."""
         [(count, amount)] = self.env["mpesa.receipt"]._read_group(
             domain, aggregates=["__count", "amount:sum"]
         )
         return self._figure(
-            "mpesa.receipt",
-            domain,
-            self.env._("M-PESA Payments Received"),
-            count=count,
-            amount=amount or 0.0,
+            "mpesa.receipt", domain, name, count=count, amount=amount or 0.0
         )
 
     @api.model
@@ -270,16 +271,7 @@ class MpesaDashboard(models.AbstractModel):
     def _unmatched(self):
         """Receipts not reconciled yet and not in the exception queue (any date)."""
         domain = [("reconcile_state", "=", "unreconciled")]
-        [(count, amount)] = self.env["mpesa.receipt"]._read_group(
-            domain, aggregates=["__count", "amount:sum"]
-        )
-        return self._figure(
-            "mpesa.receipt",
-            domain,
-            self.env._("Unmatched M-PESA Receipts"),
-            count=count,
-            amount=amount or 0.0,
-        )
+        return self._receipt_total(domain, self.env._("Unmatched M-PESA Receipts"))
 
     @api.model
     def _by_group(self, domain, field_name):
