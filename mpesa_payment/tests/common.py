@@ -5,6 +5,7 @@ from importlib import resources
 
 from daraja_emulator import DEFAULT_PASSKEY, DarajaEmulator
 
+from odoo import fields
 from odoo.tests import HttpCase
 
 from odoo.addons.account_payment.tests.common import AccountPaymentCommon
@@ -21,6 +22,18 @@ def load_sample(name):
 
 class MpesaCommon(AccountPaymentCommon):
     """An M-PESA provider in KES talking to a real Daraja emulator over HTTP."""
+
+    # A generic chart: the Kenyan one (l10n_ke) is not a dependency of ours.
+    chart_template = "generic_coa"
+
+    @classmethod
+    def setup_independent_company(cls, **kwargs):
+        """A Kenyan company keeping its books in KES, like every real user: with a
+        foreign currency OCA's reconciliation rules never match an M-PESA line."""
+        kes = cls._enable_currency("KES")
+        return super().setup_independent_company(
+            currency_id=kes.id, country_id=cls.env.ref("base.ke").id, **kwargs
+        )
 
     @classmethod
     def setUpClass(cls):
@@ -121,6 +134,9 @@ class MpesaHttpCommon(MpesaCommon, HttpCase):
             currency=self.currency_kes,
             taxes=[],
             post=True,
+            # A recent invoice, as customers pay them: reconciliation rules look back
+            # only so far (OCA's "Perfect Match" skips invoices over 18 months old).
+            invoice_date=fields.Date.today(),
         )
         self.env.flush_all()
         return invoice

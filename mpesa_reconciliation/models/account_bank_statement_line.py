@@ -20,6 +20,15 @@ class AccountBankStatementLine(models.Model):
         "mpesa.match.suggestion", "statement_line_id", string="M-PESA Suggestions"
     )
 
+    def _do_auto_reconcile(self, models):
+        """OCA's rules would reconcile an M-PESA line with the invoice it names, beside
+        the payment the money path creates for the same money: the receivable would be
+        credited twice. M-PESA lines meet their payments in the money path, or wait
+        for our suggestions."""
+        if self.mpesa_receipt_id:
+            return None
+        return super()._do_auto_reconcile(models)
+
     def _mpesa_reconcile_with(self, move_lines):
         """Reconcile through OCA's reconciliation data, as a click in the widget would."""
         self.ensure_one()

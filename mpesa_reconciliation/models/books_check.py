@@ -4,6 +4,30 @@ from odoo import api, fields, models
 
 _logger = logging.getLogger(__name__)
 
+# Receipts and the transactions that applied their money: the STK or paybill
+# transaction, or the several of an allocation (split).
+RECEIPT_TRANSACTIONS = """
+    SELECT r.id AS receipt_id, r.transaction_id AS tx_id
+      FROM mpesa_receipt r
+     WHERE r.provider_id = %(provider)s AND r.transaction_id IS NOT NULL
+     UNION
+    SELECT rel.mpesa_receipt_id, rel.payment_transaction_id
+      FROM mpesa_receipt_payment_transaction_rel rel
+      JOIN mpesa_receipt r ON r.id = rel.mpesa_receipt_id
+     WHERE r.provider_id = %(provider)s
+"""
+# Their posted payments.
+RECEIPT_PAYMENTS = f"""
+    SELECT links.receipt_id, tx.amount, pay.id AS payment_id, pay.move_id,
+           pay.outstanding_account_id
+      FROM ({RECEIPT_TRANSACTIONS}) links
+      JOIN payment_transaction tx ON tx.id = links.tx_id AND tx.state = 'done'
+      JOIN account_payment pay ON pay.id = tx.payment_id
+      JOIN account_move pm ON pm.id = pay.move_id AND pm.state = 'posted'
+"""
+# Grace for money still on its way (callback answered, post-processing not yet run).
+GRACE = "interval '30 minutes'"
+
 
 class PaymentProvider(models.Model):
     _inherit = "payment.provider"
@@ -12,91 +36,32 @@ class PaymentProvider(models.Model):
     mpesa_books_differences = fields.Text(string="Books Differences", readonly=True)
 
     def _mpesa_check_books(self):
-        """Every receipt exactly once in the ledger and once in the journal, and the
-        journal balance equal to the last known M-PESA balance.
+        """The books of M-PESA money, checked as an accountant would: every receipt once
+        in the ledger and once in the journal, the journal balance equal to M-PESA's,
+        and the double entry of each receipt (payments matched, nothing left in
+        Outstanding Receipts, the receivable credited by what was paid, never twice,
+        no money applied beyond its receipt, none left without payment or exception).
 
         Returns a list of (shortcode, receipt code or "", problem) tuples."""
         differences = []
         self.env.flush_all()  # the checks below are SQL
-        cr = self.env.cr
-        for provider in self.filtered(lambda p: p.code == "mpesa"):
-            sudo = provider.sudo()
-            shortcode, journal = sudo.mpesa_shortcode, sudo.journal_id
-            if not journal:
-                differences.append((shortcode, "", "the provider has no journal"))
-            cr.execute(
-                """SELECT name, count(*) FROM mpesa_receipt
-                    WHERE provider_id = %s GROUP BY company_id, shortcode, name
-                   HAVING count(*) > 1""",
-                [provider.id],
-            )
-            differences += [
-                (shortcode, code, f"in the ledger {count} times")
-                for code, count in cr.fetchall()
-            ]
-            cr.execute(
-                """SELECT r.name, count(l.id), min(l.journal_id), bool_and(l.journal_id = %s)
-                     FROM mpesa_receipt r
-                LEFT JOIN account_bank_statement_line l ON l.mpesa_receipt_id = r.id
-                    WHERE r.provider_id = %s
-                 GROUP BY r.id, r.name
-                   HAVING count(l.id) != 1 OR NOT bool_and(l.journal_id = %s)""",
-                [journal.id or 0, provider.id, journal.id or 0],
-            )
-            for code, count, _journal, same in cr.fetchall():
-                if count == 0:
-                    differences.append((shortcode, code, "missing from the journal"))
-                elif count > 1:
-                    differences.append(
-                        (shortcode, code, f"in the journal {count} times")
-                    )
-                elif not same:
-                    differences.append((shortcode, code, "in another journal"))
-            # Confirmed by status query only: paid, but not yet in the ledger. After a
-            # day the statement import or the Pull API should have brought its code.
-            cr.execute(
-                """SELECT reference FROM payment_transaction
-                    WHERE provider_id = %s AND state = 'done'
-                      AND mpesa_checkout_request_id IS NOT NULL
-                      AND mpesa_receipt IS NULL
-                      AND last_state_change < now() at time zone 'utc' - interval '1 day'""",
-                [provider.id],
-            )
-            differences += [
-                (
-                    shortcode,
-                    "",
-                    f"payment {ref} has no receipt code (import the statement)",
-                )
-                for (ref,) in cr.fetchall()
-            ]
-            if sudo.mpesa_balance_date and journal:
-                cr.execute(
-                    "SELECT coalesce(sum(amount), 0) FROM account_bank_statement_line l"
-                    " JOIN account_move m ON m.id = l.move_id"
-                    " WHERE l.journal_id = %s AND m.state = 'posted'",
-                    [journal.id],
-                )
-                balance = cr.fetchone()[0]
-                if abs(balance - sudo.mpesa_balance) > 0.005:
-                    differences.append(
-                        (
-                            shortcode,
-                            "",
-                            (
-                                f"journal balance {balance:,.2f} != M-PESA balance "
-                                f"{sudo.mpesa_balance:,.2f} (checked "
-                                f"{sudo.mpesa_balance_date})"
-                            ),
-                        )
-                    )
-            provider.sudo().write(
+        for provider in self.filtered(lambda p: p.code == "mpesa").sudo():
+            shortcode = provider.mpesa_shortcode
+            found = []
+            for check in (
+                provider._mpesa_books_ledger,
+                provider._mpesa_books_journal,
+                provider._mpesa_books_applied,
+                provider._mpesa_books_payments,
+                provider._mpesa_books_balance,
+            ):
+                found += check()
+            differences += [(shortcode, code, problem) for code, problem in found]
+            provider.write(
                 {
                     "mpesa_books_checked_on": fields.Datetime.now(),
                     "mpesa_books_differences": "\n".join(
-                        f"{code or '-'}: {problem}"
-                        for sc, code, problem in differences
-                        if sc == shortcode
+                        f"{code or '-'}: {problem}" for code, problem in found
                     )
                     or False,
                 }
@@ -104,6 +69,142 @@ class PaymentProvider(models.Model):
         for shortcode, code, problem in differences:
             _logger.warning("M-PESA books %s: %s %s", shortcode, code, problem)
         return differences
+
+    def _mpesa_books_query(self, query, **params):
+        self.env.cr.execute(query, {"provider": self.id, **params})
+        return self.env.cr.fetchall()
+
+    def _mpesa_books_ledger(self):
+        """Each receipt code once in the ledger; status-query payments get their code."""
+        rows = self._mpesa_books_query(
+            """SELECT name, count(*) FROM mpesa_receipt WHERE provider_id = %(provider)s
+                GROUP BY company_id, shortcode, name HAVING count(*) > 1"""
+        )
+        found = [(code, f"in the ledger {count} times") for code, count in rows]
+        # Confirmed by status query only: paid, but not yet in the ledger. After a
+        # day the statement import or the Pull API should have brought its code.
+        rows = self._mpesa_books_query(
+            """SELECT reference FROM payment_transaction
+                WHERE provider_id = %(provider)s AND state = 'done'
+                  AND mpesa_checkout_request_id IS NOT NULL AND mpesa_receipt IS NULL
+                  AND last_state_change < now() at time zone 'utc' - interval '1 day'"""
+        )
+        return found + [
+            ("", f"payment {ref} has no receipt code (import the statement)")
+            for (ref,) in rows
+        ]
+
+    def _mpesa_books_journal(self):
+        """Each receipt exactly once in the provider's journal."""
+        if not self.journal_id:
+            return [("", "the provider has no journal")]
+        rows = self._mpesa_books_query(
+            """SELECT r.name, count(l.id), bool_and(l.journal_id = %(journal)s)
+                 FROM mpesa_receipt r
+            LEFT JOIN account_bank_statement_line l ON l.mpesa_receipt_id = r.id
+                WHERE r.provider_id = %(provider)s
+             GROUP BY r.id, r.name
+               HAVING count(l.id) != 1 OR NOT bool_and(l.journal_id = %(journal)s)""",
+            journal=self.journal_id.id,
+        )
+        found = []
+        for code, count, same in rows:
+            if count == 0:
+                found.append((code, "missing from the journal"))
+            elif count > 1:
+                found.append((code, f"in the journal {count} times"))
+            elif not same:
+                found.append((code, "in another journal"))
+        return found
+
+    def _mpesa_books_applied(self):
+        """No receipt applied beyond its amount; none left with neither a payment nor
+        an open exception."""
+        rows = self._mpesa_books_query(
+            f"""SELECT r.name, r.amount, count(p.payment_id), sum(p.amount)
+                  FROM mpesa_receipt r
+                  JOIN ({RECEIPT_PAYMENTS}) p ON p.receipt_id = r.id
+                 WHERE r.state != 'reversed'
+              GROUP BY r.id HAVING sum(p.amount) > r.amount + 0.005"""
+        )
+        found = [
+            (code, f"applied {count} times for {applied:,.2f}, received {amount:,.2f}")
+            for code, amount, count, applied in rows
+        ]
+        rows = self._mpesa_books_query(
+            f"""SELECT r.name FROM mpesa_receipt r
+                 WHERE r.provider_id = %(provider)s AND r.kind = 'payment'
+                   AND r.state != 'reversed'
+                   AND r.create_date < now() at time zone 'utc' - {GRACE}
+                   AND NOT EXISTS (SELECT 1 FROM ({RECEIPT_PAYMENTS}) p
+                                    WHERE p.receipt_id = r.id)
+                   AND NOT EXISTS (SELECT 1 FROM mpesa_exception e
+                                    WHERE e.receipt_id = r.id AND e.state = 'open')
+                   AND NOT EXISTS (SELECT 1 FROM account_bank_statement_line l
+                                     JOIN account_move m ON m.id = l.move_id
+                                    WHERE l.mpesa_receipt_id = r.id AND l.is_reconciled
+                                      AND m.state = 'posted')"""
+        )
+        return found + [
+            (code, "received, but neither a payment nor an open exception")
+            for (code,) in rows
+        ]
+
+    def _mpesa_books_payments(self):
+        """The double entry of each receipt: its payments matched with its bank line
+        (nothing left in Outstanding Receipts) and the customer's receivable credited
+        by what was paid, not a second time by the bank line."""
+        rows = self._mpesa_books_query(
+            f"""SELECT r.name, sum(aml.balance)
+                  FROM mpesa_receipt r
+                  JOIN ({RECEIPT_PAYMENTS}) p ON p.receipt_id = r.id
+                  JOIN account_move_line aml ON aml.move_id = p.move_id
+                       AND aml.account_id = p.outstanding_account_id
+                 WHERE NOT aml.reconciled
+              GROUP BY r.id"""
+        )
+        found = [
+            (code, f"{left:,.2f} left in Outstanding Receipts (payment not matched)")
+            for code, left in rows
+        ]
+        rows = self._mpesa_books_query(
+            f"""WITH moves AS (
+                    SELECT receipt_id, move_id FROM ({RECEIPT_PAYMENTS}) p
+                     UNION
+                    SELECT l.mpesa_receipt_id, l.move_id
+                      FROM account_bank_statement_line l
+                      JOIN mpesa_receipt r ON r.id = l.mpesa_receipt_id
+                     WHERE r.provider_id = %(provider)s)
+                SELECT r.name, r.amount, -sum(aml.balance)
+                  FROM mpesa_receipt r
+                  JOIN moves ON moves.receipt_id = r.id
+                  JOIN account_move_line aml ON aml.move_id = moves.move_id
+                       AND aml.parent_state = 'posted'
+                  JOIN account_account acc ON acc.id = aml.account_id
+                       AND acc.account_type IN ('asset_receivable', 'liability_payable')
+              GROUP BY r.id HAVING -sum(aml.balance) > r.amount + 0.005"""
+        )
+        return found + [
+            (code, f"the customer was credited {booked:,.2f} for {amount:,.2f} paid")
+            for code, amount, booked in rows
+        ]
+
+    def _mpesa_books_balance(self):
+        """The journal balance equals the last balance M-PESA gave us."""
+        if not (self.mpesa_balance_date and self.journal_id):
+            return []
+        balance = self.journal_id._mpesa_journal_balance()
+        if abs(balance - self.mpesa_balance) <= 0.005:
+            return []
+        return [
+            (
+                "",
+                (
+                    f"journal balance {balance:,.2f} != M-PESA balance "
+                    f"{self.mpesa_balance:,.2f} (checked {self.mpesa_balance_date})"
+                ),
+            )
+        ]
 
     @api.model
     def _cron_mpesa_check_books(self):

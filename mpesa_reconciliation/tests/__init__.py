@@ -8,3 +8,4 @@ from . import test_roles
 from . import test_tour
 from . import test_books_check
 from . import test_statement_fuzz
+from . import test_books_of_a_payment

@@ -16,3 +16,56 @@ class ReconciliationCommon(MpesaHttpCommon):
             [("journal_id", "=", self.journal.id)]
         )
         return sum(lines.mapped("amount"))
+
+    # === THE BOOKS, AS AN ACCOUNTANT CHECKS THEM === #
+
+    def _receivable_balance(self, partner):
+        """The customer's receivable: what they owe (negative: what we owe them)."""
+        self.env.flush_all()
+        lines = self.env["account.move.line"].search(
+            [
+                ("partner_id", "=", partner.commercial_partner_id.id),
+                ("account_type", "=", "asset_receivable"),
+                ("parent_state", "=", "posted"),
+                ("company_id", "=", self.company.id),
+            ]
+        )
+        return sum(lines.mapped("balance"))
+
+    def assertBooksOfPayment(self, receipts, partner, receivable_before, paid):
+        """The books of M-PESA money (shared ARCHITECTURE.md): every payment of each
+        receipt matched, its statement line reconciled with those payments and never
+        with the receivable itself, nothing left in Outstanding Receipts, the customer's
+        receivable moved by exactly ``paid``, and the books check clean."""
+        self.env.invalidate_all()
+        for receipt in receipts:
+            txs = receipt.transaction_id | receipt.allocation_transaction_ids
+            payments = txs.payment_id
+            self.assertTrue(payments, f"{receipt.name}: no payment")
+            line = receipt.statement_line_id
+            self.assertTrue(line.is_reconciled, f"{receipt.name}: line not reconciled")
+            liquidity = line.journal_id.default_account_id
+            counterparts = line.move_id.line_ids.filtered(
+                lambda aml, liquidity=liquidity: aml.account_id != liquidity
+            )
+            self.assertNotIn(
+                "asset_receivable",
+                counterparts.mapped("account_type"),
+                f"{receipt.name}: the bank line paid the receivable beside its payment",
+            )
+            for payment in payments:
+                self.assertEqual(payment.state, "paid", f"{payment.name} not matched")
+                outstanding = payment.move_id.line_ids.filtered(
+                    lambda aml, p=payment: aml.account_id == p.outstanding_account_id
+                )
+                self.assertTrue(
+                    all(outstanding.mapped("reconciled")),
+                    f"{payment.name} left in Outstanding Receipts",
+                )
+        self.assertAlmostEqual(
+            self._receivable_balance(partner) - receivable_before,
+            -paid,
+            places=2,
+            msg="the customer's receivable moved by something else than the money paid",
+        )
+        self.assertEqual(self.mpesa._mpesa_check_books(), [])

@@ -54,3 +54,69 @@ class TestBooksCheck(ReconciliationCommon):
         )
         (diff,) = self.mpesa._mpesa_check_books()
         self.assertIn(f"payment {tx.reference} has no receipt code", diff[2])
+
+    def test_double_booking_by_hand_is_reported(self):
+        """An accountant undoes the match of a paid receipt's bank line in OCA's screen
+        and reconciles it with another invoice of the customer: the payment is left in
+        Outstanding Receipts and the customer is credited twice for one receipt."""
+        invoice, other = self._invoice(1000), self._invoice(1000)
+        receipt = self._c2b(invoice.name, 1000)
+        self._post_process(receipt)
+        self.assertEqual(self.mpesa._mpesa_check_books(), [])
+        line = receipt.statement_line_id
+        with self._db_lock():
+            line.unreconcile_bank_line()
+            receivable = other.line_ids.filtered(
+                lambda aml: aml.account_type == "asset_receivable"
+            )
+            line._add_account_move_line(receivable)
+            line.reconcile_bank_line()
+            self.env.flush_all()
+        self.assertEqual(other.payment_state, "paid")
+        problems = {
+            (code, problem) for _sc, code, problem in self.mpesa._mpesa_check_books()
+        }
+        self.assertEqual(
+            problems,
+            {
+                (
+                    receipt.name,
+                    "1,000.00 left in Outstanding Receipts (payment not matched)",
+                ),
+                (receipt.name, "the customer was credited 2,000.00 for 1,000.00 paid"),
+            },
+        )
+
+    def test_money_applied_beyond_its_receipt_or_nowhere_is_reported(self):
+        invoice = self._invoice(1000)
+        receipt = self._c2b(invoice.name, 1000)
+        self._post_process(receipt)
+        stranded = self._c2b("NOSUCHREF", 300)  # awaiting review: an open exception
+        self.assertEqual(self.mpesa._mpesa_check_books(), [])
+        # the exception is dismissed although nothing was done with the money
+        with self._db_lock():
+            stranded.exception_ids.with_context(dismiss_reason="test").action_dismiss()
+            self.env.cr.execute(
+                "UPDATE mpesa_receipt SET create_date = create_date - interval '1 hour'"
+                " WHERE id = %s",
+                [stranded.id],
+            )
+            # a second payment made from the same receipt
+            tx = self.env["payment.transaction"]._mpesa_create_from_receipt(
+                receipt,
+                self.mpesa,
+                {"partner_id": self.partner.id, "mpesa_receipt": False},
+            )
+            tx._post_process()
+            receipt.allocation_transaction_ids = tx
+            self.env.flush_all()
+        problems = {
+            (code, problem) for _sc, code, problem in self.mpesa._mpesa_check_books()
+        }
+        self.assertIn(
+            (receipt.name, "applied 2 times for 2,000.00, received 1,000.00"), problems
+        )
+        self.assertIn(
+            (stranded.name, "received, but neither a payment nor an open exception"),
+            problems,
+        )
