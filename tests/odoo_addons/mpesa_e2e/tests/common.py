@@ -327,6 +327,19 @@ class MpesaE2ECommon(AccountPaymentCommon, PaymentHttpCommon):
         invoice.action_post()
         return invoice
 
+    def _staff_invoices_order(self, order):
+        """Staff click Create Invoice on the order (regular invoice), then Confirm."""
+        with self._db_lock():
+            wizard = (
+                self.env["sale.advance.payment.inv"]
+                .with_context(active_model="sale.order", active_ids=order.ids)
+                .create({"advance_payment_method": "delivered"})
+            )
+            wizard.create_invoices()
+            invoice = order.invoice_ids
+            invoice.action_post()
+        return invoice
+
     def _assert_paid_by_mpesa(self, tx, amount):
         self.assertEqual(tx.state, "done", tx.state_message)
         self.assertEqual(tx.amount, amount)
@@ -342,15 +355,21 @@ class MpesaE2ECommon(AccountPaymentCommon, PaymentHttpCommon):
         self.assertEqual(receipt.transaction_id, tx)
         self.assertEqual(receipt.amount, amount)
 
-    def _assert_invoice_paid_by(self, invoice, tx):
+    def _assert_invoice_paid_by(self, invoice, txs):
+        """As an accountant checks: the invoice paid by exactly these payments, each
+        matched with its M-PESA bank line, and the books check clean."""
         self.assertIn(invoice.payment_state, ("paid", "in_payment"))
         self.assertTrue(invoice.currency_id.is_zero(invoice.amount_residual))
-        self.assertEqual(invoice.transaction_ids, tx)
-        self.assertIn(tx.payment_id, invoice._get_reconciled_payments())
+        self.assertEqual(invoice.transaction_ids, txs)
+        self.assertEqual(invoice._get_reconciled_payments(), txs.payment_id)
         receivable = invoice.line_ids.filtered(
             lambda line: line.account_id.account_type == "asset_receivable"
         )
         self.assertTrue(receivable.reconciled)
         self.assertEqual(
-            receivable.matched_credit_ids.credit_move_id.move_id, tx.payment_id.move_id
+            receivable.matched_credit_ids.credit_move_id.move_id, txs.payment_id.move_id
         )
+        if "statement_line_id" in self.env["mpesa.receipt"]._fields:
+            for payment in txs.payment_id:
+                self.assertEqual(payment.state, "paid", "matched with its bank line")
+            self.assertEqual(self.mpesa._mpesa_check_books(), [])

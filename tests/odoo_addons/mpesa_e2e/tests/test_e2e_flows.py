@@ -71,6 +71,10 @@ class TestMpesaFlows(MpesaE2ECommon):
         self.assertEqual(order.amount_paid, 1500.0)
         self._assert_paid_by_mpesa(tx, 1500.0)
 
+        # Finding 15 of the money-integrity issue: staff invoice the paid order later.
+        invoice = self._staff_invoices_order(order)
+        self._assert_invoice_paid_by(invoice, tx)
+
     def test_shop_amount_mismatch_is_not_confirmed(self):
         # The customer's phone paid another amount than the order's (tampered prompt).
         self.emulator.set_scenario(PHONE, amount=1400)
@@ -276,3 +280,7 @@ class TestMpesaFlows(MpesaE2ECommon):
             sum((deposit_tx | balance_tx).payment_id.mapped("amount")), 10000.0
         )
         self.assertEqual(order.state, "sale")
+
+        # Staff invoice the order once paid: the invoice is paid by both payments.
+        invoice = self._staff_invoices_order(order)
+        self._assert_invoice_paid_by(invoice, deposit_tx | balance_tx)
