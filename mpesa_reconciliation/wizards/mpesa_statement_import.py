@@ -182,13 +182,7 @@ class MpesaStatementImport(models.TransientModel):
         return self.provider_id.journal_id
 
     def _journal_balance(self):
-        journal = self._journal()
-        lines = (
-            self.env["account.bank.statement.line"]
-            .sudo()
-            .search([("journal_id", "=", journal.id)])
-        )
-        return sum(lines.mapped("amount"))
+        return self._journal()._mpesa_journal_balance()
 
     def _add_opening_balance(self, statement):
         """First statement of an empty journal: bring in the balance it starts from,

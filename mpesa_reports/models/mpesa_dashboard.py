@@ -435,15 +435,9 @@ class MpesaDashboard(models.AbstractModel):
         result = []
         for provider in providers:
             journal = provider.journal_id.with_env(self.env)
-            gl_domain = [
-                ("account_id", "in", journal.sudo().default_account_id.ids),
-                ("display_type", "not in", ("line_section", "line_note")),
-                ("parent_state", "=", "posted"),
-            ]
-            [(count, balance)] = self.env["account.move.line"]._read_group(
-                gl_domain, aggregates=["__count", "balance:sum"]
-            )
-            balance = balance or 0.0
+            lines_domain = journal._mpesa_journal_balance_domain()
+            count = self.env["account.bank.statement.line"].search_count(lines_domain)
+            balance = journal._mpesa_journal_balance()
             mpesa_balance = provider.mpesa_balance
             checked = provider.mpesa_balance_date
             result.append(
@@ -460,9 +454,11 @@ class MpesaDashboard(models.AbstractModel):
                         date=fields.Datetime.to_string(checked) if checked else False,
                     ),
                     "journal_balance": self._figure(
-                        "account.move.line",
-                        gl_domain,
-                        self.env._("Journal Items of %s", journal.sudo().display_name),
+                        "account.bank.statement.line",
+                        lines_domain,
+                        self.env._(
+                            "Statement Lines of %s", journal.sudo().display_name
+                        ),
                         count=count,
                         amount=balance,
                     ),

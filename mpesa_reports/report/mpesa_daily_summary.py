@@ -170,19 +170,10 @@ class MpesaDailySummary(models.TransientModel):
                 order="id",
             )
         )
-        StLine = self.env["account.bank.statement.line"].sudo()
         rows = []
         for provider in providers.filtered("journal_id"):
             journal = provider.journal_id
-            [(journal_balance,)] = StLine._read_group(
-                [
-                    ("journal_id", "=", journal.id),
-                    ("date", "<=", self.date),
-                    ("state", "!=", "cancel"),
-                ],
-                aggregates=["amount:sum"],
-            )
-            journal_balance = journal_balance or 0.0
+            journal_balance = journal._mpesa_journal_balance(until=self.date)
             rows.append(
                 {
                     "shortcode": provider.mpesa_shortcode,

@@ -4,3 +4,4 @@ from . import test_dashboard
 from . import test_portal
 from . import test_tours
 from . import test_access_matrix
+from . import test_journal_balance

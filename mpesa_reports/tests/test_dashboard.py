@@ -219,7 +219,7 @@ class TestDashboard(ReportsCommon):
         self.assertEqual(balance["journal_balance"]["amount"], 1550.0)
         self.assertEqual(balance["difference"]["amount"], -550.0)
         lines = self._records(self.finance, balance["journal_balance"])
-        self.assertEqual(sum(lines.mapped("balance")), 1550.0)
+        self.assertEqual(sum(lines.mapped("amount")), 1550.0)
         statement_lines = self._records(self.finance, balance["difference"])
         self.assertEqual(
             set(statement_lines.mapped("mpesa_receipt_id.amount")),
