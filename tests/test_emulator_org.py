@@ -176,6 +176,17 @@ def test_queue_timeout(emu, client, receiver):
     assert delivery.payload["Result"]["ResultType"] == 1
 
 
+def test_result_after_queue_timeout(emu, client, receiver):
+    emu.queue_timeouts = True
+    emu.result_after_timeout = True
+    receipt = emu.add_payment(150)
+    status_query(client, receiver, receipt)
+    (timeout,) = emu.wait_for_deliveries(1, kind="timeout")
+    (result,) = emu.wait_for_deliveries(1, kind="result")
+    assert timeout.payload["Result"]["ResultType"] == 1
+    assert result.payload["Result"]["ResultCode"] == 0
+
+
 # -- reversal ----------------------------------------------------------------------------------
 def test_reversal_success_then_repeated(emu, client, receiver):
     receipt = emu.add_payment(200, first_name="JANE")

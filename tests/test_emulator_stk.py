@@ -438,3 +438,15 @@ def test_c2b_echo_of_stk_payment(emu, client, receiver):
     assert confirmation["OrgAccountBalance"] == "300.00"
     assert [d.kind for d in emu.deliveries] == ["c2b_confirmation"]  # no STK callback
     assert list(emu.payments) == [receipt]  # one payment, not two
+
+
+def test_push_answer_lost_but_prompt_runs(emu, client, receiver):
+    """Daraja accepted the push but the caller never got the answer: no
+    CheckoutRequestID on the caller's side, yet the customer's callback comes."""
+    emu.set_scenario(PHONE, response_lost=True)
+    with pytest.raises(Exception) as lost:  # the connection closes with no answer
+        client.stk_push(phone=PHONE, callback_url=receiver.url("/cb"))
+    assert "RemoteDisconnected" in repr(lost.value) or "closed" in str(lost.value)
+    (callback,) = callbacks(emu)
+    assert callback["ResultCode"] == 0
+    assert callback["CheckoutRequestID"] in emu.prompts

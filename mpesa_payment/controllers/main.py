@@ -66,19 +66,8 @@ class MpesaController(http.Controller):
         self._check_sender(tx_sudo.provider_id, "STK callback")
         body = self._read_body()
         data = self._json_or_none(body)
-        checkout = (
-            (((data or {}).get("Body") or {}).get("stkCallback") or {}).get(
-                "CheckoutRequestID"
-            )
-            if isinstance(data, dict)
-            else None
-        )
-        if not tx_sudo._mpesa_callback_belongs(checkout):
-            _logger.warning(
-                "M-PESA STK callback refused: URL of %s used for another request",
-                tx_sudo.reference,
-            )
-            raise Forbidden()
+        # Stored even when its CheckoutRequestID is another request's: processing
+        # records why it cannot pay this transaction, and keeps any money it reports.
         callback_id = self._store("stk", body, tx_sudo.provider_id, tx_sudo)
         state, _answer = self._process_stored(callback_id)
         if state == "error" and data is None:

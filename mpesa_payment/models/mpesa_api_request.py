@@ -161,7 +161,9 @@ class MpesaApiRequest(models.Model):
             "SELECT id FROM mpesa_api_request WHERE id = %s FOR UPDATE", [self.id]
         )
         self.invalidate_recordset()
-        if self.state != "sent":
+        # A queue timeout fails the request without a result code; M-PESA's result may
+        # still follow, and then it is the answer.
+        if self.state == "done" or (self.state == "failed" and self.result_code):
             return "duplicate"
         result = parse_initiator_result(data)
         meaning = RESULT_MEANINGS.get(result.result_code, result.result_desc)

@@ -157,6 +157,13 @@ class MpesaCallback(models.Model):
                 ("mpesa_checkout_request_id", "=", parsed.checkout_request_id),
             ]
         )
+        url_tx = self.transaction_id
+        if not tx and url_tx._mpesa_lost_its_request():
+            # Our push timed out after Daraja accepted it: the signed URL names the
+            # transaction, the body its request (a success is still verified by a
+            # status query before it counts).
+            url_tx._mpesa_adopt_request(parsed)
+            tx = url_tx
         if not tx:
             # Either the callback outran Daraja's answer to our push (it is picked up
             # when that answer is stored) or nobody asked for it: both wait here.
@@ -164,7 +171,7 @@ class MpesaCallback(models.Model):
                 "No payment request with this CheckoutRequestID (yet)."
             )
             return "unmatched"
-        if self.transaction_id and self.transaction_id != tx:
+        if url_tx and url_tx != tx:
             raise ValidationError(
                 self.env._("The callback URL belongs to another payment.")
             )

@@ -3,7 +3,8 @@ import logging
 import psycopg2
 
 from odoo import Command, api, fields, models
-from odoo.exceptions import AccessError, UserError
+from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.tools import float_compare
 
 from .. import const
 from ..daraja.phone import PhoneError, normalize_msisdn
@@ -79,12 +80,32 @@ class MpesaReceipt(models.Model):
     subscription_id = fields.Many2one(
         "sale.subscription", readonly=True, index="btree_not_null"
     )
+    applied_amount = fields.Monetary(
+        string="Applied",
+        readonly=True,
+        copy=False,
+        help="How much of this receipt pays invoices, orders or customer credit. "
+        "Written only by the money path, under the receipt's row lock; the database "
+        "refuses more than the receipt's amount.",
+    )
+    application_ids = fields.One2many(
+        "payment.transaction",
+        "mpesa_source_receipt_id",
+        string="Applied To",
+        readonly=True,
+        help="The payments this receipt's money made (one, or several when split).",
+    )
 
     _sql_constraints = [
         (
             "receipt_unique",
             "UNIQUE(company_id, shortcode, name)",
             "An M-PESA receipt code is unique per company and shortcode.",
+        ),
+        (
+            "applied_within_amount",
+            "CHECK(applied_amount >= 0 AND applied_amount <= amount + 0.005)",
+            "An M-PESA receipt cannot be applied for more than its amount.",
         ),
     ]
 
@@ -96,7 +117,9 @@ class MpesaReceipt(models.Model):
         key = {
             "name": vals["name"].strip().upper(),
             "company_id": provider.company_id.id,
-            "shortcode": vals.get("shortcode") or provider.mpesa_shortcode,
+            # The provider's, whatever the channel: a C2B body names its own
+            # BusinessShortCode (checked against the provider's before booking).
+            "shortcode": provider.mpesa_shortcode,
         }
         receipt = self._find(key)
         if not receipt:
@@ -136,10 +159,7 @@ class MpesaReceipt(models.Model):
             if updates:
                 receipt.write(updates)
         if lock:  # serialize the workers handling the same receipt code
-            self.env.cr.execute(
-                "SELECT id FROM mpesa_receipt WHERE id = %s FOR UPDATE", [receipt.id]
-            )
-            receipt.invalidate_recordset()
+            receipt._mpesa_lock()
         if callback:
             callback.receipt_id = receipt
         return receipt
@@ -247,11 +267,31 @@ class MpesaReceipt(models.Model):
         return partners if len(partners) == 1 else Partner
 
     @api.model
+    def _c2b_check(self, payment, provider):
+        """Refuse to book a confirmation for another shortcode or an insane amount."""
+        ours = {provider.mpesa_shortcode, provider._mpesa_party_b()}
+        if payment.shortcode not in ours:
+            raise ValidationError(
+                self.env._(
+                    "Confirmation for shortcode %(theirs)s, not this provider's "
+                    "(%(ours)s): not booked.",
+                    theirs=payment.shortcode,
+                    ours=provider.mpesa_shortcode,
+                )
+            )
+        amount = payment.amount
+        if not (0 < amount <= const.AMOUNT_MAX) or amount != round(amount, 2):
+            raise ValidationError(
+                self.env._("Implausible amount %s: not booked.", payment.amount)
+            )
+
+    @api.model
     def _apply_c2b(self, payment, provider, callback):
         """Record a C2B confirmation once and apply it to what it names.
 
         Returns the callback state: "processed" or "duplicate".
         """
+        self._c2b_check(payment, provider)
         receipt = self._record(
             {
                 "name": payment.trans_id,
@@ -276,9 +316,8 @@ class MpesaReceipt(models.Model):
         )
         if seen_by_c2b or receipt.state in ("applied", "reversed"):
             return "duplicate"
-        if receipt.transaction_id.state == "done":
-            receipt.state = "applied"  # the STK callback got here first: one payment
-            return "processed"
+        if receipt.application_ids:
+            return "processed"  # the STK callback got here first: one payment
         if not receipt._apply_to_pending_push():
             receipt._apply_by_reference(self._partner_from_msisdn(payment.msisdn))
         return "processed"
@@ -295,15 +334,11 @@ class MpesaReceipt(models.Model):
         if not pending:
             return False
         pending._mpesa_lock()
+        self.write({"transaction_id": pending.id, "partner_id": pending.partner_id.id})
+        # The push's own path applies the money (or sends it to review with a reason);
+        # while M-PESA still confirms it, the receipt waits linked to the push.
         pending._mpesa_apply_success(
             self.amount, self.name, None, self.paid_at, verify=True
-        )
-        self.write(
-            {
-                "transaction_id": pending.id,
-                "partner_id": pending.partner_id.id,
-                "state": "applied" if pending.state == "done" else "review",
-            }
         )
         return True
 
@@ -324,6 +359,25 @@ class MpesaReceipt(models.Model):
                     target.name,
                 ),
             )
+        due = self._amount_due(target) if target is not None else None
+        if (
+            due is not None
+            and float_compare(
+                self.amount, due, precision_rounding=self.currency_id.rounding
+            )
+            > 0
+        ):
+            partner = target.partner_id
+            target, reason = (
+                None,
+                self.env._(
+                    "Paid KES %(paid)s for %(doc)s, of which KES %(due)s is due: more "
+                    "than is due.",
+                    paid=f"{self.amount:,.2f}",
+                    doc=target.name,
+                    due=f"{due:,.2f}",
+                ),
+            )
         if target is None:
             self.write(
                 {
@@ -333,63 +387,150 @@ class MpesaReceipt(models.Model):
                 }
             )
             return False
-        self._pay(target, partner, self.provider_id)
+        self._mpesa_apply(target)
         return True
 
-    def _pay(self, target, partner, provider):
-        """Turn this receipt into a done payment transaction for ``target``."""
+    # === THE MONEY PATH === #
+    # Every way a receipt's money is applied (STK success, paybill by reference,
+    # allocation, credit, accepted suggestion, recovered statement row) ends in
+    # _mpesa_take, under the receipt's row lock; _mpesa_unapply is the only undo.
+
+    def _mpesa_lock(self):
+        """Serialize every change of this receipt's money across workers."""
         self.ensure_one()
-        values = {}
-        if target._name == "res.partner":
-            partner = target
-        elif target._name == "sale.subscription":
-            # A subscription payment settles its oldest open invoice first.
-            partner = target.partner_id
-            self.subscription_id = target
-            invoice = target._mpesa_open_invoices()[:1]
-            if invoice:
-                values["invoice_ids"] = [Command.set(invoice.ids)]
-                self.invoice_id = invoice
-        else:
-            partner = target.partner_id
-            if target._name == "account.move":
-                values["invoice_ids"] = [Command.set(target.ids)]
-                self.invoice_id = target
-            else:
-                values["sale_order_ids"] = [Command.set(target.ids)]
-                self.sale_order_id = target
-        values["partner_id"] = partner.id
-        tx = self.env["payment.transaction"]._mpesa_create_from_receipt(
-            self, provider, values
+        self.env.cr.execute(
+            "SELECT id FROM mpesa_receipt WHERE id = %s FOR UPDATE", [self.id]
         )
+        self.invalidate_recordset()
+
+    def _mpesa_left(self):
+        """What of this receipt's money is not applied yet."""
+        self.ensure_one()
+        if self.state == "reversed":
+            return 0.0
+        return self.currency_id.round(self.amount - self.applied_amount)
+
+    def _mpesa_take(self, tx):
+        """Record that ``tx`` pays ``tx.amount`` of this receipt's money. Refuses what
+        the receipt no longer holds; the CHECK constraint refuses it in the database
+        should a caller skip this method."""
+        self.ensure_one()
+        self._mpesa_lock()
+        left = self._mpesa_left()
+        if (
+            float_compare(tx.amount, left, precision_rounding=self.currency_id.rounding)
+            > 0
+        ):
+            raise UserError(
+                self.env._(
+                    "Receipt %(code)s has KES %(left)s left to apply: it cannot pay "
+                    "KES %(amount)s. Undo what it already paid first.",
+                    code=self.name,
+                    left=f"{left:,.2f}",
+                    amount=f"{tx.amount:,.2f}",
+                )
+            )
+        self.sudo().write({"applied_amount": self.applied_amount + tx.amount})
+        tx.sudo().mpesa_source_receipt_id = self
+
+    def _mpesa_apply(self, target, amount=None):
+        """Pay ``target`` (invoice, order, subscription, or a customer: credit) with
+        ``amount`` of this receipt (default: all that is left), as one done
+        transaction; post-processing makes its payment. Returns the transaction."""
+        self.ensure_one()
+        self._mpesa_lock()
+        left = self._mpesa_left()
+        amount = left if amount is None else amount
+        if (
+            amount <= 0
+            or float_compare(amount, left, precision_rounding=self.currency_id.rounding)
+            > 0
+        ):
+            raise UserError(
+                self.env._(
+                    "Receipt %(code)s has KES %(left)s left to apply: it cannot pay "
+                    "KES %(amount)s.",
+                    code=self.name,
+                    left=f"{left:,.2f}",
+                    amount=f"{amount:,.2f}",
+                )
+            )
+        Tx = self.env["payment.transaction"].sudo()
+        code_free = not Tx.search_count([("mpesa_receipt", "=", self.name)])
+        values = {
+            **self._mpesa_target_values(target),
+            "amount": amount,
+            "mpesa_receipt": self.name if code_free else False,
+        }
+        tx = Tx._mpesa_create_from_receipt(self, self.provider_id, values)
+        self._mpesa_take(tx)
         self.write(
             {
-                "transaction_id": tx.id,
-                "partner_id": partner.id,
-                "state": "applied",
+                "transaction_id": self.transaction_id.id or tx.id,
+                "partner_id": tx.partner_id.id,
+                "state": "applied" if not self._mpesa_left() else self.state,
                 "review_reason": False,
             }
         )
         return tx
 
+    def _mpesa_target_values(self, target):
+        """The transaction values that pay ``target``; links it on the receipt."""
+        if target._name == "res.partner":
+            return {"partner_id": target.id}
+        values = {"partner_id": target.partner_id.id}
+        if target._name == "sale.subscription":
+            # A subscription payment settles its oldest open invoice first.
+            self.subscription_id = target
+            target = target._mpesa_open_invoices()[:1]
+        if target._name == "account.move":
+            values["invoice_ids"] = [Command.set(target.ids)]
+            self.invoice_id = target
+        elif target._name == "sale.order":
+            values["sale_order_ids"] = [Command.set(target.ids)]
+            self.sale_order_id = target
+        return values
+
+    def _mpesa_unapply(self, reason):
+        """Undo every payment this receipt's money made: each payment is cancelled
+        (its invoice reopens) and the money is the receipt's again. The one undo:
+        reversals and finance undoing an allocation both come here."""
+        for receipt in self:
+            receipt._mpesa_lock()
+            applied = receipt.application_ids.filtered(
+                lambda tx: tx.state == "done" and tx.payment_id.state != "canceled"
+            )
+            applied.filtered(lambda tx: not tx.is_post_processed)._post_process()
+            # Cancelled, not deleted: the entries keep their numbers (audit trail).
+            applied.payment_id.move_id.button_cancel()
+            receipt.write({"applied_amount": 0.0})
+            if applied:
+                receipt.message_post(
+                    body=self.env._(
+                        "%(reason)s Cancelled: %(payments)s.",
+                        reason=reason,
+                        payments=", ".join(applied.payment_id.mapped("name")),
+                    )
+                )
+        return True
+
+    def _mpesa_release_push(self, note):
+        """An STK push paid with another amount waits in review, pending: finance now
+        settles its receipt, so the push itself ends (cancelled) with ``note``."""
+        push = self.transaction_id
+        if push.state == "pending" and push.mpesa_needs_review:
+            push.sudo().write({"mpesa_needs_review": False})
+            push.sudo()._set_canceled(note)
+
     # === STATUS AND REVERSAL === #
 
     def _mark_reversed(self):
-        """M-PESA reversed this money: undo its payment so the invoice reopens."""
+        """M-PESA reversed this money: undo every payment it made (a split one too),
+        so their invoices reopen."""
+        self._mpesa_unapply(self.env._("Reversed on M-PESA."))
         for receipt in self:
             receipt.state = "reversed"
-            payment = receipt.transaction_id.payment_id
-            if payment and payment.state not in ("draft", "canceled"):
-                payment.action_draft()
-                payment.action_cancel()
-            receipt.message_post(
-                body=self.env._(
-                    "Reversed on M-PESA. %s",
-                    self.env._("The payment was cancelled and the invoice reopened.")
-                    if payment
-                    else "",
-                )
-            )
+            receipt.message_post(body=self.env._("Reversed on M-PESA."))
 
     def action_request_reversal(self):
         self.ensure_one()

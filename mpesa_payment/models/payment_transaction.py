@@ -3,6 +3,8 @@ import logging
 from datetime import timedelta
 from decimal import Decimal
 
+import psycopg2
+
 from odoo import SUPERUSER_ID, api, fields, models
 from odoo.exceptions import ValidationError
 from odoo.tools import float_compare, float_is_zero, float_round
@@ -32,6 +34,15 @@ class PaymentTransaction(models.Model):
     )
     mpesa_receipt = fields.Char(string="M-PESA Receipt", readonly=True, copy=False)
     mpesa_paid_amount = fields.Monetary(string="Amount Paid on M-PESA", readonly=True)
+    mpesa_source_receipt_id = fields.Many2one(
+        "mpesa.receipt",
+        string="Paid With Receipt",
+        readonly=True,
+        copy=False,
+        index="btree_not_null",
+        help="The M-PESA receipt whose money this transaction applies (set by the "
+        "money path, mpesa.receipt._mpesa_take).",
+    )
     mpesa_result_code = fields.Char(string="M-PESA Result Code", readonly=True)
     mpesa_account_reference = fields.Char(
         string="M-PESA Account Reference", readonly=True, index="btree_not_null"
@@ -47,6 +58,13 @@ class PaymentTransaction(models.Model):
         "the status job keeps checking for a while.",
     )
     mpesa_last_query = fields.Datetime(string="Last Status Query", readonly=True)
+    mpesa_pushed_at = fields.Datetime(
+        string="Prompt Sent",
+        readonly=True,
+        copy=False,
+        help="Written (and the row locked) before Daraja is called: a callback that "
+        "sees it, or waits on the lock, knows the push is still in flight.",
+    )
     mpesa_callback_ids = fields.One2many(
         "mpesa.callback", "transaction_id", string="M-PESA Callbacks", readonly=True
     )
@@ -89,14 +107,42 @@ class PaymentTransaction(models.Model):
             token, self.reference, self.amount
         )
 
-    def _mpesa_callback_belongs(self, checkout_request_id):
-        """False when a callback names another payment request than this one's."""
+    def _mpesa_lost_its_request(self):
+        """A push whose Daraja answer never reached us (timeout, dropped connection):
+        draft, with no CheckoutRequestID, and no push in flight (a push in flight
+        holds the row and has written ``mpesa_pushed_at``; a failed one rolled it
+        back). Only a push makes the signed callback URL, so its prompt was sent."""
+        if not (
+            len(self) == 1
+            and self.provider_code == "mpesa"
+            and self.state == "draft"
+            and not self.mpesa_checkout_request_id
+            and not self.mpesa_pushed_at
+        ):
+            return False
+        try:
+            with self.env.cr.savepoint():
+                self.env.cr.execute(
+                    "SELECT id FROM payment_transaction WHERE id = %s FOR UPDATE NOWAIT",
+                    [self.id],
+                )
+        except psycopg2.errors.LockNotAvailable:
+            return False
+        self.invalidate_recordset()
+        return self.state == "draft" and not self.mpesa_checkout_request_id
+
+    def _mpesa_adopt_request(self, parsed):
+        """Take the CheckoutRequestID of the prompt we sent but never heard of."""
         self.ensure_one()
-        return not (
-            checkout_request_id
-            and self.mpesa_checkout_request_id
-            and checkout_request_id != self.mpesa_checkout_request_id
+        self.write(
+            {
+                "mpesa_checkout_request_id": parsed.checkout_request_id,
+                "mpesa_merchant_request_id": parsed.merchant_request_id,
+                "provider_reference": parsed.checkout_request_id,
+                "mpesa_account_reference": self._mpesa_account_reference(),
+            }
         )
+        self._set_pending()
 
     def _post_process(self):
         """An STK prompt still waiting on the phone is not a payment yet: sale would
@@ -263,6 +309,9 @@ class PaymentTransaction(models.Model):
                     )
                 )
         provider = self.provider_id.sudo()
+        # Marks (and locks) the push as in flight for a callback racing our answer.
+        self.mpesa_pushed_at = fields.Datetime.now()
+        self.env.flush_all()
         timestamp = kenya_timestamp()
         token = provider._mpesa_make_token("stk", self.id)
         payload = {
@@ -359,13 +408,7 @@ class PaymentTransaction(models.Model):
                 )
             )
             return
-        if receipt and self.env["mpesa.receipt"].sudo().search_count(
-            [
-                ("name", "=", receipt),
-                ("transaction_id", "not in", (False, self.id)),
-                ("transaction_id.state", "=", "done"),
-            ]
-        ):
+        if receipt and self._mpesa_receipt_spent(receipt):
             self._mpesa_flag_review(
                 self.env._(
                     "Receipt %s already paid another payment: this one is awaiting review.",
@@ -466,8 +509,30 @@ class PaymentTransaction(models.Model):
         self._mpesa_set_pending(message)
         _logger.warning("M-PESA transaction %s needs review", self.reference)
 
+    def _mpesa_receipt_spent(self, code):
+        """True when the ledger's receipt ``code`` can no longer pay this transaction:
+        its money already paid something else."""
+        ledger = (
+            self.env["mpesa.receipt"]
+            .sudo()
+            .search([("name", "=", code), ("provider_id", "=", self.provider_id.id)])
+        )
+        return (
+            bool(ledger)
+            and self not in ledger.application_ids
+            and (
+                float_compare(
+                    self.amount,
+                    ledger._mpesa_left(),
+                    precision_rounding=self.currency_id.rounding,
+                )
+                > 0
+            )
+        )
+
     def _mpesa_register_receipt(self, paid_at, applied=False):
-        """The money on the ledger; ``applied`` once it paid this transaction."""
+        """The money on the ledger; ``applied`` once it pays this transaction (the
+        money path records it on the receipt)."""
         if not self.mpesa_receipt:
             return
         receipt = (
@@ -487,8 +552,9 @@ class PaymentTransaction(models.Model):
                 channel="stk",
             )
         )
-        if applied and receipt.state == "received":
-            receipt.state = "applied"
+        if applied and self not in receipt.application_ids:
+            receipt._mpesa_take(self)
+            receipt.write({"state": "applied", "review_reason": False})
 
     # === STATUS QUERY (late or missing confirmations) === #
 
@@ -600,7 +666,13 @@ class PaymentTransaction(models.Model):
         txs = self.search(
             [
                 ("provider_code", "=", "mpesa"),
-                ("state", "in", ("pending", "cancel")),
+                # A prompt the customer cancelled cannot turn into a payment; one that
+                # did not reach the phone (1037) still can.
+                "|",
+                ("state", "=", "pending"),
+                "&",
+                ("state", "=", "cancel"),
+                ("mpesa_recheck", "=", True),
                 ("mpesa_receipt", "=", False),
                 ("mpesa_account_reference", "=", bill_ref.strip().upper()),
                 ("mpesa_checkout_request_id", "!=", False),

@@ -7,3 +7,4 @@ from . import test_initiator_apis
 from . import test_subscription
 from . import test_portal_balance
 from . import test_payload_fuzz
+from . import test_money_integrity

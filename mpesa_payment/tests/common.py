@@ -169,9 +169,7 @@ class MpesaHttpCommon(MpesaCommon, HttpCase):
 
     def _post_process(self, receipt):
         with self._db_lock():
-            txs = receipt.transaction_id
-            if "allocation_transaction_ids" in receipt._fields:
-                txs |= receipt.allocation_transaction_ids
+            txs = receipt.transaction_id | receipt.application_ids
             txs._post_process()
             self.env.flush_all()
 

@@ -10,3 +10,4 @@ from . import payment_transaction
 from . import res_users
 from . import res_config_settings
 from . import books_check
+from . import mpesa_api_request

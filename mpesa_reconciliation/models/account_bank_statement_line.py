@@ -32,6 +32,9 @@ class AccountBankStatementLine(models.Model):
     def _mpesa_reconcile_with(self, move_lines):
         """Reconcile through OCA's reconciliation data, as a click in the widget would."""
         self.ensure_one()
+        # From a clean proposal, as the screen's Reset button does: after an undo the
+        # stored proposal still holds the cancelled payment's line.
+        self.clean_reconcile()
         for move_line in move_lines:
             self._add_account_move_line(move_line, keep_current=True)
         if not self.reconcile_data_info.get("can_reconcile"):

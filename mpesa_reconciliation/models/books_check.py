@@ -4,26 +4,18 @@ from odoo import api, fields, models
 
 _logger = logging.getLogger(__name__)
 
-# Receipts and the transactions that applied their money: the STK or paybill
-# transaction, or the several of an allocation (split).
-RECEIPT_TRANSACTIONS = """
-    SELECT r.id AS receipt_id, r.transaction_id AS tx_id
-      FROM mpesa_receipt r
-     WHERE r.provider_id = %(provider)s AND r.transaction_id IS NOT NULL
-     UNION
-    SELECT rel.mpesa_receipt_id, rel.payment_transaction_id
-      FROM mpesa_receipt_payment_transaction_rel rel
-      JOIN mpesa_receipt r ON r.id = rel.mpesa_receipt_id
-     WHERE r.provider_id = %(provider)s
-"""
-# Their posted payments.
-RECEIPT_PAYMENTS = f"""
-    SELECT links.receipt_id, tx.amount, pay.id AS payment_id, pay.move_id,
+# The posted payments of each receipt's money: the transactions the money path
+# recorded, and any other transaction quoting the receipt code (never bypassed).
+RECEIPT_PAYMENTS = """
+    SELECT r.id AS receipt_id, tx.amount, pay.id AS payment_id, pay.move_id,
            pay.outstanding_account_id
-      FROM ({RECEIPT_TRANSACTIONS}) links
-      JOIN payment_transaction tx ON tx.id = links.tx_id AND tx.state = 'done'
+      FROM mpesa_receipt r
+      JOIN payment_transaction tx ON tx.state = 'done'
+           AND (tx.mpesa_source_receipt_id = r.id
+                OR (tx.mpesa_receipt = r.name AND tx.provider_id = r.provider_id))
       JOIN account_payment pay ON pay.id = tx.payment_id
       JOIN account_move pm ON pm.id = pay.move_id AND pm.state = 'posted'
+     WHERE r.provider_id = %(provider)s
 """
 # Grace for money still on its way (callback answered, post-processing not yet run).
 GRACE = "interval '30 minutes'"

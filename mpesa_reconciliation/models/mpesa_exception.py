@@ -136,6 +136,8 @@ class MpesaException(models.Model):
             return "ambiguous"
         if "already paid" in (receipt.review_reason or ""):
             return "duplicate"
+        if "more than is due" in (receipt.review_reason or ""):
+            return "overpaid"
         return "unknown_reference"
 
     # === ACTIONS (each logged in the chatter with user and time) === #
@@ -154,8 +156,24 @@ class MpesaException(models.Model):
             exc.message_post(body=note)
 
     def _check_open(self):
+        self.check_access("write")
         if self.filtered(lambda e: e.state != "open"):
             raise UserError(self.env._("This exception is already resolved."))
+
+    def _check_nothing_left(self):
+        """Closing an exception without moving money is for money already applied or
+        reversed: money still unapplied would be stranded behind a closed exception."""
+        for exc in self:
+            left = exc.receipt_id._mpesa_left() if exc.receipt_id else 0.0
+            if left:
+                raise UserError(
+                    self.env._(
+                        "KES %(left)s of receipt %(code)s is not applied yet: allocate "
+                        "it, keep it as credit or reverse it.",
+                        left=f"{left:,.2f}",
+                        code=exc.receipt_id.name,
+                    )
+                )
 
     def action_keep_as_credit(self):
         self._check_open()
@@ -164,28 +182,42 @@ class MpesaException(models.Model):
             if not partner:
                 raise UserError(self.env._("Choose the customer who keeps the credit."))
             receipt = exc.receipt_id
-            if not receipt.transaction_id:
-                receipt._pay(partner, partner, receipt.provider_id)
-            receipt.transaction_id._post_process()
-            receipt._mpesa_reconcile_with_payment()
-            exc._resolve(
-                "credit",
-                self.env._(
-                    "KES %(amount)s kept as credit on %(partner)s's account.",
-                    amount=f"{receipt.amount:,.2f}",
-                    partner=partner.display_name,
-                ),
+            left = receipt._mpesa_left()
+            if not left:
+                raise UserError(
+                    self.env._(
+                        "Receipt %s is already applied in full: nothing is left to keep "
+                        "as credit.",
+                        receipt.name,
+                    )
+                )
+            note = self.env._(
+                "KES %(amount)s kept as credit on %(partner)s's account.",
+                amount=f"{left:,.2f}",
+                partner=partner.display_name,
             )
+            receipt._mpesa_release_push(note)
+            receipt._mpesa_apply(partner)
+            receipt.application_ids.filtered(
+                lambda tx: not tx.is_post_processed
+            )._post_process()
+            receipt._mpesa_reconcile_with_payment()
+            exc._resolve("credit", note)
 
     def action_request_reversal(self):
+        """Ask M-PESA to reverse the money. The exception stays open until M-PESA's
+        result says it is reversed (see mpesa.api.request._apply_reversal)."""
         self._check_open()
         self.ensure_one()
         action = self.receipt_id.action_request_reversal()
-        self._resolve("reversed", self.env._("Reversal requested from M-PESA."))
+        self.message_post(
+            body=self.env._("Reversal requested from M-PESA; waiting for its result.")
+        )
         return action
 
     def action_mark_duplicate(self):
         self._check_open()
+        self._check_nothing_left()
         self._resolve("duplicate", self.env._("Marked as a duplicate payment."))
 
     def action_dismiss(self):
@@ -193,10 +225,28 @@ class MpesaException(models.Model):
         note = self.env.context.get("dismiss_reason")
         if not note:
             raise UserError(self.env._("Say why this exception is dismissed."))
+        self._check_nothing_left()
         self._resolve("dismissed", self.env._("Dismissed: %s", note))
+
+    def _moved_money(self):
+        """The payments this exception's resolution made and that still stand."""
+        self.ensure_one()
+        if self.resolution not in ("allocated", "credit"):
+            return self.env["account.payment"]
+        return self.receipt_id.application_ids.payment_id.filtered(
+            lambda pay: pay.state != "canceled"
+        )
 
     def action_reopen(self):
         for exc in self.filtered(lambda e: e.state != "open"):
+            if exc._moved_money():
+                raise UserError(
+                    self.env._(
+                        "This resolution paid %s: undo it first (Undo and Reopen), "
+                        "which cancels those payments.",
+                        ", ".join(exc._moved_money().mapped("name")),
+                    )
+                )
             exc.write(
                 {
                     "state": "open",
@@ -207,6 +257,18 @@ class MpesaException(models.Model):
                 }
             )
             exc.message_post(body=self.env._("Reopened."))
+
+    def action_undo_and_reopen(self):
+        """Unwind what the resolution paid (its payments are cancelled, the invoices
+        reopen, the money is the receipt's again), then reopen."""
+        for exc in self.filtered(lambda e: e.state != "open"):
+            receipt = exc.receipt_id
+            if exc._moved_money():
+                receipt._mpesa_unapply(
+                    self.env._("%s undid the resolution.", self.env.user.name)
+                )
+                receipt.sudo().write({"state": "review"})
+            exc.action_reopen()
 
     def action_allocate(self):
         self._check_open()

@@ -50,11 +50,14 @@ class MpesaMatchSuggestion(models.Model):
         target = self._target()
         if not target or line.is_reconciled:
             return False
-        if not receipt.transaction_id:
-            receipt._pay(target, target.partner_id, receipt.provider_id)
-        tx = receipt.transaction_id
-        if not tx.is_post_processed:
-            tx._post_process()
+        if receipt._mpesa_left():
+            receipt._mpesa_release_push(
+                self.env._("Settled by finance: matched to %s.", self.name)
+            )
+            receipt._mpesa_apply(target)
+        receipt.application_ids.filtered(
+            lambda tx: not tx.is_post_processed
+        )._post_process()
         receipt._mpesa_reconcile_with_payment()
         for exception in receipt.exception_ids.filtered(lambda e: e.state == "open"):
             exception._resolve(

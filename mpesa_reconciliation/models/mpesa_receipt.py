@@ -51,12 +51,6 @@ class MpesaReceipt(models.Model):
     user_id = fields.Many2one("res.users", string="Owner", index=True, tracking=True)
     team_id = fields.Many2one("crm.team", string="Department", index="btree_not_null")
     branch_id = fields.Many2one("mpesa.branch", index="btree_not_null", tracking=True)
-    allocation_transaction_ids = fields.Many2many(
-        "payment.transaction",
-        string="Allocations",
-        readonly=True,
-        help="When one payment was split over several invoices.",
-    )
     suggestion_ids = fields.One2many(
         related="statement_line_id.mpesa_suggestion_ids", readonly=True
     )
@@ -154,8 +148,9 @@ class MpesaReceipt(models.Model):
         """A receipt already paid online: its statement line meets the payment(s)."""
         self.ensure_one()
         line = self.statement_line_id
-        payments = (self.transaction_id | self.allocation_transaction_ids).payment_id
-        payments = payments.filtered(lambda p: p.state in ("in_process", "paid"))
+        payments = self.application_ids.payment_id.filtered(
+            lambda p: p.state in ("in_process", "paid")
+        )
         if not (payments and line) or line.is_reconciled:
             return False
         outstanding = payments.move_id.line_ids.filtered(
@@ -173,6 +168,22 @@ class MpesaReceipt(models.Model):
         for receipt in self:
             if not receipt._apply_to_pending_push():
                 receipt._apply_by_reference()
+
+    def _mpesa_unapply(self, reason):
+        """The bank line goes back to suspense first: its money is unapplied again
+        and must meet the next payment it makes."""
+        for line in self.statement_line_id.filtered("is_reconciled"):
+            line.unreconcile_bank_line()
+        return super()._mpesa_unapply(reason)
+
+    def _mark_reversed(self):
+        """Once M-PESA says the money went back, its open exceptions are resolved."""
+        res = super()._mark_reversed()
+        for receipt in self:
+            receipt.exception_ids.filtered(lambda e: e.state == "open")._resolve(
+                "reversed", self.env._("Reversed on M-PESA: the money went back.")
+            )
+        return res
 
     # === EXCEPTIONS === #
 

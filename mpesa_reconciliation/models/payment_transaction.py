@@ -13,17 +13,7 @@ class PaymentTransaction(models.Model):
             lambda t: t.provider_code == "mpesa" and t.state == "done" and t.payment_id
         )
         if done:
-            receipts = (
-                self.env["mpesa.receipt"]
-                .sudo()
-                .search(
-                    [
-                        "|",
-                        ("transaction_id", "in", done.ids),
-                        ("allocation_transaction_ids", "in", done.ids),
-                    ]
-                )
-            )
+            receipts = done.mpesa_source_receipt_id.sudo()
             for receipt in receipts:
                 receipt._mpesa_reconcile_with_payment()
         return res

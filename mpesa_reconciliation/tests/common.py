@@ -39,8 +39,8 @@ class ReconciliationCommon(MpesaHttpCommon):
         receivable moved by exactly ``paid``, and the books check clean."""
         self.env.invalidate_all()
         for receipt in receipts:
-            txs = receipt.transaction_id | receipt.allocation_transaction_ids
-            payments = txs.payment_id
+            txs = receipt.application_ids
+            payments = txs.payment_id.filtered(lambda pay: pay.state != "canceled")
             self.assertTrue(payments, f"{receipt.name}: no payment")
             line = receipt.statement_line_id
             self.assertTrue(line.is_reconciled, f"{receipt.name}: line not reconciled")

@@ -132,7 +132,7 @@ class TestExceptions(ReconciliationCommon):
                 "line_ids": [(0, 0, {"invoice_id": invoice.id, "amount": 1500})],
             }
         )
-        with self.assertRaisesRegex(UserError, "only KES 1,000.00 was paid"):
+        with self.assertRaisesRegex(UserError, "only KES 1,000.00 of this payment"):
             wizard.action_allocate()
 
     def test_keep_as_credit(self):
@@ -148,18 +148,41 @@ class TestExceptions(ReconciliationCommon):
         self.assertTrue(receipt.statement_line_id.is_reconciled)
 
     def test_refund_by_reversal(self):
+        """Finding 6: the exception closes when M-PESA says the money went back, not
+        when the reversal is only requested."""
         receipt = self._c2b("NOSUCHREF", 250)
         exception = self._exception(receipt)
         before = len([d for d in self.emulator.deliveries if d.kind == "result"])
         with self._db_lock():
             exception.action_request_reversal()
             self.env.flush_all()
+            self.assertEqual(exception.state, "open", "only requested")
+            self.assertIn("waiting for its result", exception.message_ids[0].body)
         self._wait_callbacks(before + 1, kind="result")
         self.assertEqual(exception.resolution, "reversed")
         self.assertEqual(receipt.state, "reversed")
 
-    def test_mark_duplicate_dismiss_and_frozen_once_resolved(self):
+    def test_closing_without_moving_money_needs_the_money_applied(self):
+        """Duplicate or dismissed, with the money still unapplied, would leave it
+        stranded behind a closed exception."""
         exception = self._exception(self._c2b("NOSUCHREF", 20))
+        with self.assertRaisesRegex(UserError, "KES 20.00 of receipt .* not applied"):
+            exception.action_mark_duplicate()
+        with self.assertRaisesRegex(UserError, "Say why"):
+            exception.action_dismiss()
+        dismiss = self.env["mpesa.exception.dismiss"].create(
+            {"exception_id": exception.id, "reason": "Test payment by our cashier"}
+        )
+        with self.assertRaisesRegex(UserError, "not applied"):
+            dismiss.action_dismiss()
+        self.assertEqual(exception.state, "open")
+
+    def test_dismiss_and_frozen_once_resolved(self):
+        self.emulator.set_scenario(PHONE, paid_phone="254722000111")
+        tx = self._push(self._create_mpesa_tx())
+        self._wait_callbacks()
+        receipt = self.env["mpesa.receipt"].search([("name", "=", tx.mpesa_receipt)])
+        exception = self._exception(receipt)  # paid from another phone: applied
         exception.action_mark_duplicate()
         self.assertEqual(exception.resolution, "duplicate")
         self.assertEqual(exception.resolved_by, self.env.user)
@@ -170,8 +193,6 @@ class TestExceptions(ReconciliationCommon):
         exception.action_reopen()
         self.assertEqual(exception.state, "open")
         self.assertIn("Reopened", exception.message_ids[0].body)
-        with self.assertRaisesRegex(UserError, "Say why"):
-            exception.action_dismiss()
         self.env["mpesa.exception.dismiss"].create(
             {
                 "exception_id": exception.id,

@@ -32,7 +32,7 @@ class MpesaExceptionAllocate(models.TransientModel):
                 ],
                 order="invoice_date_due, id",
             )
-            left = exc.amount
+            left = exc.receipt_id._mpesa_left()
             lines = []
             for invoice in invoices:
                 take = min(left, invoice.amount_residual)
@@ -54,54 +54,25 @@ class MpesaExceptionAllocate(models.TransientModel):
         lines = self.line_ids.filtered(lambda line: line.amount > 0)
         if not lines:
             raise UserError(self.env._("Allocate the payment to at least one invoice."))
-        if float_compare(self.allocated, receipt.amount, precision_digits=2) > 0:
+        left = receipt._mpesa_left()
+        if float_compare(self.allocated, left, precision_digits=2) > 0:
             raise UserError(
                 self.env._(
-                    "You allocated KES %(alloc)s but only KES %(paid)s was paid.",
+                    "You allocated KES %(alloc)s but only KES %(left)s of this payment "
+                    "is left to apply.",
                     alloc=f"{self.allocated:,.2f}",
-                    paid=f"{receipt.amount:,.2f}",
+                    left=f"{left:,.2f}",
                 )
             )
-        if receipt.transaction_id:
-            raise UserError(
-                self.env._(
-                    "This payment is already applied to %s.",
-                    receipt.transaction_id.reference,
-                )
-            )
-        Tx = self.env["payment.transaction"].sudo()
-        txs = Tx
+        receipt._mpesa_release_push(self.env._("Settled by finance: allocated."))
         for line in lines:
-            txs |= Tx._mpesa_create_from_receipt(
-                receipt,
-                receipt.provider_id,
-                {
-                    "amount": line.amount,
-                    "invoice_ids": [Command.set(line.invoice_id.ids)],
-                    "partner_id": line.invoice_id.partner_id.id,
-                    "mpesa_receipt": False,  # one receipt, several payments
-                },
-            )
-        left = receipt.amount - self.allocated
-        if float_compare(left, 0, precision_digits=2) > 0:
-            txs |= Tx._mpesa_create_from_receipt(
-                receipt,
-                receipt.provider_id,
-                {
-                    "amount": left,
-                    "partner_id": self.partner_id.id
-                    or lines[0].invoice_id.partner_id.id,
-                    "mpesa_receipt": False,
-                },
-            )
-        receipt.sudo().write(
-            {
-                "allocation_transaction_ids": [Command.set(txs.ids)],
-                "partner_id": self.partner_id.id or lines[0].invoice_id.partner_id.id,
-                "state": "applied",
-            }
-        )
-        txs._post_process()
+            receipt._mpesa_apply(line.invoice_id, line.amount)
+        left = receipt._mpesa_left()
+        if left:
+            receipt._mpesa_apply(self.partner_id or lines[0].invoice_id.partner_id)
+        receipt.application_ids.filtered(
+            lambda tx: not tx.is_post_processed
+        )._post_process()
         receipt._mpesa_reconcile_with_payment()
         exc._resolve(
             "allocated",

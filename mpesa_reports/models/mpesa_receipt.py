@@ -35,7 +35,7 @@ class MpesaReceipt(models.Model):
         allowed to read accounting documents."""
         self.ensure_one()
         receipt = self.sudo()
-        txs = receipt.transaction_id | receipt.allocation_transaction_ids
+        txs = receipt.transaction_id | receipt.application_ids
         invoices = receipt.invoice_id | txs.invoice_ids
         if invoices:
             return invoices

@@ -24,7 +24,9 @@ class TestOneJournalBalance(ReportsCommon):
         journal = self.mpesa.journal_id
         self.assertEqual(journal._mpesa_journal_balance(), 1000.0)
         [dashboard] = (
-            self.env["mpesa.dashboard"].with_user(self.finance).get_figures()["balances"]
+            self.env["mpesa.dashboard"]
+            .with_user(self.finance)
+            .get_figures()["balances"]
         )
         self.assertEqual(dashboard["journal_balance"]["amount"], 1000.0)
         self.assertEqual(dashboard["difference"]["amount"], 0.0)

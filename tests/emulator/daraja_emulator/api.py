@@ -133,6 +133,8 @@ def stk_push(emu, data):
     with emu.state.lock:
         emu.state.prompts[prompt.checkout_request_id] = prompt
     stk.launch(emu, prompt)
+    if prompt.scenario.response_lost:
+        return 200, None  # nothing is written: the connection just closes
     return 200, {
         "MerchantRequestID": prompt.merchant_request_id,
         "CheckoutRequestID": prompt.checkout_request_id,

@@ -38,6 +38,9 @@ class DarajaEmulator:
         self.expires_in_as_string = expires_in_as_string
         self.result_delay = result_delay
         self.queue_timeouts = False  # True: initiator APIs answer on QueueTimeOutURL
+        # True (with queue_timeouts): the Result still follows the queue timeout, as
+        # integrators report of a busy Daraja (community reports, not Safaricom's pages).
+        self.result_after_timeout = False
         self.state = State(token_lifetime)
         self.courier = Courier(callback_timeout)
         self._request_log = []

@@ -55,7 +55,8 @@ def _send(emu, ack, data, build, gen):
         body = _result(ack, 1, "The request timed out in the queue", "")
         body["Result"]["ResultType"] = 1
         emu.courier.post("timeout", data["QueueTimeOutURL"], json.dumps(body).encode())
-        return
+        if not emu.result_after_timeout or not emu.pause(emu.result_delay):
+            return
     body = build(ack)
     emu.courier.post("result", data["ResultURL"], json.dumps(body).encode())
 

@@ -62,6 +62,9 @@ class Scenario:
     metadata_missing: bool = False
     # A paybill STK payment also notified as a C2B confirmation (TransID = receipt).
     c2b_echo: bool = False
+    # Daraja accepts the push and runs the prompt, but its answer never reaches the
+    # caller (the connection drops): the caller has no CheckoutRequestID.
+    response_lost: bool = False
 
     def __post_init__(self):
         if self.amount_style not in ("int", "decimal"):

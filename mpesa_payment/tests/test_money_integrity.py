@@ -1,0 +1,172 @@
+"""Findings 1, 5, 7, 10, 11 and 12 of the money-integrity issue, met where Safaricom
+meets us: callbacks and confirmations over HTTP, driven by the emulator."""
+
+import json
+import time
+
+from odoo import Command
+from odoo.tests import tagged
+from odoo.tools import hmac as hmac_tool
+from odoo.tools import mute_logger
+
+from .common import PHONE, SHORTCODE, MpesaHttpCommon, stk_payload
+
+
+@tagged("post_install", "-at_install")
+class TestMoneyIntegrity(MpesaHttpCommon):
+    def _post_json(self, url, payload):
+        return self.url_open(
+            url.replace(self.base_url(), ""),
+            data=json.dumps(payload),
+            headers={"Content-Type": "application/json"},
+        )
+
+    def _confirmation(self, trans_id, amount, bill_ref, shortcode=SHORTCODE):
+        return {
+            "TransactionType": "Pay Bill",
+            "TransID": trans_id,
+            "TransTime": "20261128101500",
+            "TransAmount": amount,
+            "BusinessShortCode": shortcode,
+            "BillRefNumber": bill_ref,
+            "InvoiceNumber": "",
+            "OrgAccountBalance": "",
+            "ThirdPartyTransID": "",
+            "MSISDN": "2547 ***** 149",
+            "FirstName": "JOHN",
+            "MiddleName": "",
+            "LastName": "",
+        }
+
+    def _confirm(self, payload):
+        url = self.mpesa._mpesa_c2b_urls()["ConfirmationURL"]
+        response = self._post_json(url, payload)
+        self.env.invalidate_all()
+        return response
+
+    # === finding 12: every callback is stored === #
+
+    @mute_logger("odoo.addons.mpesa_payment.models.mpesa_callback")
+    def test_callback_naming_another_request_is_stored_not_refused(self):
+        tx = self._push(self._create_mpesa_tx())
+        self._wait_callbacks()
+        self.emulator.set_scenario(PHONE, no_callback=True)
+        other = self._push(self._create_mpesa_tx(reference="OTHER"))
+        token = self.mpesa._mpesa_make_token("stk", tx.id)
+        response = self._post_json(
+            f"/payment/daraja/stk/{token}", stk_payload(other, 0, receipt="X100000001")
+        )
+        self.assertEqual(response.status_code, 200)
+        self.env.invalidate_all()
+        stored = self.env["mpesa.callback"].search([("body", "like", "X100000001")])
+        self.assertEqual(stored.state, "error")
+        self.assertIn("belongs to another payment", stored.error)
+        self.assertIn("X100000001", stored.body)
+        self.assertEqual(other.state, "pending", "no money from a body on another URL")
+        self.assertFalse(
+            self.env["mpesa.receipt"].search([("name", "=", "X100000001")])
+        )
+
+    # === finding 10: the push's answer was lost === #
+
+    def test_success_of_a_push_whose_answer_was_lost_is_applied(self):
+        invoice = self._invoice(1250)
+        self.emulator.set_scenario(PHONE, response_lost=True)
+        with self._db_lock():
+            tx = self._create_mpesa_tx(invoice_ids=[Command.set(invoice.ids)])
+            self.env.flush_all()
+        # The payment form's route: the customer is told the request failed.
+        response = self._post_json(
+            "/payment/mpesa/stk_push",
+            {
+                "jsonrpc": "2.0",
+                "method": "call",
+                "params": {
+                    "reference": tx.reference,
+                    # what the payment form received (payment.utils, no request here)
+                    "access_token": hmac_tool(
+                        self.env(su=True),
+                        "generate_access_token",
+                        f"{tx.reference}|{tx.amount}",
+                    ),
+                    "phone": PHONE,
+                },
+            },
+        )
+        self.assertIn("could not", response.json()["error"]["data"]["message"])
+        self.env.invalidate_all()
+        self.assertFalse(tx.mpesa_checkout_request_id)
+        (delivery,) = self._wait_callbacks()
+        self.assertEqual(delivery.status, 200)
+        self.env.invalidate_all()
+        self.assertEqual(tx.state, "done", tx.state_message)
+        self.assertTrue(tx.mpesa_checkout_request_id)
+        receipt = self.env["mpesa.receipt"].search([("name", "=", tx.mpesa_receipt)])
+        self.assertEqual(receipt.state, "applied")
+        self.assertEqual(receipt.applied_amount, 1250)
+        self._post_process(receipt)
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+
+    # === finding 11: a cancelled prompt is not a payment waiting to happen === #
+
+    def test_paybill_after_a_cancelled_prompt_pays_the_invoice(self):
+        invoice = self._invoice(1250)
+        self.emulator.set_scenario(PHONE, result_code=1032)
+        with self._db_lock():
+            tx = self._create_mpesa_tx(
+                amount=1250, invoice_ids=[Command.set(invoice.ids)]
+            )
+            self.env.flush_all()
+        self._push(tx)
+        self._wait_callbacks()
+        self.assertEqual(tx.state, "cancel")
+        receipt = self._c2b(tx.mpesa_account_reference, 1250)
+        self.assertEqual(receipt.state, "applied", receipt.review_reason)
+        self.assertNotEqual(receipt.transaction_id, tx)
+        self._post_process(receipt)
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+
+    # === finding 5: more than the invoice asks === #
+
+    def test_paybill_over_the_invoice_waits_for_review(self):
+        invoice = self._invoice(1000)
+        receipt = self._c2b(invoice.name, 1500)
+        self.assertEqual(receipt.state, "review")
+        self.assertIn("more than is due", receipt.review_reason)
+        self.assertEqual(receipt.applied_amount, 0)
+        self.assertEqual(invoice.payment_state, "not_paid")
+
+    # === findings 1 and 7: shortcode and amount === #
+
+    @mute_logger("odoo.addons.mpesa_payment.models.mpesa_callback")
+    def test_confirmation_for_another_shortcode_or_insane_amount_is_not_booked(self):
+        invoice = self._invoice(1000)
+        for trans_id, amount, shortcode in (
+            ("FOREIGN001", "1000.00", "600000"),
+            ("HUGE000001", "1e999999", SHORTCODE),
+            ("NEGATIVE01", "-5.00", SHORTCODE),
+            ("ZERO000001", "0.00", SHORTCODE),
+        ):
+            response = self._confirm(
+                self._confirmation(trans_id, amount, invoice.name, shortcode)
+            )
+            self.assertEqual(response.status_code, 200)
+            stored = self.env["mpesa.callback"].search([("body", "like", trans_id)])
+            self.assertEqual(stored.state, "error", trans_id)
+            self.assertFalse(
+                self.env["mpesa.receipt"].search([("name", "=", trans_id)]), trans_id
+            )
+        self.assertEqual(invoice.payment_state, "not_paid")
+
+    def test_one_receipt_code_is_one_ledger_row_whatever_the_channel(self):
+        self.emulator.set_scenario(PHONE, c2b_echo=True)
+        tx = self._push(self._create_mpesa_tx())
+        self._wait_callbacks()
+        self._wait_callbacks(1, kind="c2b_confirmation")
+        time.sleep(0.2)
+        self.env.invalidate_all()
+        receipts = self.env["mpesa.receipt"].search([("name", "=", tx.mpesa_receipt)])
+        self.assertEqual(len(receipts), 1)
+        self.assertEqual(receipts.shortcode, self.mpesa.mpesa_shortcode)
+        self.assertEqual(receipts.applied_amount, 1250)
+        self.assertEqual(len(receipts.application_ids), 1)

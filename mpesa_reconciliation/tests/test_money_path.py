@@ -1,0 +1,223 @@
+"""One path applies a receipt's money; the exception queue cannot book it twice,
+strand it or leave a reversed payment standing (findings 2, 3, 4 and 6 of the
+money-integrity issue), each driven through the wizard or button finance uses."""
+
+import psycopg2
+
+from odoo import Command
+from odoo.exceptions import UserError
+from odoo.tests import tagged
+from odoo.tools import mute_logger
+
+from odoo.addons.mpesa_payment.tests.common import PHONE
+
+from .common import ReconciliationCommon
+
+
+@tagged("post_install", "-at_install")
+class TestMoneyPath(ReconciliationCommon):
+    def _open_exception(self, receipt):
+        self.env.invalidate_all()
+        return receipt.exception_ids.filtered(lambda e: e.state == "open")
+
+    def _allocate(self, exception, lines=None):
+        """Allocate to Invoices: the wizard's proposal, or ``lines`` (invoice, amount)."""
+        with self._db_lock():
+            wizard = (
+                self.env["mpesa.exception.allocate"]
+                .with_context(default_exception_id=exception.id)
+                .create({})
+            )
+            if lines is not None:
+                wizard.line_ids = [Command.clear()] + [
+                    Command.create({"invoice_id": inv.id, "amount": amount})
+                    for inv, amount in lines
+                ]
+            wizard.action_allocate()
+            self.env.flush_all()
+
+    def _live_payments(self, receipt):
+        return receipt.application_ids.payment_id.filtered(
+            lambda pay: pay.state != "canceled"
+        )
+
+    def _stk_for_invoice(self, invoice, paid):
+        """The customer pays ``paid`` for ``invoice`` by STK push."""
+        self.emulator.set_scenario(PHONE, amount=paid)
+        with self._db_lock():
+            tx = self._create_mpesa_tx(
+                amount=invoice.amount_residual,
+                reference=f"{invoice.name}-STK",
+                invoice_ids=[Command.set(invoice.ids)],
+            )
+            self.env.flush_all()
+        self._push(tx)
+        self._wait_callbacks()
+        return tx, self.env["mpesa.receipt"].search([("name", "=", tx.mpesa_receipt)])
+
+    # === finding 2: allocate, reopen, allocate === #
+
+    def test_reopening_an_allocation_is_refused_until_it_is_undone(self):
+        invoice = self._invoice(1000)
+        before = self._receivable_balance(invoice.partner_id)
+        receipt = self._c2b("", 1000, style="plain")
+        exception = self._open_exception(receipt)
+        self._allocate(exception, [(invoice, 1000)])
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        with self.assertRaisesRegex(UserError, "undo it first"):
+            exception.action_reopen()
+        self.assertEqual(exception.state, "resolved")
+
+        with self._db_lock():
+            exception.action_undo_and_reopen()
+            self.env.flush_all()
+        self.assertEqual(exception.state, "open")
+        self.assertEqual(invoice.payment_state, "not_paid", "the payment was cancelled")
+        self.assertEqual(receipt.applied_amount, 0)
+        self.assertFalse(self._live_payments(receipt))
+
+        self._allocate(exception, [(invoice, 1000)])
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        self.assertEqual(len(self._live_payments(receipt)), 1)
+        self.assertBooksOfPayment(receipt, invoice.partner_id, before, 1000)
+
+    def test_a_suggestion_accepted_after_allocation_pays_nothing_twice(self):
+        invoice, other = self._invoice(1000), self._invoice(1000)
+        receipt = self._c2b("", 1000, style="plain")
+        line = receipt.statement_line_id
+        with self._db_lock():
+            line._mpesa_refresh_suggestions(auto=False)
+            suggestion = line.mpesa_suggestion_ids.filtered(
+                lambda s: s.res_id == other.id
+            )
+            self.env.flush_all()
+        self._allocate(self._open_exception(receipt), [(invoice, 1000)])
+        with self._db_lock():
+            suggestion._accept()
+            self.env.flush_all()
+        self.assertEqual(other.payment_state, "not_paid")
+        self.assertEqual(len(self._live_payments(receipt)), 1)
+        self.assertEqual(self.mpesa._mpesa_check_books(), [])
+
+    def test_keep_as_credit_of_an_allocated_receipt_is_refused(self):
+        invoice = self._invoice(600)
+        receipt = self._c2b("", 600, style="plain")
+        exception = self._open_exception(receipt)
+        self._allocate(exception, [(invoice, 600)])
+        with self._db_lock():
+            exception.action_undo_and_reopen()
+            exception.action_keep_as_credit()
+            with self.assertRaisesRegex(UserError, "already resolved"):
+                exception.action_keep_as_credit()
+            self.env.flush_all()
+        self.assertEqual(receipt.applied_amount, 600)
+        self.assertEqual(len(self._live_payments(receipt)), 1)
+        with self.assertRaisesRegex(UserError, "left to apply"):
+            receipt._mpesa_apply(self.partner)
+
+    def test_the_database_refuses_more_than_the_receipt_holds(self):
+        receipt = self._c2b("NOSUCHREF", 300)
+        with (
+            mute_logger("odoo.sql_db"),
+            self.assertRaises(psycopg2.errors.CheckViolation),
+            self.env.cr.savepoint(),
+        ):
+            self.env.cr.execute(
+                "UPDATE mpesa_receipt SET applied_amount = 301 WHERE id = %s",
+                [receipt.id],
+            )
+
+    # === finding 3: reversing a split payment === #
+
+    def test_reversing_a_split_receipt_reopens_every_invoice(self):
+        first, second = self._invoice(600), self._invoice(400)
+        receipt = self._c2b("", 1000, style="plain")
+        self._allocate(self._open_exception(receipt), [(first, 600), (second, 400)])
+        self.assertEqual(len(self._live_payments(receipt)), 2)
+        before = len([d for d in self.emulator.deliveries if d.kind == "result"])
+        with self._db_lock():
+            receipt.action_request_reversal()
+            self.env.flush_all()
+        self._wait_callbacks(before + 1, kind="result")
+        self.assertEqual(receipt.state, "reversed")
+        self.assertEqual((first | second).mapped("payment_state"), ["not_paid"] * 2)
+        self.assertFalse(self._live_payments(receipt))
+        self.assertEqual(receipt._mpesa_left(), 0, "reversed money pays nothing more")
+
+    # === finding 4: under- and overpaid prompts === #
+
+    def test_underpaid_prompt_becomes_a_partial_payment(self):
+        invoice = self._invoice(1250)
+        before = self._receivable_balance(invoice.partner_id)
+        tx, receipt = self._stk_for_invoice(invoice, paid=1000)
+        exception = self._open_exception(receipt)
+        self.assertEqual(exception.kind, "underpaid")
+        self._allocate(exception)  # the proposal: 1,000 to the invoice
+        self.assertEqual(invoice.payment_state, "partial")
+        self.assertEqual(invoice.amount_residual, 250)
+        self.assertEqual(tx.state, "cancel", "the prompt ends; its money paid instead")
+        self.assertIn("Allocated: ", exception.resolution_note)
+        self.assertBooksOfPayment(receipt, invoice.partner_id, before, 1000)
+
+    def test_overpaid_prompt_pays_the_invoice_and_keeps_the_rest_as_credit(self):
+        invoice = self._invoice(1250)
+        before = self._receivable_balance(invoice.partner_id)
+        _tx, receipt = self._stk_for_invoice(invoice, paid=1500)
+        exception = self._open_exception(receipt)
+        self.assertEqual(exception.kind, "overpaid")
+        self._allocate(exception)  # 1,250 to the invoice, 250 as credit
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        self.assertEqual(
+            sorted(self._live_payments(receipt).mapped("amount")), [250, 1250]
+        )
+        self.assertIn("rest kept as credit", exception.resolution_note)
+        self.assertBooksOfPayment(receipt, invoice.partner_id, before, 1500)
+
+    def test_keep_an_underpaid_prompt_as_credit(self):
+        invoice = self._invoice(1250)
+        _tx, receipt = self._stk_for_invoice(invoice, paid=1000)
+        exception = self._open_exception(receipt)
+        with self._db_lock():
+            exception.action_keep_as_credit()
+            self.env.flush_all()
+        (payment,) = self._live_payments(receipt)
+        self.assertEqual(payment.amount, 1000)
+        self.assertIn("KES 1,000.00 kept as credit", exception.resolution_note)
+        self.assertTrue(receipt.statement_line_id.is_reconciled)
+        self.assertEqual(self.mpesa._mpesa_check_books(), [])
+
+    # === finding 6: reversal results === #
+
+    def test_refused_reversal_keeps_the_exception_open(self):
+        receipt = self._c2b("NOSUCHREF", 250)
+        exception = self._open_exception(receipt)
+        before = len([d for d in self.emulator.deliveries if d.kind == "result"])
+        with self._db_lock():
+            # M-PESA no longer knows the receipt: R000002
+            self.env.cr.execute(
+                "UPDATE mpesa_receipt SET name = 'UNKNOWN001' WHERE id = %s",
+                [receipt.id],
+            )
+            receipt.invalidate_recordset()
+            exception.action_request_reversal()
+            self.env.flush_all()
+        self._wait_callbacks(before + 1, kind="result")
+        self.assertEqual(exception.state, "open")
+        self.assertNotEqual(receipt.state, "reversed")
+        self.assertIn("did not reverse", exception.message_ids[0].body)
+
+    def test_result_after_a_queue_timeout_is_applied(self):
+        receipt = self._c2b("NOSUCHREF", 250)
+        exception = self._open_exception(receipt)
+        self.emulator.queue_timeouts = True
+        self.emulator.result_after_timeout = True
+        try:
+            with self._db_lock():
+                exception.action_request_reversal()
+                self.env.flush_all()
+            self._wait_callbacks(1, kind="result", timeout=15)
+        finally:
+            self.emulator.queue_timeouts = False
+            self.emulator.result_after_timeout = False
+        self.assertEqual(receipt.state, "reversed")
+        self.assertEqual(exception.resolution, "reversed")
