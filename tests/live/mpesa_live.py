@@ -159,7 +159,7 @@ class LiveMpesa:
 
     # === THE CUSTOMER (what the portal's payment form does) === #
 
-    def portal_transaction(self, invoice_id, client=None):
+    def portal_transaction(self, invoice_id, client=None, amount=None):
         """Open the invoice's portal link and create the M-PESA transaction through
         ``/invoice/transaction/<id>``; returns (client, processing values)."""
         client = client or WebClient(self.url)
@@ -167,9 +167,10 @@ class LiveMpesa:
         access_token = parse_qs(urlsplit(portal_url).query)["access_token"][0]
         page = client.session.get(self.url + portal_url, timeout=60)
         assert page.status_code == 200, f"portal page {portal_url}: {page.status_code}"
-        amount = self.sql.scalar(
-            "SELECT amount_residual FROM account_move WHERE id = %s", [invoice_id]
-        )
+        if amount is None:
+            amount = self.sql.scalar(
+                "SELECT amount_residual FROM account_move WHERE id = %s", [invoice_id]
+            )
         processing = client.jsonrpc(
             f"/invoice/transaction/{invoice_id}",
             {
@@ -359,6 +360,54 @@ class LiveMpesa:
             " FROM account_move WHERE id = %s",
             [invoice_id],
         )
+
+    def receivable(self):
+        """The customer's receivable in KES: what they owe (negative: credit)."""
+        return self.sql.scalar(
+            "SELECT coalesce(sum(aml.amount_currency), 0) FROM account_move_line aml"
+            " JOIN account_account acc ON acc.id = aml.account_id"
+            " WHERE aml.partner_id = %s AND acc.account_type = 'asset_receivable'"
+            " AND aml.parent_state = 'posted'",
+            [self.partner_id],
+        )
+
+    def books_of_payments(self, tx_ids):
+        """Per transaction, what an accountant checks: the payment's state, whether
+        its Outstanding Receipts line is reconciled, whether its receipt's bank line
+        is reconciled, and whether that bank line touches a receivable itself."""
+        return self.sql.dicts(
+            "SELECT tx.reference, pay.state AS payment_state,"
+            " (SELECT bool_and(aml.reconciled) FROM account_move_line aml"
+            "   WHERE aml.move_id = pay.move_id"
+            "     AND aml.account_id = pay.outstanding_account_id) AS outstanding_cleared,"
+            " l.is_reconciled AS line_reconciled,"
+            " EXISTS (SELECT 1 FROM account_move_line aml"
+            "   JOIN account_account acc ON acc.id = aml.account_id"
+            "  WHERE aml.move_id = l.move_id"
+            "    AND acc.account_type = 'asset_receivable') AS line_on_receivable"
+            " FROM payment_transaction tx"
+            " JOIN account_payment pay ON pay.id = tx.payment_id"
+            " JOIN mpesa_receipt r ON r.id = tx.mpesa_source_receipt_id"
+            " JOIN account_bank_statement_line l ON l.id = r.statement_line_id"
+            " WHERE tx.id = ANY(%s) ORDER BY tx.id",
+            [list(tx_ids)],
+        )
+
+    def assert_books(self, tx_ids, receivable_before, paid):
+        """The books of these payments as an accountant checks them."""
+        rows = self.books_of_payments(tx_ids)
+        assert len(rows) == len(tx_ids), rows
+        for row in rows:
+            assert row == {
+                "reference": row["reference"],
+                "payment_state": "paid",
+                "outstanding_cleared": True,
+                "line_reconciled": True,
+                "line_on_receivable": False,
+            }, row
+        moved = self.receivable() - receivable_before
+        assert abs(moved + paid) < 0.005, f"receivable moved {moved}, paid {paid}"
+        assert self.check_books() == []
 
     def recover_stuck_callbacks(self, where, params):
         """What the recovery job does a few minutes later: make the waiting callbacks
