@@ -212,7 +212,10 @@ class MpesaApiRequest(models.Model):
             and receipt.state != "reversed"
         ):
             receipt._mark_reversed()
-        elif receipt.state == "received":
+        elif receipt.state == "received" and not receipt.application_ids:
+            if receipt._apply_to_pending_push(by_phone=True):
+                self.write({"state": "done", "receipt_id": receipt.id})
+                return
             receipt.write(
                 {
                     "state": "review",

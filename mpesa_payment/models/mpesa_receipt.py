@@ -322,14 +322,17 @@ class MpesaReceipt(models.Model):
             receipt._apply_by_reference(self._partner_from_msisdn(payment.msisdn))
         return "processed"
 
-    def _apply_to_pending_push(self):
+    def _apply_to_pending_push(self, by_phone=False):
         """The confirmation of an STK push still waiting for its callback (same
-        account reference and amount): complete that transaction. True if it was."""
+        account reference and amount; or, for a status query that names no reference,
+        the same plain phone and amount): complete that transaction. True if it was."""
         self.ensure_one()
         pending = (
             self.env["payment.transaction"]
             .sudo()
-            ._mpesa_pending_push_for(self.reference, self.amount)
+            ._mpesa_pending_push_for(
+                self.reference, self.amount, phone=self.phone if by_phone else None
+            )
         )
         if not pending:
             return False

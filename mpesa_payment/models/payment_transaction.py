@@ -658,11 +658,16 @@ class PaymentTransaction(models.Model):
     # === C2B === #
 
     @api.model
-    def _mpesa_pending_push_for(self, bill_ref, amount):
-        """The STK push a paybill confirmation belongs to (same reference and amount,
-        still waiting for its callback), if exactly one."""
-        if not bill_ref:
-            return self.browse()
+    def _mpesa_pending_push_for(self, bill_ref, amount, phone=None):
+        """The STK push a confirmation belongs to (same reference, or else same plain
+        phone, and same amount, still waiting for its callback), if exactly one."""
+        if bill_ref:
+            match = [("mpesa_account_reference", "=", bill_ref.strip().upper())]
+        else:
+            try:
+                match = [("mpesa_phone", "=", normalize_msisdn(phone))]
+            except PhoneError:  # none, masked or hashed: nothing to go by
+                return self.browse()
         txs = self.search(
             [
                 ("provider_code", "=", "mpesa"),
@@ -674,7 +679,7 @@ class PaymentTransaction(models.Model):
                 ("state", "=", "cancel"),
                 ("mpesa_recheck", "=", True),
                 ("mpesa_receipt", "=", False),
-                ("mpesa_account_reference", "=", bill_ref.strip().upper()),
+                *match,
                 ("mpesa_checkout_request_id", "!=", False),
                 ("create_date", ">=", fields.Datetime.now() - RECHECK_WINDOW),
             ]

@@ -74,7 +74,8 @@ class MpesaCommon(AccountPaymentCommon):
 
     def _quiet_emulator(self):
         """Stop this test's pending callbacks and let in-flight ones land, so none
-        reaches the next test."""
+        reaches the next test; customers answer by themselves again."""
+        self.emulator.auto_complete = True
         self.emulator.reset()
         time.sleep(0.2)
 

@@ -90,7 +90,7 @@ class MpesaReceipt(models.Model):
 
     def write(self, vals):
         res = super().write(vals)
-        if vals.get("state") == "review" or "transaction_id" in vals:
+        if vals.get("state") in ("review", "applied") or "transaction_id" in vals:
             self._mpesa_sync_exceptions()
         return res
 
@@ -188,8 +188,20 @@ class MpesaReceipt(models.Model):
     # === EXCEPTIONS === #
 
     def _mpesa_sync_exceptions(self):
+        """Money awaiting review has an open exception; money its own payment path
+        applied after all (a late confirmation) closes the one it had."""
         Exception_ = self.env["mpesa.exception"].sudo()
         for receipt in self:
+            open_ = receipt.exception_ids.filtered(lambda e: e.state == "open")
+            if receipt.state == "applied" and open_ and not receipt._mpesa_left():
+                open_._resolve(
+                    "allocated",
+                    self.env._(
+                        "Applied by its payment: %s.",
+                        ", ".join(receipt.application_ids.mapped("reference")),
+                    ),
+                )
+                continue
             if receipt.state == "review" and not receipt.exception_ids.filtered(
                 lambda e: e.state == "open"
             ):

@@ -2,6 +2,9 @@
 strand it or leave a reversed payment standing (findings 2, 3, 4 and 6 of the
 money-integrity issue), each driven through the wizard or button finance uses."""
 
+import base64
+import time
+
 import psycopg2
 
 from odoo import Command
@@ -12,6 +15,7 @@ from odoo.tools import mute_logger
 from odoo.addons.mpesa_payment.tests.common import PHONE
 
 from .common import ReconciliationCommon
+from .test_statement_import import statement
 
 
 @tagged("post_install", "-at_install")
@@ -221,3 +225,81 @@ class TestMoneyPath(ReconciliationCommon):
             self.emulator.result_after_timeout = False
         self.assertEqual(receipt.state, "reversed")
         self.assertEqual(exception.resolution, "reversed")
+
+    # === findings 13 and 16: late confirmations of a pending prompt === #
+
+    def test_receipt_pulled_while_the_prompt_is_processing(self):
+        """The statement shows the money while the STK query still says "being
+        processed": the receipt waits linked to the prompt (no review, no exception)
+        and is applied when the status job completes the prompt."""
+        invoice = self._invoice(1250)
+        before = self._receivable_balance(invoice.partner_id)
+        self.emulator.auto_complete = False  # the customer has not answered yet
+        self.emulator.set_scenario(PHONE, no_callback=True)
+        with self._db_lock():
+            tx = self._create_mpesa_tx(
+                amount=1250, invoice_ids=[Command.set(invoice.ids)]
+            )
+            self.env.flush_all()
+        self._push(tx)
+        row = (
+            f"SKL0000077,01-03-2026 10:00:00,01-03-2026 10:00:00,Pay Bill,Completed,"
+            f'"1250.00",,"1250.00",TRUE,Pay Bill Online,2547****149 - JOHN,,'
+            f"{tx.mpesa_account_reference}\n"
+        )
+        self._import_statement([row])
+        receipt = self.env["mpesa.receipt"].search([("name", "=", "SKL0000077")])
+        self.assertEqual(receipt.transaction_id, tx)
+        self.assertEqual(receipt.state, "received")
+        self.assertFalse(receipt.exception_ids)
+        self.assertEqual(tx.state, "pending")
+
+        self.emulator.resolve_prompt(tx.mpesa_checkout_request_id, "approve")
+        time.sleep(0.3)
+        with self._db_lock():
+            tx._mpesa_query_and_apply()  # what the status job does
+            tx._post_process()
+            self.env.flush_all()
+        self.assertEqual(tx.state, "done")
+        self.assertEqual(receipt.state, "applied")
+        self.assertFalse(receipt.exception_ids.filtered(lambda e: e.state == "open"))
+        self.assertBooksOfPayment(receipt, invoice.partner_id, before, 1250)
+
+    def test_status_query_completes_the_pending_prompt_it_confirms(self):
+        """The customer quotes the code of a prompt whose callback never came: the
+        Transaction Status result pays that prompt's invoice at once."""
+        invoice = self._invoice(1250)
+        self.emulator.set_scenario(PHONE, no_callback=True)
+        with self._db_lock():
+            tx = self._create_mpesa_tx(
+                amount=1250, invoice_ids=[Command.set(invoice.ids)]
+            )
+            self.env.flush_all()
+        self._push(tx)
+        time.sleep(0.3)
+        code = self.emulator.prompts[tx.mpesa_checkout_request_id].receipt
+        self.assertTrue(code)
+        before = len([d for d in self.emulator.deliveries if d.kind == "result"])
+        with self._db_lock():
+            self.env["mpesa.receipt.lookup"].create(
+                {"code": code, "provider_id": self.mpesa.id}
+            ).action_lookup()
+            self.env.flush_all()
+        self._wait_callbacks(before + 1, kind="result")
+        receipt = self.env["mpesa.receipt"].search([("name", "=", code)])
+        self.assertEqual(tx.state, "done")
+        self.assertEqual(receipt.state, "applied")
+        self.assertEqual(receipt.application_ids, tx)
+        self.assertFalse(receipt.exception_ids)
+
+    def _import_statement(self, rows):
+        with self._db_lock():
+            self.env["mpesa.statement.import"].create(
+                {
+                    "provider_id": self.mpesa.id,
+                    "source": "file",
+                    "data_file": base64.b64encode(statement(rows)),
+                    "filename": "statement.csv",
+                }
+            ).action_import()
+            self.env.flush_all()
