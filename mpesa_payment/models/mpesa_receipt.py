@@ -12,6 +12,7 @@ from ..references import (
     is_hashed_msisdn,
     is_masked_msisdn,
     normalize_reference,
+    within_one_typo,
 )
 
 _logger = logging.getLogger(__name__)
@@ -193,24 +194,7 @@ class MpesaReceipt(models.Model):
         ref = normalize_reference(reference)
         if not ref:
             return None, self.env._("The payment has no account number.")
-        cr = self.env.cr
-        found = []
-        cr.execute(
-            """SELECT id FROM account_move
-                WHERE company_id = %s AND move_type = 'out_invoice' AND state = 'posted'
-                  AND regexp_replace(upper(name), '[^A-Z0-9]', '', 'g') = %s""",
-            [company.id, ref],
-        )
-        found += self.env["account.move"].browse([r[0] for r in cr.fetchall()])
-        cr.execute(
-            """SELECT id FROM sale_order
-                WHERE company_id = %s AND state IN ('draft', 'sent', 'sale')
-                  AND regexp_replace(upper(name), '[^A-Z0-9]', '', 'g') = %s""",
-            [company.id, ref],
-        )
-        found += self.env["sale.order"].browse([r[0] for r in cr.fetchall()])
-        found += self.env["sale.subscription"].search([("mpesa_account_ref", "=", ref)])
-        found += self.env["res.partner"].search([("mpesa_account_ref", "=", ref)])
+        found = self._documents_by_reference(ref, company)
         if len(found) == 1:
             return found[0], None
         if not found:
@@ -221,6 +205,42 @@ class MpesaReceipt(models.Model):
         return None, self.env._(
             "The account number %s matches several records.", reference
         )
+
+    @api.model
+    def _documents_by_reference(self, ref, company):
+        """Every open document of ``company`` a normalized reference names: invoices
+        by number or payment reference, orders by number or customer reference,
+        subscriptions and customers by their M-PESA account number. The same fields
+        the matcher ranks as exact references (mpesa_reconciliation)."""
+        cr = self.env.cr
+        squash = "regexp_replace(upper(coalesce({}, '')), '[^A-Z0-9]', '', 'g')"
+        cr.execute(
+            f"""SELECT id FROM account_move
+                 WHERE company_id = %(company)s AND move_type = 'out_invoice'
+                   AND state = 'posted'
+                   AND %(ref)s IN ({squash.format("name")},
+                                   {squash.format("payment_reference")})""",
+            {"company": company.id, "ref": ref},
+        )
+        found = list(self.env["account.move"].browse([r[0] for r in cr.fetchall()]))
+        cr.execute(
+            f"""SELECT id FROM sale_order
+                 WHERE company_id = %(company)s AND state IN ('draft', 'sent', 'sale')
+                   AND %(ref)s IN ({squash.format("name")},
+                                   {squash.format("client_order_ref")})""",
+            {"company": company.id, "ref": ref},
+        )
+        found += self.env["sale.order"].browse([r[0] for r in cr.fetchall()])
+        found += self.env["sale.subscription"].search(
+            [("mpesa_account_ref", "=", ref), ("company_id", "=", company.id)]
+        )
+        found += self.env["res.partner"].search(
+            [
+                ("mpesa_account_ref", "=", ref),
+                ("company_id", "in", (False, company.id)),
+            ]
+        )
+        return found
 
     @api.model
     def _c2b_validation_answer(self, payment, provider):
@@ -362,6 +382,19 @@ class MpesaReceipt(models.Model):
                     target.name,
                 ),
             )
+        if target is not None and partner:
+            slip = self._own_document_one_typo_away(target, partner)
+            if slip:
+                target, reason = (
+                    None,
+                    self.env._(
+                        "Paid from %(payer)s's phone for %(doc)s of another customer; "
+                        "%(own)s of the payer, one typo away, asks the same amount.",
+                        payer=partner.display_name,
+                        doc=target.name,
+                        own=slip.name,
+                    ),
+                )
         due = self._amount_due(target) if target is not None else None
         if (
             due is not None
@@ -476,6 +509,42 @@ class MpesaReceipt(models.Model):
             }
         )
         return tx
+
+    def _own_document_one_typo_away(self, target, payer):
+        """The payer's own open invoice or order that the typed reference misses by
+        one typo and whose amount due is this payment, when ``target`` is another
+        customer's: paying someone else's bill stays possible, but not on a slip."""
+        commercial = payer.commercial_partner_id
+        if target._name not in ("account.move", "sale.order") or (
+            target.partner_id.commercial_partner_id == commercial
+        ):
+            return None
+        typed = normalize_reference(self.reference)
+        invoices = self.env["account.move"].search(
+            [
+                ("commercial_partner_id", "=", commercial.id),
+                ("company_id", "=", self.company_id.id),
+                ("move_type", "=", "out_invoice"),
+                ("state", "=", "posted"),
+                ("payment_state", "in", ("not_paid", "partial")),
+            ]
+        )
+        orders = self.env["sale.order"].search(
+            [
+                ("partner_id", "child_of", commercial.id),
+                ("company_id", "=", self.company_id.id),
+                ("state", "in", ("draft", "sent", "sale")),
+            ]
+        )
+        for document in [*invoices, *orders]:
+            due = self._amount_due(document)
+            if within_one_typo(typed, normalize_reference(document.name)) and not (
+                float_compare(
+                    due, self.amount, precision_rounding=self.currency_id.rounding
+                )
+            ):
+                return document
+        return None
 
     def _mpesa_target_values(self, target):
         """The transaction values that pay ``target``; links it on the receipt."""

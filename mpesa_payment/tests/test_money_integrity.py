@@ -4,7 +4,7 @@ meets us: callbacks and confirmations over HTTP, driven by the emulator."""
 import json
 import time
 
-from odoo import Command
+from odoo import Command, fields
 from odoo.tests import tagged
 from odoo.tools import hmac as hmac_tool
 from odoo.tools import mute_logger
@@ -170,3 +170,76 @@ class TestMoneyIntegrity(MpesaHttpCommon):
         self.assertEqual(receipts.shortcode, self.mpesa.mpesa_shortcode)
         self.assertEqual(receipts.applied_amount, 1250)
         self.assertEqual(len(receipts.application_ids), 1)
+
+    # === finding 8: one resolver, the matcher's references, company filters === #
+
+    def test_payment_reference_and_customer_reference_are_account_numbers(self):
+        invoice = self._invoice(700)
+        with self._db_lock():
+            invoice.payment_reference = "ACME-PO-77"
+            order = self.env["sale.order"].create(
+                {
+                    "partner_id": self.partner.id,
+                    "client_order_ref": "PO 4411",
+                    "order_line": [
+                        Command.create(
+                            {"product_id": self.product_a.id, "price_unit": 300}
+                        )
+                    ],
+                }
+            )
+            self.env.flush_all()
+        paid_invoice = self._c2b("acme po 77", 700)
+        self.assertEqual(paid_invoice.invoice_id, invoice)
+        self.assertEqual(paid_invoice.state, "applied")
+        paid_order = self._c2b("po4411", order.amount_total)
+        self.assertEqual(paid_order.sale_order_id, order)
+        self.assertEqual(paid_order.state, "applied")
+
+    def test_another_companys_customer_number_is_unknown(self):
+        other = self.setup_other_company()["company"]
+        with self._db_lock():
+            self.env["res.partner"].create(
+                {
+                    "name": "Elsewhere Ltd",
+                    "company_id": other.id,
+                    "mpesa_account_ref": "ELSE77",
+                }
+            )
+            self.env.flush_all()
+        receipt = self._c2b("ELSE77", 500)
+        self.assertEqual(receipt.state, "review")
+        self.assertIn("No invoice, order", receipt.review_reason)
+
+    # === finding 14: one typo away from the payer's own invoice === #
+
+    def _named_invoice(self, name, partner, amount=1000.0):
+        with self._db_lock():
+            invoice = self.init_invoice(
+                "out_invoice",
+                partner=partner,
+                amounts=[amount],
+                currency=self.currency_kes,
+                taxes=[],
+                invoice_date=fields.Date.today(),
+            )
+            invoice.name = name
+            invoice.action_post()
+            self.env.flush_all()
+        self.assertEqual(invoice.name, name)
+        return invoice
+
+    def test_a_slip_onto_another_customers_invoice_waits_for_review(self):
+        own = self._named_invoice("INV/2026/00012", self.partner)
+        other = self._named_invoice("INV/2026/00021", self.partner_b)
+        receipt = self._c2b("INV/2026/00021", 1000, style="plain")
+        self.assertEqual(receipt.state, "review")
+        self.assertIn(own.name, receipt.review_reason)
+        self.assertEqual(other.payment_state, "not_paid")
+        self.assertEqual(own.payment_state, "not_paid")
+
+    def test_paying_another_customers_invoice_still_works(self):
+        other = self._named_invoice("INV/2026/00021", self.partner_b)
+        receipt = self._c2b("INV/2026/00021", 1000, style="plain")
+        self.assertEqual(receipt.state, "applied")
+        self.assertEqual(receipt.invoice_id, other)
