@@ -23,6 +23,15 @@ ERROR_INVALID_TOKEN = "404.001.03"
 ERROR_STILL_PROCESSING = "500.001.1001"
 ERROR_URLS_REGISTERED = "500.003.1001"
 
+# Where Safaricom posts callbacks from. Not on Safaricom's own pages: the list client
+# libraries circulate, and the one a widely used Python SDK checks (citing Daraja's
+# Getting Started page). The default allow-list of a provider in production; editable.
+SAFARICOM_CALLBACK_IPS = (
+    "196.201.214.200, 196.201.214.206, 196.201.213.114, 196.201.214.207, "
+    "196.201.214.208, 196.201.213.44, 196.201.212.127, 196.201.212.138, "
+    "196.201.212.129, 196.201.212.136, 196.201.212.74, 196.201.212.69"
+)
+
 # Words Safaricom refuses in production C2B URLs.
 C2B_FORBIDDEN_URL_WORDS = (
     "m-pesa",

@@ -1,5 +1,6 @@
 import json
 import logging
+import re
 
 import psycopg2
 from werkzeug.exceptions import Forbidden, NotFound, RequestEntityTooLarge
@@ -12,6 +13,26 @@ from odoo.service.model import retrying
 from .. import const
 
 _logger = logging.getLogger(__name__)
+
+
+class RedactCallbackSecrets(logging.Filter):
+    """Werkzeug logs every request line at INFO: the secret part of our callback
+    URLs (the C2B signature, the STK and result tokens) never reaches the log."""
+
+    SECRET = re.compile(r"(/payment/daraja/(?:c2b/\d+|stk|result|timeout)/)[^/\s\"]+")
+
+    def filter(self, record):
+        if isinstance(record.msg, str):
+            record.msg = self.SECRET.sub(r"\1***", record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self.SECRET.sub(r"\1***", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        return True
+
+
+logging.getLogger("werkzeug").addFilter(RedactCallbackSecrets())
 
 MAX_BODY_BYTES = 64 * 1024
 ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}

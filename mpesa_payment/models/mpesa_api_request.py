@@ -186,6 +186,10 @@ class MpesaApiRequest(models.Model):
         return "processed"
 
     def _apply_status(self, result):
+        pending = self.receipt_id.filtered(lambda r: r.verification == "pending")
+        if pending:
+            self._apply_confirmation(pending, result)
+            return
         if not result.is_success:
             self.state = "failed"
             return
@@ -225,6 +229,23 @@ class MpesaApiRequest(models.Model):
                 }
             )
         self.write({"state": "done", "receipt_id": receipt.id})
+
+    def _apply_confirmation(self, receipt, result):
+        """The answer to a paybill notification we asked M-PESA to confirm."""
+        params = result.parameters
+        completed = result.is_success and params.get("TransactionStatus") in (
+            "Completed",
+            None,
+        )
+        if completed:
+            receipt._mpesa_confirmed(float(params.get("Amount") or 0.0))
+        else:
+            receipt._mpesa_unknown(
+                self.env._(
+                    "M-PESA did not confirm this payment: %s", self.result_message
+                )
+            )
+        self.state = "done" if result.is_success else "failed"
 
     def _apply_reversal(self, result):
         receipt = self.receipt_id

@@ -81,6 +81,25 @@ class MpesaReceipt(models.Model):
     subscription_id = fields.Many2one(
         "sale.subscription", readonly=True, index="btree_not_null"
     )
+    verification = fields.Selection(
+        [
+            ("verified", "Confirmed by M-PESA"),
+            ("pending", "Being Confirmed"),
+            ("unverified", "Unconfirmed"),
+            ("refused", "Unknown to M-PESA"),
+        ],
+        default="verified",
+        required=True,
+        readonly=True,
+        index=True,
+        help="A paybill confirmation is only a POST to our URL: with initiator "
+        "credentials, Transaction Status confirms it before it is booked; without, it "
+        "is booked unconfirmed until a statement or Pull API row confirms it. STK "
+        "payments are confirmed by the STK query, statement rows come from M-PESA.",
+    )
+    unconfirmed_flagged = fields.Boolean(
+        readonly=True, copy=False, help="Sent to a person for not being confirmed."
+    )
     applied_amount = fields.Monetary(
         string="Applied",
         readonly=True,
@@ -231,9 +250,16 @@ class MpesaReceipt(models.Model):
             {"company": company.id, "ref": ref},
         )
         found += self.env["sale.order"].browse([r[0] for r in cr.fetchall()])
-        found += self.env["sale.subscription"].search(
+        subscriptions = self.env["sale.subscription"].search(
             [("mpesa_account_ref", "=", ref), ("company_id", "=", company.id)]
         )
+        # A subscription's invoices carry its account number: the subscription
+        # decides which of them is paid (the oldest open one).
+        found = [
+            doc
+            for doc in found
+            if doc._name != "account.move" or doc.subscription_id not in subscriptions
+        ] + list(subscriptions)
         found += self.env["res.partner"].search(
             [
                 ("mpesa_account_ref", "=", ref),
@@ -312,16 +338,17 @@ class MpesaReceipt(models.Model):
         Returns the callback state: "processed" or "duplicate".
         """
         self._c2b_check(payment, provider)
+        verify = provider._mpesa_can_verify()
         receipt = self._record(
             {
                 "name": payment.trans_id,
                 "provider_id": provider.id,
-                "shortcode": payment.shortcode,
                 "amount": float(payment.amount),
                 "phone": payment.msisdn,
                 "customer_name": payment.customer_name,
                 "reference": payment.bill_ref,
                 "paid_at": payment.trans_time,
+                "verification": "pending" if verify else "unverified",
             },
             channel="c2b",
             callback=callback,
@@ -338,9 +365,103 @@ class MpesaReceipt(models.Model):
             return "duplicate"
         if receipt.application_ids:
             return "processed"  # the STK callback got here first: one payment
-        if not receipt._apply_to_pending_push():
-            receipt._apply_by_reference(self._partner_from_msisdn(payment.msisdn))
+        if receipt.verification == "pending":
+            receipt._mpesa_ask_confirmation()
+            return "processed"
+        receipt._apply_c2b_money()
         return "processed"
+
+    def _apply_c2b_money(self):
+        """Apply a paybill payment: the push it confirms, else what it names."""
+        self.ensure_one()
+        if not self._apply_to_pending_push():
+            self._apply_by_reference(self._partner_from_msisdn(self.phone))
+
+    def _mpesa_ask_confirmation(self):
+        """Ask M-PESA (Transaction Status) whether this paybill payment happened; its
+        result books it (_mpesa_confirmed) or refuses it (_mpesa_unknown)."""
+        self.ensure_one()
+        if (
+            self.env["mpesa.api.request"]
+            .sudo()
+            .search_count(
+                [
+                    ("receipt_id", "=", self.id),
+                    ("kind", "=", "status"),
+                    ("state", "=", "sent"),
+                ]
+            )
+        ):
+            return
+        request = (
+            self.env["mpesa.api.request"]
+            .sudo()
+            ._send(self.provider_id, "status", self.name)
+        )
+        request.receipt_id = self
+
+    def _mpesa_confirmed(self, amount):
+        """M-PESA confirmed this receipt: book it, when it says the same amount."""
+        self.ensure_one()
+        self._mpesa_lock()
+        if self.verification != "pending":
+            return
+        if float_compare(
+            amount, self.amount, precision_rounding=self.currency_id.rounding
+        ):
+            self._mpesa_unknown(
+                self.env._("M-PESA says KES %s for this receipt.", f"{amount:,.2f}")
+            )
+            return
+        self.verification = "verified"
+        self._mpesa_feed()
+        self._apply_c2b_money()
+
+    def _mpesa_unknown(self, why):
+        """M-PESA does not confirm this paybill notification: never booked."""
+        self.ensure_one()
+        self.write({"verification": "refused", "review_reason": why})
+        _logger.warning(
+            "M-PESA paybill notification %s not confirmed by M-PESA: %s", self.name, why
+        )
+
+    def _mpesa_feed(self):
+        """Hook: the receipt's money enters the books (mpesa_reconciliation)."""
+        return True
+
+    def _mpesa_flag_unconfirmed(self, why):
+        """Hook: a paybill notification M-PESA has not confirmed for a day needs a
+        person (mpesa_reconciliation opens an exception)."""
+        _logger.warning("M-PESA receipt %s: %s", self.name, why)
+
+    @api.model
+    def _cron_mpesa_confirm_paybill(self):
+        """Ask again where M-PESA's answer never came (queue timeout); after a day,
+        what is still not confirmed goes to a person."""
+        day_ago = fields.Datetime.subtract(fields.Datetime.now(), days=1)
+        pending = self.search([("verification", "=", "pending")], limit=200)
+        for receipt in pending.filtered(lambda r: r.create_date > day_ago):
+            try:
+                with self.env.cr.savepoint():
+                    receipt._mpesa_ask_confirmation()
+            except UserError:
+                _logger.info("M-PESA could not be asked about %s yet", receipt.name)
+        stale = self.search(
+            [
+                ("verification", "in", ("pending", "unverified")),
+                ("create_date", "<", day_ago),
+                ("unconfirmed_flagged", "=", False),
+            ],
+            limit=500,
+        )
+        stale.write({"unconfirmed_flagged": True})
+        for receipt in stale:
+            receipt._mpesa_flag_unconfirmed(
+                self.env._(
+                    "Paybill notification not confirmed by M-PESA after a day: check "
+                    "it against the statement."
+                )
+            )
 
     def _apply_to_pending_push(self, by_phone=False):
         """The confirmation of an STK push still waiting for its callback (same

@@ -171,9 +171,11 @@ class PaymentProvider(models.Model):
     mpesa_callback_ips = fields.Char(
         string="Callback IP Allow-list",
         groups="base.group_system",
-        help="Optional. Addresses or networks (comma separated, e.g. 196.201.214.0/24) "
-        "allowed to post callbacks; empty allows any sender. Behind a reverse proxy, "
-        "run Odoo with --proxy-mode so the real sender address is seen.",
+        help="Addresses or networks (comma separated, e.g. 196.201.214.0/24) allowed "
+        "to post callbacks; empty allows any sender. Set to Safaricom's published "
+        "callback addresses when the provider is enabled (production) with none. "
+        "Behind a reverse proxy, run Odoo with --proxy-mode so the real sender "
+        "address is seen.",
     )
     mpesa_c2b_registered = fields.Datetime(
         string="C2B URLs Registered On", readonly=True
@@ -290,6 +292,47 @@ class PaymentProvider(models.Model):
     def action_mpesa_rotate_secret(self):
         self.ensure_one()
         self.sudo().mpesa_webhook_secret = _new_secret()
+
+    def action_mpesa_rotate_c2b_secret(self):
+        """A new secret in the C2B URLs: the old URLs stop working at once, so the
+        new ones must be registered with Safaricom (in production through
+        Safaricom's URL management, as registration is one-time there)."""
+        self.ensure_one()
+        self.sudo().write(
+            {"mpesa_c2b_secret": _new_secret(), "mpesa_c2b_registered": False}
+        )
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": "warning",
+                "sticky": True,
+                "title": self.env._("C2B URLs changed"),
+                "message": self.env._(
+                    "Register the C2B URLs again now (Register C2B URLs). In production "
+                    "Safaricom registers URLs once: ask Safaricom's URL management to "
+                    "change them. Paybill payments notified to the old URLs are refused "
+                    "until then; the statement import or the Pull API recovers them."
+                ),
+            },
+        }
+
+    def write(self, vals):
+        """Enabling a provider (production) with no callback allow-list gives it
+        Safaricom's published callback addresses."""
+        res = super().write(vals)
+        if vals.get("state") == "enabled":
+            for provider in self.filtered(
+                lambda p: p.code == "mpesa" and not p.sudo().mpesa_callback_ips
+            ):
+                provider.sudo().mpesa_callback_ips = const.SAFARICOM_CALLBACK_IPS
+        return res
+
+    def _mpesa_can_verify(self):
+        """Whether Transaction Status can confirm a paybill payment before it is
+        booked: initiator credentials are set."""
+        sudo = self.sudo()
+        return bool(sudo.mpesa_initiator_name and sudo.mpesa_security_credential)
 
     # === CALLBACK URL TOKENS === #
 

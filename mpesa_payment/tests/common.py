@@ -166,7 +166,20 @@ class MpesaHttpCommon(MpesaCommon, HttpCase):
             trans_id=trans_id,
         )
         self._wait_callbacks(before + count, kind="c2b_confirmation")
-        return self.env["mpesa.receipt"].search([("name", "=", trans_id)])
+        receipt = self.env["mpesa.receipt"].search([("name", "=", trans_id)])
+        self._wait_confirmed(receipt)
+        return receipt
+
+    def _wait_confirmed(self, receipt, timeout=15):
+        """M-PESA's Transaction Status answer to a paybill notification arrives on
+        our result URL shortly after: wait until it is applied."""
+        deadline = time.monotonic() + timeout
+        while receipt.verification == "pending":
+            self.assertLess(time.monotonic(), deadline, "no confirmation from M-PESA")
+            time.sleep(0.05)
+            with self._db_lock():
+                self.env.invalidate_all()
+                receipt.verification  # noqa: B018 (read while the server is kept out)
 
     def _post_process(self, receipt):
         with self._db_lock():

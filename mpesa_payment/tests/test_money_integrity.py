@@ -2,6 +2,7 @@
 meets us: callbacks and confirmations over HTTP, driven by the emulator."""
 
 import json
+import logging
 import time
 
 from odoo import Command, fields
@@ -243,3 +244,95 @@ class TestMoneyIntegrity(MpesaHttpCommon):
         receipt = self._c2b("INV/2026/00021", 1000, style="plain")
         self.assertEqual(receipt.state, "applied")
         self.assertEqual(receipt.invoice_id, other)
+
+    # === finding 1: is the paybill notification real? === #
+
+    def test_forged_confirmation_unknown_to_mpesa_is_not_booked(self):
+        invoice = self._invoice(1000)
+        response = self._confirm(
+            self._confirmation("FORGED0001", "1000.00", invoice.name)
+        )
+        self.assertEqual(response.status_code, 200)
+        receipt = self.env["mpesa.receipt"].search([("name", "=", "FORGED0001")])
+        self._wait_confirmed(receipt)
+        self.assertEqual(receipt.verification, "refused")
+        self.assertIn("did not confirm", receipt.review_reason)
+        self.assertFalse(receipt.application_ids)
+        self.assertEqual(invoice.payment_state, "not_paid")
+
+    def test_genuine_confirmation_is_booked_once_confirmed(self):
+        invoice = self._invoice(1000)
+        receipt = self._c2b(invoice.name, 1000)
+        self.assertEqual(receipt.verification, "verified")
+        status = [
+            body
+            for _method, path, body in self.emulator.request_log
+            if path == "/mpesa/transactionstatus/v1/query"
+        ]
+        self.assertEqual([b["TransactionID"] for b in status], [receipt.name])
+        self.assertEqual(receipt.state, "applied")
+
+    def test_without_initiator_credentials_booked_but_unconfirmed(self):
+        with self._db_lock():
+            self.mpesa.mpesa_security_credential = False
+            self.env.flush_all()
+        invoice = self._invoice(1000)
+        receipt = self._c2b(invoice.name, 1000)
+        self.assertEqual(receipt.verification, "unverified")
+        self.assertEqual(receipt.state, "applied")
+        with self._db_lock():
+            self.env.cr.execute(
+                "UPDATE mpesa_receipt SET create_date = now() - interval '2 days'"
+                " WHERE id = %s",
+                [receipt.id],
+            )
+            self.env["mpesa.receipt"]._cron_mpesa_confirm_paybill()
+            self.env.flush_all()
+        self.assertTrue(receipt.unconfirmed_flagged)
+
+    def test_enabling_in_production_allows_safaricom_callback_addresses(self):
+        self.assertFalse(self.mpesa.mpesa_callback_ips)
+        self.mpesa.state = "enabled"
+        self.assertIn("196.201.214.200", self.mpesa.mpesa_callback_ips)
+        self.assertFalse(self.mpesa._mpesa_ip_allowed("127.0.0.1"))
+        self.assertTrue(self.mpesa._mpesa_ip_allowed("196.201.213.44"))
+        self.mpesa.mpesa_callback_ips = "10.0.0.0/8"  # still the admin's to edit
+        self.mpesa.write({"state": "enabled"})
+        self.assertEqual(self.mpesa.mpesa_callback_ips, "10.0.0.0/8")
+
+    @mute_logger("odoo.addons.mpesa_payment.controllers.main")
+    def test_c2b_url_secret_rotates_and_stays_out_of_the_log(self):
+        invoice = self._invoice(1000)
+        old_url = self.mpesa._mpesa_c2b_urls()["ConfirmationURL"]
+        old_signature = old_url.split("/")[-2]
+        with self._db_lock():
+            action = self.mpesa.action_mpesa_rotate_c2b_secret()
+            self.env.flush_all()
+        self.assertIn("Register the C2B URLs again", action["params"]["message"])
+        self.assertFalse(self.mpesa.mpesa_c2b_registered)
+        lines = []
+        collect = logging.Handler(logging.INFO)
+        collect.emit = lambda record: lines.append(record.getMessage())
+        werkzeug = logging.getLogger("werkzeug")
+        werkzeug.addHandler(collect)
+        try:
+            refused = self._post_json(
+                old_url, self._confirmation("OLDURL0001", "1000.00", invoice.name)
+            )
+            new_url = self.mpesa._mpesa_c2b_urls()["ConfirmationURL"]
+            accepted = self._post_json(
+                new_url, self._confirmation("NEWURL0001", "1000.00", invoice.name)
+            )
+            # werkzeug logs the request line once it has answered
+            deadline = time.monotonic() + 10
+            while sum("/confirmation" in line for line in lines) < 2:
+                self.assertLess(time.monotonic(), deadline, f"not logged: {lines}")
+                time.sleep(0.05)
+        finally:
+            werkzeug.removeHandler(collect)
+        text = "\n".join(lines)
+        self.assertEqual(refused.status_code, 403)
+        self.assertEqual(accepted.status_code, 200)
+        self.assertIn("/payment/daraja/c2b/", text)
+        self.assertNotIn(old_signature, text)
+        self.assertNotIn(new_url.split("/")[-2], text)

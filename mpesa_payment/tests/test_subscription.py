@@ -75,6 +75,7 @@ class TestSubscription(MpesaHttpCommon):
         )
         self._wait_callbacks(1, kind="c2b_confirmation")
         receipt = self.env["mpesa.receipt"].search([("name", "=", code)])
+        self._wait_confirmed(receipt)
         self.assertEqual(receipt.subscription_id, sub)
         self.assertEqual(receipt.invoice_id, oldest)
         with self._db_lock():
@@ -90,6 +91,7 @@ class TestSubscription(MpesaHttpCommon):
         )
         self._wait_callbacks(2, kind="c2b_confirmation")
         receipt = self.env["mpesa.receipt"].search([("name", "=", code)])
+        self._wait_confirmed(receipt)
         self.assertEqual(receipt.invoice_id, newer)
         with self._db_lock():
             receipt.transaction_id._post_process()

@@ -95,6 +95,8 @@ class PaymentProvider(models.Model):
                  FROM mpesa_receipt r
             LEFT JOIN account_bank_statement_line l ON l.mpesa_receipt_id = r.id
                 WHERE r.provider_id = %(provider)s
+                  -- not money (yet): M-PESA has not confirmed it, or denies it
+                  AND r.verification NOT IN ('pending', 'refused')
              GROUP BY r.id, r.name
                HAVING count(l.id) != 1 OR NOT bool_and(l.journal_id = %(journal)s)""",
             journal=self.journal_id.id,
@@ -127,6 +129,7 @@ class PaymentProvider(models.Model):
             f"""SELECT r.name FROM mpesa_receipt r
                  WHERE r.provider_id = %(provider)s AND r.kind = 'payment'
                    AND r.state != 'reversed'
+                   AND r.verification NOT IN ('pending', 'refused')
                    AND r.create_date < now() at time zone 'utc' - {GRACE}
                    AND NOT EXISTS (SELECT 1 FROM ({RECEIPT_PAYMENTS}) p
                                     WHERE p.receipt_id = r.id)

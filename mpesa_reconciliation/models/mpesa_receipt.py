@@ -103,7 +103,12 @@ class MpesaReceipt(models.Model):
 
     def _mpesa_feed_statement(self):
         """Exactly one statement line per receipt, in the shortcode's journal."""
-        todo = self.filtered(lambda r: not r.statement_line_id)
+        # Not money until M-PESA confirms it (or if M-PESA does not know it).
+        todo = self.filtered(
+            lambda r: (
+                not r.statement_line_id and r.verification not in ("pending", "refused")
+            )
+        )
         vals_list, receipts = [], []
         for receipt in todo:
             journal = receipt.provider_id.journal_id
@@ -168,6 +173,15 @@ class MpesaReceipt(models.Model):
         for receipt in self:
             if not receipt._apply_to_pending_push():
                 receipt._apply_by_reference()
+
+    def _mpesa_feed(self):
+        return self._mpesa_feed_statement()
+
+    def _mpesa_flag_unconfirmed(self, why):
+        super()._mpesa_flag_unconfirmed(why)
+        self.env["mpesa.exception"].sudo()._open_for_receipt(
+            self, kind="review", reason=why
+        )
 
     def _mpesa_unapply(self, reason):
         """The bank line goes back to suspense first: its money is unapplied again

@@ -215,11 +215,12 @@ class TestMoneyPath(ReconciliationCommon):
         exception = self._open_exception(receipt)
         self.emulator.queue_timeouts = True
         self.emulator.result_after_timeout = True
+        before = len([d for d in self.emulator.deliveries if d.kind == "result"])
         try:
             with self._db_lock():
                 exception.action_request_reversal()
                 self.env.flush_all()
-            self._wait_callbacks(1, kind="result", timeout=15)
+            self._wait_callbacks(before + 1, kind="result", timeout=15)
         finally:
             self.emulator.queue_timeouts = False
             self.emulator.result_after_timeout = False

@@ -96,6 +96,7 @@ class MpesaStatementImport(models.TransientModel):
             seen = set((receipt.channels or "").split(",")) - {""}
             if "import" not in seen:
                 receipt.channels = ",".join(sorted(seen | {"import"}))
+        self._confirm_paybill(existing, rows)
         vals_list = [self._receipt_vals(row, provider, shortcode) for row in new_rows]
         if vals_list:
             created = Receipt.create(vals_list)
@@ -175,6 +176,15 @@ class MpesaStatementImport(models.TransientModel):
             .astimezone(KENYA)
             .strftime("%Y-%m-%d %H:%M:%S")
         )
+
+    def _confirm_paybill(self, existing, rows):
+        """M-PESA's own statement confirms the paybill notifications it lists."""
+        amounts = {row.receipt: abs(float(row.amount)) for row in rows}
+        for code, receipt in existing.items():
+            if receipt.verification == "unverified":
+                receipt.verification = "verified"
+            elif receipt.verification == "pending":
+                receipt._mpesa_confirmed(amounts[code])
 
     # === BALANCES === #
 

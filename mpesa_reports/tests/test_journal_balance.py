@@ -1,6 +1,7 @@
 from odoo import fields
 from odoo.tests import tagged
 
+from ..report.mpesa_daily_summary import nairobi_today
 from .common import ReportsCommon
 
 
@@ -33,7 +34,7 @@ class TestOneJournalBalance(ReportsCommon):
         summary = (
             self.env["mpesa.daily.summary"]
             .with_user(self.finance)
-            .create({"date": fields.Date.today()})
+            .create({"date": nairobi_today()})
         )
         self.assertEqual(summary._summary_values()["journal_balance"], 1000.0)
         wizard = self.env["mpesa.statement.import"].create(

@@ -340,6 +340,21 @@ class LiveMpesa:
             [code],
         )
 
+    def wait_confirmed(self, code, timeout=30):
+        """M-PESA's Transaction Status answer to a paybill notification reaches the
+        server's result URL a moment later: wait until it is applied."""
+
+        def confirmed():
+            rows = self.sql.all(
+                "SELECT verification FROM mpesa_receipt WHERE name = %s", [code]
+            )
+            return rows and rows[0][0] != "pending" and rows[0][0]
+
+        return wait_until(confirmed, timeout, f"M-PESA to confirm {code}")
+
+    def set_provider(self, values):
+        self.rpc("payment.provider", "write", [self.provider_id], values)
+
     def statement_lines(self, code):
         """Bank statement lines of the M-PESA journal for a receipt code."""
         return self.sql.dicts(
@@ -361,14 +376,25 @@ class LiveMpesa:
             [invoice_id],
         )
 
-    def receivable(self):
-        """The customer's receivable in KES: what they owe (negative: credit)."""
+    def receivable_of(self, invoice_ids, tx_ids):
+        """The receivable in KES left by these invoices, the payments of these
+        transactions and their receipts' bank lines: what the customer still owes
+        for them (a bank line reconciled with the invoice beside the payment would
+        credit it a second time)."""
         return self.sql.scalar(
             "SELECT coalesce(sum(aml.amount_currency), 0) FROM account_move_line aml"
             " JOIN account_account acc ON acc.id = aml.account_id"
-            " WHERE aml.partner_id = %s AND acc.account_type = 'asset_receivable'"
-            " AND aml.parent_state = 'posted'",
-            [self.partner_id],
+            " WHERE acc.account_type = 'asset_receivable'"
+            " AND aml.parent_state = 'posted' AND aml.move_id IN ("
+            "   SELECT unnest(%s::int[])"
+            "   UNION SELECT pay.move_id FROM payment_transaction tx"
+            "     JOIN account_payment pay ON pay.id = tx.payment_id"
+            "    WHERE tx.id = ANY(%s)"
+            "   UNION SELECT l.move_id FROM payment_transaction tx"
+            "     JOIN mpesa_receipt r ON r.id = tx.mpesa_source_receipt_id"
+            "     JOIN account_bank_statement_line l ON l.id = r.statement_line_id"
+            "    WHERE tx.id = ANY(%s))",
+            [list(invoice_ids), list(tx_ids), list(tx_ids)],
         )
 
     def books_of_payments(self, tx_ids):
@@ -393,8 +419,9 @@ class LiveMpesa:
             [list(tx_ids)],
         )
 
-    def assert_books(self, tx_ids, receivable_before, paid):
-        """The books of these payments as an accountant checks them."""
+    def assert_books(self, tx_ids, invoice_ids):
+        """The books of these payments of these invoices, as an accountant checks
+        them; the invoices are paid in full."""
         rows = self.books_of_payments(tx_ids)
         assert len(rows) == len(tx_ids), rows
         for row in rows:
@@ -405,8 +432,8 @@ class LiveMpesa:
                 "line_reconciled": True,
                 "line_on_receivable": False,
             }, row
-        moved = self.receivable() - receivable_before
-        assert abs(moved + paid) < 0.005, f"receivable moved {moved}, paid {paid}"
+        owed = self.receivable_of(invoice_ids, tx_ids)
+        assert abs(owed) < 0.005, f"the customer owes {owed} after paying in full"
         assert self.check_books() == []
 
     def recover_stuck_callbacks(self, where, params):

@@ -104,6 +104,8 @@ def test_concurrent_identical_c2b_confirmations(mpesa, record_property):
     params = [body.decode()]
     states = _recovered(mpesa, where, params, record_property, "c2b")
     assert states == {"processed": 1, "duplicate": COPIES - 1}
+    # Booked once M-PESA confirms it (one Transaction Status request).
+    assert mpesa.wait_confirmed(trans_id) == "verified"
 
     (receipt,) = mpesa.receipts(trans_id)
     assert receipt["state"] == "applied", receipt

@@ -521,3 +521,39 @@ def _pushes(live):
         for _method, path, body in live.emulator.request_log
         if path.startswith("/mpesa/stkpush/")
     ]
+
+
+def test_forged_paybill_confirmations_book_nothing(mpesa):
+    """Well-formed paybill confirmations on the genuine URL that M-PESA never sent:
+    one from an address outside the allow-list (refused, nothing stored), one from
+    inside it quoting a receipt code M-PESA does not know (stored, asked about,
+    refused by M-PESA). No invoice paid, nothing applied, the books check clean."""
+    invoice_id, invoice_name = mpesa.create_invoice(1234)
+    url = mpesa.c2b_url("confirmation")
+    outside = mpesa.c2b_notification("FORGEDLV01", "254711000901", 1234, invoice_name)
+    inside = mpesa.c2b_notification("FORGEDLV02", "254711000901", 1234, invoice_name)
+    last_id = mpesa.sql.scalar("SELECT coalesce(max(id), 0) FROM mpesa_callback")
+
+    mpesa.set_provider({"mpesa_callback_ips": "196.201.214.200"})  # Safaricom only
+    try:
+        ((status, _text),) = mpesa.fire(url, outside, 1)
+    finally:
+        mpesa.set_provider({"mpesa_callback_ips": False})
+    assert status == 403
+    ((status, text),) = mpesa.fire(url, inside, 1)
+    assert (status, json.loads(text)) == (200, ACCEPTED)
+    assert mpesa.wait_confirmed("FORGEDLV02") == "refused"
+
+    stored = mpesa.sql.all(
+        "SELECT kind, state FROM mpesa_callback WHERE id > %s AND kind != 'result'"
+        " ORDER BY id",
+        [last_id],
+    )
+    assert stored == [("c2b_confirmation", "processed")], "only the one let in"
+    assert mpesa.receipts("FORGEDLV01") == []
+    assert mpesa.statement_lines("FORGEDLV02") == []
+    assert not mpesa.sql.all(
+        "SELECT id FROM payment_transaction WHERE mpesa_receipt LIKE 'FORGEDLV%%'"
+    )
+    assert mpesa.invoice(invoice_id)["payment_state"] == "not_paid"
+    assert mpesa.check_books() == []

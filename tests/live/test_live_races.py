@@ -92,6 +92,19 @@ def test_two_first_c2b_confirmations_racing(mpesa):
     and locks "WHERE id = false": the copy ends in state error instead of duplicate."""
     phone, amount = "254711000600", 1700
     invoice_id, invoice_name = mpesa.create_invoice(amount)
+    # Without initiator credentials a confirmation is booked at once (unconfirmed):
+    # the first copy then reaches the invoice, where this race is staged.
+    credential = mpesa.rpc(
+        "payment.provider", "read", [mpesa.provider_id], ["mpesa_security_credential"]
+    )[0]["mpesa_security_credential"]
+    mpesa.set_provider({"mpesa_security_credential": False})
+    try:
+        _race_two_first_copies(mpesa, phone, amount, invoice_id, invoice_name)
+    finally:
+        mpesa.set_provider({"mpesa_security_credential": credential})
+
+
+def _race_two_first_copies(mpesa, phone, amount, invoice_id, invoice_name):
     mpesa.emulator.set_scenario(phone, no_callback=True)
     trans_id = mpesa.emulator.c2b_pay("174379", phone, amount, invoice_name)
     body = mpesa.c2b_notification(trans_id, phone, amount, invoice_name)
