@@ -178,10 +178,11 @@ class MpesaReceipt(models.Model):
         return self._mpesa_feed_statement()
 
     def _mpesa_flag_unconfirmed(self, why):
-        super()._mpesa_flag_unconfirmed(why)
+        res = super()._mpesa_flag_unconfirmed(why)
         self.env["mpesa.exception"].sudo()._open_for_receipt(
             self, kind="review", reason=why
         )
+        return res
 
     def _mpesa_unapply(self, reason):
         """The bank line goes back to suspense first: its money is unapplied again

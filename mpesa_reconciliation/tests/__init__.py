@@ -10,3 +10,4 @@ from . import test_books_check
 from . import test_statement_fuzz
 from . import test_books_of_a_payment
 from . import test_money_path
+from . import test_money_properties
