@@ -381,6 +381,8 @@ class MpesaReceipt(models.Model):
         """Ask M-PESA (Transaction Status) whether this paybill payment happened; its
         result books it (_mpesa_confirmed) or refuses it (_mpesa_unknown)."""
         self.ensure_one()
+        # Still waiting for an answer? (A lost answer is asked for again later.)
+        recently = fields.Datetime.subtract(fields.Datetime.now(), minutes=10)
         if (
             self.env["mpesa.api.request"]
             .sudo()
@@ -389,6 +391,7 @@ class MpesaReceipt(models.Model):
                     ("receipt_id", "=", self.id),
                     ("kind", "=", "status"),
                     ("state", "=", "sent"),
+                    ("create_date", ">", recently),
                 ]
             )
         ):

@@ -234,21 +234,7 @@ class TestC2B(MpesaHttpCommon):
     # === validation === #
 
     def _validate(self, bill_ref, amount):
-        payload = {
-            "TransactionType": "Pay Bill",
-            "TransID": "VAL0000001",
-            "TransTime": "20261128101500",
-            "TransAmount": f"{amount:.2f}",
-            "BusinessShortCode": SHORTCODE,
-            "BillRefNumber": bill_ref,
-            "InvoiceNumber": "",
-            "OrgAccountBalance": "",
-            "ThirdPartyTransID": "",
-            "MSISDN": "2547 ***** 149",
-            "FirstName": "JOHN",
-            "MiddleName": "",
-            "LastName": "",
-        }
+        payload = self._c2b_body("VAL0000001", f"{amount:.2f}", bill_ref)
         url = self.mpesa._mpesa_c2b_urls()["ValidationURL"].replace(self.base_url(), "")
         started = time.monotonic()
         response = self.url_open(

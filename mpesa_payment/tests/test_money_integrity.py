@@ -22,23 +22,6 @@ class TestMoneyIntegrity(MpesaHttpCommon):
             headers={"Content-Type": "application/json"},
         )
 
-    def _confirmation(self, trans_id, amount, bill_ref, shortcode=SHORTCODE):
-        return {
-            "TransactionType": "Pay Bill",
-            "TransID": trans_id,
-            "TransTime": "20261128101500",
-            "TransAmount": amount,
-            "BusinessShortCode": shortcode,
-            "BillRefNumber": bill_ref,
-            "InvoiceNumber": "",
-            "OrgAccountBalance": "",
-            "ThirdPartyTransID": "",
-            "MSISDN": "2547 ***** 149",
-            "FirstName": "JOHN",
-            "MiddleName": "",
-            "LastName": "",
-        }
-
     def _confirm(self, payload):
         url = self.mpesa._mpesa_c2b_urls()["ConfirmationURL"]
         response = self._post_json(url, payload)
@@ -149,7 +132,7 @@ class TestMoneyIntegrity(MpesaHttpCommon):
             ("ZERO000001", "0.00", SHORTCODE),
         ):
             response = self._confirm(
-                self._confirmation(trans_id, amount, invoice.name, shortcode)
+                self._c2b_body(trans_id, amount, invoice.name, shortcode)
             )
             self.assertEqual(response.status_code, 200)
             stored = self.env["mpesa.callback"].search([("body", "like", trans_id)])
@@ -249,11 +232,10 @@ class TestMoneyIntegrity(MpesaHttpCommon):
 
     def test_forged_confirmation_unknown_to_mpesa_is_not_booked(self):
         invoice = self._invoice(1000)
-        response = self._confirm(
-            self._confirmation("FORGED0001", "1000.00", invoice.name)
-        )
+        response = self._confirm(self._c2b_body("FORGED0001", "1000.00", invoice.name))
         self.assertEqual(response.status_code, 200)
-        receipt = self.env["mpesa.receipt"].search([("name", "=", "FORGED0001")])
+        with self._db_lock():
+            receipt = self.env["mpesa.receipt"].search([("name", "=", "FORGED0001")])
         self._wait_confirmed(receipt)
         self.assertEqual(receipt.verification, "refused")
         self.assertIn("did not confirm", receipt.review_reason)
@@ -317,11 +299,11 @@ class TestMoneyIntegrity(MpesaHttpCommon):
         werkzeug.addHandler(collect)
         try:
             refused = self._post_json(
-                old_url, self._confirmation("OLDURL0001", "1000.00", invoice.name)
+                old_url, self._c2b_body("OLDURL0001", "1000.00", invoice.name)
             )
             new_url = self.mpesa._mpesa_c2b_urls()["ConfirmationURL"]
             accepted = self._post_json(
-                new_url, self._confirmation("NEWURL0001", "1000.00", invoice.name)
+                new_url, self._c2b_body("NEWURL0001", "1000.00", invoice.name)
             )
             # werkzeug logs the request line once it has answered
             deadline = time.monotonic() + 10

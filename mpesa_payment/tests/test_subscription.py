@@ -74,7 +74,8 @@ class TestSubscription(MpesaHttpCommon):
             SHORTCODE, PHONE, amount, sub.mpesa_account_ref.lower()
         )
         self._wait_callbacks(1, kind="c2b_confirmation")
-        receipt = self.env["mpesa.receipt"].search([("name", "=", code)])
+        with self._db_lock():
+            receipt = self.env["mpesa.receipt"].search([("name", "=", code)])
         self._wait_confirmed(receipt)
         self.assertEqual(receipt.subscription_id, sub)
         self.assertEqual(receipt.invoice_id, oldest)
@@ -90,7 +91,8 @@ class TestSubscription(MpesaHttpCommon):
             SHORTCODE, PHONE, newer.amount_residual, sub.mpesa_account_ref
         )
         self._wait_callbacks(2, kind="c2b_confirmation")
-        receipt = self.env["mpesa.receipt"].search([("name", "=", code)])
+        with self._db_lock():
+            receipt = self.env["mpesa.receipt"].search([("name", "=", code)])
         self._wait_confirmed(receipt)
         self.assertEqual(receipt.invoice_id, newer)
         with self._db_lock():

@@ -45,9 +45,8 @@ class TestMoneyPath(ReconciliationCommon):
             lambda pay: pay.state != "canceled"
         )
 
-    def _stk_for_invoice(self, invoice, paid):
-        """The customer pays ``paid`` for ``invoice`` by STK push."""
-        self.emulator.set_scenario(PHONE, amount=paid)
+    def _push_for(self, invoice):
+        """The customer asks for a prompt for the whole invoice (portal)."""
         with self._db_lock():
             tx = self._create_mpesa_tx(
                 amount=invoice.amount_residual,
@@ -55,7 +54,12 @@ class TestMoneyPath(ReconciliationCommon):
                 invoice_ids=[Command.set(invoice.ids)],
             )
             self.env.flush_all()
-        self._push(tx)
+        return self._push(tx)
+
+    def _stk_for_invoice(self, invoice, paid):
+        """The customer pays ``paid`` for ``invoice`` by STK push."""
+        self.emulator.set_scenario(PHONE, amount=paid)
+        tx = self._push_for(invoice)
         self._wait_callbacks()
         return tx, self.env["mpesa.receipt"].search([("name", "=", tx.mpesa_receipt)])
 
@@ -237,12 +241,7 @@ class TestMoneyPath(ReconciliationCommon):
         before = self._receivable_balance(invoice.partner_id)
         self.emulator.auto_complete = False  # the customer has not answered yet
         self.emulator.set_scenario(PHONE, no_callback=True)
-        with self._db_lock():
-            tx = self._create_mpesa_tx(
-                amount=1250, invoice_ids=[Command.set(invoice.ids)]
-            )
-            self.env.flush_all()
-        self._push(tx)
+        tx = self._push_for(invoice)
         row = (
             f"SKL0000077,01-03-2026 10:00:00,01-03-2026 10:00:00,Pay Bill,Completed,"
             f'"1250.00",,"1250.00",TRUE,Pay Bill Online,2547****149 - JOHN,,'
@@ -271,12 +270,7 @@ class TestMoneyPath(ReconciliationCommon):
         Transaction Status result pays that prompt's invoice at once."""
         invoice = self._invoice(1250)
         self.emulator.set_scenario(PHONE, no_callback=True)
-        with self._db_lock():
-            tx = self._create_mpesa_tx(
-                amount=1250, invoice_ids=[Command.set(invoice.ids)]
-            )
-            self.env.flush_all()
-        self._push(tx)
+        tx = self._push_for(invoice)
         time.sleep(0.3)
         code = self.emulator.prompts[tx.mpesa_checkout_request_id].receipt
         self.assertTrue(code)
