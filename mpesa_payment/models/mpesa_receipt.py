@@ -494,50 +494,10 @@ class MpesaReceipt(models.Model):
         never a second payment of a paid invoice. True if applied."""
         self.ensure_one()
         target, reason = self._resolve_reference(self.reference, self.company_id)
-        if (
-            target is not None
-            and target._name == "account.move"
-            and (target.payment_state in ("paid", "in_payment", "reversed"))
-        ):
-            target, reason = (
-                None,
-                self.env._(
-                    "Invoice %s is already paid: possibly a duplicate payment.",
-                    target.name,
-                ),
-            )
-        if target is not None and partner:
-            slip = self._own_document_one_typo_away(target, partner)
-            if slip:
-                target, reason = (
-                    None,
-                    self.env._(
-                        "Paid from %(payer)s's phone for %(doc)s of another customer; "
-                        "%(own)s of the payer, one typo away, asks the same amount.",
-                        payer=partner.display_name,
-                        doc=target.name,
-                        own=slip.name,
-                    ),
-                )
-        due = self._amount_due(target) if target is not None else None
-        if (
-            due is not None
-            and float_compare(
-                self.amount, due, precision_rounding=self.currency_id.rounding
-            )
-            > 0
-        ):
-            partner = target.partner_id
-            target, reason = (
-                None,
-                self.env._(
-                    "Paid KES %(paid)s for %(doc)s, of which KES %(due)s is due: more "
-                    "than is due.",
-                    paid=f"{self.amount:,.2f}",
-                    doc=target.name,
-                    due=f"{due:,.2f}",
-                ),
-            )
+        if target is not None:
+            reason = self._why_not_apply_to(target, partner)
+            if reason:
+                partner, target = target.partner_id, None
         if target is None:
             self.write(
                 {
@@ -549,6 +509,42 @@ class MpesaReceipt(models.Model):
             return False
         self._mpesa_apply(target)
         return True
+
+    def _why_not_apply_to(self, target, payer):
+        """Why this payment must wait for a person rather than pay ``target`` (the
+        document its account number names), or None."""
+        if target._name == "account.move" and target.payment_state in (
+            "paid",
+            "in_payment",
+            "reversed",
+        ):
+            return self.env._(
+                "Invoice %s is already paid: possibly a duplicate payment.", target.name
+            )
+        slip = payer and self._own_document_one_typo_away(target, payer)
+        if slip:
+            return self.env._(
+                "Paid from %(payer)s's phone for %(doc)s of another customer; "
+                "%(own)s of the payer, one typo away, asks the same amount.",
+                payer=payer.display_name,
+                doc=target.name,
+                own=slip.name,
+            )
+        due = self._amount_due(target)
+        if due is not None and (
+            float_compare(
+                self.amount, due, precision_rounding=self.currency_id.rounding
+            )
+            > 0
+        ):
+            return self.env._(
+                "Paid KES %(paid)s for %(doc)s, of which KES %(due)s is due: more "
+                "than is due.",
+                paid=f"{self.amount:,.2f}",
+                doc=target.name,
+                due=f"{due:,.2f}",
+            )
+        return None
 
     # === THE MONEY PATH === #
     # Every way a receipt's money is applied (STK success, paybill by reference,

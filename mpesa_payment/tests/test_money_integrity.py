@@ -318,3 +318,31 @@ class TestMoneyIntegrity(MpesaHttpCommon):
         self.assertIn("/payment/daraja/c2b/", text)
         self.assertNotIn(old_signature, text)
         self.assertNotIn(new_url.split("/")[-2], text)
+
+    def test_till_payment_seen_by_stk_and_c2b_is_one_ledger_row(self):
+        """Finding 7: a Buy Goods provider pushes with its store number, while the
+        paybill/till notification may name the till: one receipt code, one row."""
+        self.emulator.add_shortcode(
+            "500100", passkey="till-pass", kind="till", till="500200"
+        )
+        with self._db_lock():
+            self.mpesa.write(
+                {
+                    "mpesa_shortcode": "500100",
+                    "mpesa_shortcode_type": "till",
+                    "mpesa_till_number": "500200",
+                    "mpesa_passkey": "till-pass",
+                }
+            )
+            self.env.flush_all()
+        tx = self._push(self._create_mpesa_tx())
+        self._wait_callbacks()
+        self.assertEqual(tx.state, "done", tx.state_message)
+        response = self._confirm(
+            self._c2b_body(tx.mpesa_receipt, "1250.00", "ANYREF", shortcode="500200")
+        )
+        self.assertEqual(response.status_code, 200)
+        receipts = self.env["mpesa.receipt"].search([("name", "=", tx.mpesa_receipt)])
+        self.assertEqual(len(receipts), 1)
+        self.assertEqual(receipts.channels, "c2b,stk")
+        self.assertEqual(receipts.application_ids, tx)
