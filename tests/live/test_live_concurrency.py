@@ -80,6 +80,7 @@ def test_concurrent_identical_stk_callbacks(mpesa, record_property):
         )
         == 1
     )
+    mpesa.assert_books([tx["id"]], [invoice_id])
 
 
 def test_concurrent_identical_c2b_confirmations(mpesa, record_property):
@@ -128,3 +129,4 @@ def test_concurrent_identical_c2b_confirmations(mpesa, record_property):
         )
         == 1
     )
+    mpesa.assert_books([txs[0]["id"]], [invoice_id])
