@@ -160,6 +160,27 @@ class TestExports(ReportCommon):
 
     # === exports === #
 
+    def test_csv_cells_never_become_formulas(self):
+        """Issue 11, finding 5: a customer's name or typed reference starting like a
+        formula reaches finance's spreadsheet as text (OWASP's leading apostrophe)."""
+        self._receipt(
+            "EXP0000066",
+            500,
+            datetime(2026, 3, 10, 12, 0),
+            customer_name='=HYPERLINK("http://evil.example","Click")',
+            reference="+cmd|' /C calc'!A0",
+            phone="@SUM(1+1)",
+        )
+        _action, attachment = self._export(
+            self.reconciler, "csv", date(2026, 3, 10), date(2026, 3, 10)
+        )
+        text = attachment.raw.decode("utf-8-sig")
+        (row,) = [r for r in csv.reader(io.StringIO(text)) if r[1] == "EXP0000066"]
+        self.assertEqual(row[5], '\'=HYPERLINK("http://evil.example","Click")')
+        self.assertEqual(row[6], "'@SUM(1+1)")
+        self.assertEqual(row[7], "'+cmd|' /C calc'!A0")
+        self.assertEqual(row[8], "500.00", "amounts stay numbers")
+
     def test_csv_columns_and_values(self):
         expected = self._expected_rows()
         self.assertTrue(all(row[14] for row in expected), "journal entries are named")

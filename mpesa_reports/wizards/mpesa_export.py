@@ -41,6 +41,19 @@ MIMETYPES = {
 }
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (CSV injection):
+# such text gets a leading apostrophe, as OWASP recommends. Customers' names and the
+# references they type are theirs to choose. (XLSX cells are written as strings.)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value):
+    """A text cell safe to open in a spreadsheet."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 class MpesaExport(models.TransientModel):
     """M-PESA receipts of a period as a file for accounting."""
 
@@ -164,10 +177,10 @@ class MpesaExport(models.TransientModel):
         writer = csv.writer(buffer, delimiter=",", lineterminator="\r\n")
         writer.writerow(COLUMNS)
         for row in rows:
-            values = list(row)
-            values[0] = values[0].strftime(DATE_FORMAT) if values[0] else ""
-            values[8] = f"{values[8]:.2f}"
-            values[9] = f"{values[9]:.2f}"
+            values = [csv_text(value) for value in row]
+            values[0] = row[0].strftime(DATE_FORMAT) if row[0] else ""
+            values[8] = f"{row[8]:.2f}"
+            values[9] = f"{row[9]:.2f}"
             writer.writerow(values)
         return buffer.getvalue().encode("utf-8-sig")
 
