@@ -198,7 +198,7 @@ class MpesaController(http.Controller):
     def _json_or_none(body):
         try:
             return json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: "[[[[..." nesting
             return None
 
     @staticmethod

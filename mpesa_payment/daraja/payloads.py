@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 KENYA_TZ = dt.timezone(dt.timedelta(hours=3))
-_INTEGER = re.compile(r"^-?[0-9]+$")  # str.isdigit() also accepts "²"
+# str.isdigit() also accepts "²"; past 18 digits no Daraja integer is meant (and
+# Python refuses to parse more than 4300 at all).
+_INTEGER = re.compile(r"^-?[0-9]{1,18}$")
 
 
 class PayloadError(ValueError):
@@ -27,7 +29,7 @@ def _as_int(value, name):
         return int(value.strip())
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    raise PayloadError(f"{name} must be an integer, got {value!r}")
+    raise PayloadError(f"{name} must be an integer, got {repr(value)[:40]}")
 
 
 def _as_amount(value, name="Amount"):

@@ -110,7 +110,7 @@ class MpesaCallback(models.Model):
     def _payload(self):
         try:
             data = json.loads(self.body or "")
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             raise PayloadError(self.env._("The body is not valid JSON.")) from error
         if not isinstance(data, dict):
             raise PayloadError(self.env._("The body is not a JSON object."))

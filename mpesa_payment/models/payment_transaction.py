@@ -103,7 +103,8 @@ class PaymentTransaction(models.Model):
     def _mpesa_check_access_token(self, token):
         from odoo.addons.payment import utils as payment_utils
 
-        return bool(token) and payment_utils.check_access_token(
+        # A token sent as a list or an object is refused, not compared.
+        return isinstance(token, str) and payment_utils.check_access_token(
             token, self.reference, self.amount
         )
 

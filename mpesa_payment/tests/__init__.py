@@ -8,3 +8,4 @@ from . import test_subscription
 from . import test_portal_balance
 from . import test_payload_fuzz
 from . import test_money_integrity
+from . import test_hostile_input

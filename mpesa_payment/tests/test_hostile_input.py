@@ -1,0 +1,74 @@
+"""Issue 11, finding 6: hostile bodies get a clear 4xx or are stored as errors, never a
+500, and lose nothing."""
+
+import json
+
+from odoo.tests import tagged
+from odoo.tools import hmac as hmac_tool
+from odoo.tools import mute_logger
+
+from .common import MpesaHttpCommon, stk_payload
+
+
+@tagged("post_install", "-at_install")
+class TestHostileInput(MpesaHttpCommon):
+    def _post(self, url, body):
+        return self.url_open(
+            url, data=body, headers={"Content-Type": "application/json"}, timeout=30
+        )
+
+    def _stored(self, tx):
+        self.env.invalidate_all()
+        return self.env["mpesa.callback"].search([("transaction_id", "=", tx.id)])
+
+    @mute_logger("odoo.addons.mpesa_payment.models.mpesa_callback")
+    def test_deeply_nested_body_is_stored_and_refused_clearly(self):
+        tx = self._create_mpesa_tx(reference="NESTED")
+        self.env.flush_all()
+        token = self.mpesa._mpesa_make_token("stk", tx.id)
+        body = "[" * 30000 + "]" * 30000  # 60 KB: within the size limit
+        response = self._post(f"/payment/daraja/stk/{token}", body)
+        self.assertEqual(response.status_code, 400)
+        self.assertEqual(response.json()["ResultDesc"], "Malformed JSON")
+        stored = self._stored(tx)
+        self.assertEqual(stored.state, "error")
+        self.assertEqual(len(stored.body), len(body), "kept whole")
+
+    @mute_logger("odoo.addons.mpesa_payment.models.mpesa_callback")
+    def test_integer_of_five_thousand_digits_is_a_payload_error(self):
+        tx = self._create_mpesa_tx(reference="HUGEINT")
+        self.env.flush_all()
+        payload = stk_payload(tx, 0)
+        payload["Body"]["stkCallback"]["ResultCode"] = "1" * 5000
+        token = self.mpesa._mpesa_make_token("stk", tx.id)
+        response = self._post(f"/payment/daraja/stk/{token}", json.dumps(payload))
+        self.assertEqual(response.status_code, 200)
+        stored = self._stored(tx)
+        self.assertEqual(stored.state, "error")
+        self.assertIn("ResultCode must be an integer", stored.error)
+        self.assertEqual(tx.state, "draft")
+
+    def test_access_token_of_the_wrong_type_is_refused_with_a_message(self):
+        tx = self._create_mpesa_tx(reference="LISTTOKEN")
+        self.env.flush_all()
+        good = hmac_tool(
+            self.env(su=True), "generate_access_token", f"{tx.reference}|{tx.amount}"
+        )
+        for token in ([good], {"token": good}, 12345):
+            response = self._post(
+                "/payment/mpesa/stk_push",
+                json.dumps(
+                    {
+                        "jsonrpc": "2.0",
+                        "method": "call",
+                        "params": {
+                            "reference": tx.reference,
+                            "access_token": token,
+                            "phone": "0708374149",
+                        },
+                    }
+                ),
+            )
+            error = response.json()["error"]["data"]
+            self.assertEqual(error["name"], "odoo.exceptions.ValidationError", token)
+            self.assertIn("not valid", error["message"])
