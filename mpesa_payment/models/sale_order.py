@@ -23,11 +23,12 @@ class SaleOrder(models.Model):
         amount = self._mpesa_balance_due()
         params = {
             "amount": amount,
-            # payment.utils.generate_access_token, which needs a request to run
+            # payment.utils.generate_access_token, which needs a request to run; for
+            # the invoice address, as sale's /payment/pay checks it
             "access_token": hmac(
                 self.env(su=True),
                 "generate_access_token",
-                f"{self.partner_id.id}|{amount}|{self.currency_id.id}",
+                f"{self.partner_invoice_id.id}|{amount}|{self.currency_id.id}",
             ),
             "sale_order_id": self.id,
         }

@@ -12,10 +12,22 @@ class TestPortalBalance(MpesaCommon, HttpCase):
     """After a deposit confirms the order, the customer sees and can pay the rest."""
 
     def test_balance_shown_and_payable(self):
+        self._check_balance_link()
+
+    def test_balance_payable_when_the_invoice_address_differs(self):
+        """Issue 11, finding 8: core checks the link's token against the order's
+        invoice address, not its customer."""
+        accounts = self.env["res.partner"].create(
+            {"name": "Accounts Dept", "type": "invoice", "parent_id": self.partner.id}
+        )
+        self._check_balance_link(partner_invoice_id=accounts.id)
+
+    def _check_balance_link(self, **order_values):
         self.partner.email = "deposit@example.com"
         self.mpesa.is_published = True
         order = self.env["sale.order"].create(
             {
+                **order_values,
                 "partner_id": self.partner.id,
                 "require_payment": True,
                 "prepayment_percent": 0.3,

@@ -1,4 +1,5 @@
 from odoo import api, fields, models
+from odoo.exceptions import AccessError
 
 
 class MpesaReceiptLookup(models.TransientModel):
@@ -34,6 +35,12 @@ class MpesaReceiptLookup(models.TransientModel):
                 "res_id": receipt.id,
                 "view_mode": "form",
             }
+        # The form's provider domain is only the form's: the credentials used must be
+        # those of one of the user's own companies.
+        if self.provider_id.company_id not in self.env.user.company_ids:
+            raise AccessError(
+                self.env._("You cannot use the M-PESA account of another company.")
+            )
         # Not in our books: ask Safaricom (sudo: the request uses admin-only credentials).
         request = (
             self.env["mpesa.api.request"].sudo()._send(self.provider_id, "status", code)

@@ -140,3 +140,42 @@ class TestRoles(ReconciliationCommon):
         for user in (self.clerk, self.reconciler, self.manager):
             with self.assertRaises(AccessError, msg=user.login):
                 self.mpesa.with_user(user).read(["mpesa_consumer_secret"])
+
+    # === issue 11, finding 7 === #
+
+    def test_lookup_with_another_companys_provider_is_refused(self):
+        other = self.other_reconciler.company_id
+        with self._db_lock():
+            foreign = self.mpesa.copy({"company_id": other.id, "name": "Other M-PESA"})
+            self.env.flush_all()
+        sent = len(self.emulator.request_log)
+        wizard = (
+            self.env["mpesa.receipt.lookup"]
+            .with_user(self.reconciler)
+            .create({"code": "QAB1CD2EF3", "provider_id": foreign.id})
+        )
+        with self.assertRaisesRegex(AccessError, "another company"):
+            wizard.action_lookup()
+        self.assertEqual(len(self.emulator.request_log), sent, "nothing sent")
+
+    def test_account_balance_is_for_reconcilers_and_managers(self):
+        with self._db_lock():
+            balance = (
+                self.env["mpesa.api.request"]
+                .sudo()
+                .create(
+                    {"kind": "balance", "provider_id": self.mpesa.id, "amount": 5e5}
+                )
+            )
+            status = (
+                self.env["mpesa.api.request"]
+                .sudo()
+                .create({"kind": "status", "provider_id": self.mpesa.id})
+            )
+            self.env.flush_all()
+        Request = self.env["mpesa.api.request"]
+        self.assertEqual(Request.with_user(self.clerk).search([]), status)
+        with self.assertRaises(AccessError):
+            balance.with_user(self.clerk).read(["amount"])
+        for user in (self.reconciler, self.manager):
+            self.assertEqual(Request.with_user(user).search([]), balance | status)
