@@ -214,8 +214,10 @@ class TestAccessMatrix(HttpCase):
                 {"kind": "c2b_confirmation", "company_id": company.id}
             ),
             "mpesa.receipt": cls.receipt,
+            # A status request: balance requests are for reconcilers and managers
+            # only (mpesa_reconciliation's test_roles).
             "mpesa.api.request": env["mpesa.api.request"].create(
-                {"kind": "balance", "provider_id": provider.id}
+                {"kind": "status", "provider_id": provider.id}
             ),
             "mpesa.exception": env["mpesa.exception"].create(
                 {"kind": "underpaid", "receipt_id": cls.receipt.id}
