@@ -5,9 +5,11 @@ The logs come from a throw-away module (tests/odoo_addons/mpesa_skip_probe) inst
 in a copy of the database the test command's Odoo tests leave behind."""
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from live.harness import (
@@ -33,8 +35,14 @@ def probe_db():
     subprocess.run(
         ["createdb", "-T", TEMPLATE, name], env=pg_env(), check=True, timeout=300
     )
+    # Its attachments too (the browser asks for the favicon): a copy without them
+    # logs errors that are the copy's, not the tests'.
+    filestore = Path(odoo_conf().get("data_dir", "")) / "filestore"
+    if (filestore / TEMPLATE).is_dir():
+        shutil.copytree(filestore / TEMPLATE, filestore / name)
     yield name
     drop_database(name)
+    shutil.rmtree(filestore / name, ignore_errors=True)
 
 
 def run_probe(db, tmp_path, path_env, install):
