@@ -116,6 +116,31 @@ class MpesaReceipt(models.Model):
         help="The payments this receipt's money made (one, or several when split).",
     )
 
+    # Written by the money path only (as superuser, once the caller's own access was
+    # checked): readonly in the views is not enough against RPC writes.
+    _money_fields = frozenset(
+        {
+            "name",
+            "provider_id",
+            "company_id",
+            "shortcode",
+            "currency_id",
+            "amount",
+            "phone",
+            "customer_name",
+            "reference",
+            "paid_at",
+            "partner_id",
+            "transaction_id",
+            "state",
+            "invoice_id",
+            "sale_order_id",
+            "subscription_id",
+            "verification",
+            "applied_amount",
+        }
+    )
+
     _sql_constraints = [
         (
             "receipt_unique",
@@ -128,6 +153,19 @@ class MpesaReceipt(models.Model):
             "An M-PESA receipt cannot be applied for more than its amount.",
         ),
     ]
+
+    def write(self, vals):
+        """Money fields only through the money path: refused to every role over RPC."""
+        written = self._money_fields.intersection(vals)
+        if written and not self.env.su:
+            raise AccessError(
+                self.env._(
+                    "The M-PESA ledger's money fields (%s) change only through M-PESA "
+                    "and the reconciliation actions.",
+                    ", ".join(sorted(written)),
+                )
+            )
+        return super().write(vals)
 
     @api.model
     def _record(self, vals, channel, callback=None, lock=False):
@@ -177,7 +215,7 @@ class MpesaReceipt(models.Model):
             if channel not in seen:
                 updates["channels"] = ",".join(sorted(seen | {channel}))
             if updates:
-                receipt.write(updates)
+                receipt.sudo().write(updates)
         if lock:  # serialize the workers handling the same receipt code
             receipt._mpesa_lock()
         if callback:
@@ -416,14 +454,14 @@ class MpesaReceipt(models.Model):
                 self.env._("M-PESA says KES %s for this receipt.", f"{amount:,.2f}")
             )
             return
-        self.verification = "verified"
+        self.sudo().verification = "verified"
         self._mpesa_feed()
         self._apply_c2b_money()
 
     def _mpesa_unknown(self, why):
         """M-PESA does not confirm this paybill notification: never booked."""
         self.ensure_one()
-        self.write({"verification": "refused", "review_reason": why})
+        self.sudo().write({"verification": "refused", "review_reason": why})
         _logger.warning(
             "M-PESA paybill notification %s not confirmed by M-PESA: %s", self.name, why
         )
@@ -481,7 +519,9 @@ class MpesaReceipt(models.Model):
         if not pending:
             return False
         pending._mpesa_lock()
-        self.write({"transaction_id": pending.id, "partner_id": pending.partner_id.id})
+        self.sudo().write(
+            {"transaction_id": pending.id, "partner_id": pending.partner_id.id}
+        )
         # The push's own path applies the money (or sends it to review with a reason);
         # while M-PESA still confirms it, the receipt waits linked to the push.
         pending._mpesa_apply_success(
@@ -499,7 +539,7 @@ class MpesaReceipt(models.Model):
             if reason:
                 partner, target = target.partner_id, None
         if target is None:
-            self.write(
+            self.sudo().write(
                 {
                     "state": "review",
                     "review_reason": reason,
@@ -620,7 +660,7 @@ class MpesaReceipt(models.Model):
         }
         tx = Tx._mpesa_create_from_receipt(self, self.provider_id, values)
         self._mpesa_take(tx)
-        self.write(
+        self.sudo().write(
             {
                 "transaction_id": self.transaction_id.id or tx.id,
                 "partner_id": tx.partner_id.id,
@@ -673,14 +713,14 @@ class MpesaReceipt(models.Model):
         values = {"partner_id": target.partner_id.id}
         if target._name == "sale.subscription":
             # A subscription payment settles its oldest open invoice first.
-            self.subscription_id = target
+            self.sudo().subscription_id = target
             target = target._mpesa_open_invoices()[:1]
         if target._name == "account.move":
             values["invoice_ids"] = [Command.set(target.ids)]
-            self.invoice_id = target
+            self.sudo().invoice_id = target
         elif target._name == "sale.order":
             values["sale_order_ids"] = [Command.set(target.ids)]
-            self.sale_order_id = target
+            self.sudo().sale_order_id = target
         return values
 
     def _mpesa_unapply(self, reason):
@@ -695,7 +735,7 @@ class MpesaReceipt(models.Model):
             applied.filtered(lambda tx: not tx.is_post_processed)._post_process()
             # Cancelled, not deleted: the entries keep their numbers (audit trail).
             applied.payment_id.move_id.button_cancel()
-            receipt.write({"applied_amount": 0.0})
+            receipt.sudo().write({"applied_amount": 0.0})
             if applied:
                 receipt.message_post(
                     body=self.env._(
@@ -721,7 +761,7 @@ class MpesaReceipt(models.Model):
         so their invoices reopen."""
         self._mpesa_unapply(self.env._("Reversed on M-PESA."))
         for receipt in self:
-            receipt.state = "reversed"
+            receipt.sudo().state = "reversed"
             receipt.message_post(body=self.env._("Reversed on M-PESA."))
 
     def action_request_reversal(self):

@@ -124,8 +124,8 @@ class TestRoles(ReconciliationCommon):
     def test_portal_customer_sees_own_payments_only(self):
         mine = self._c2b("NOSUCH3", 30)
         other = self._c2b("NOSUCH4", 40)
-        mine.partner_id = self.portal_partner
-        other.partner_id = self.partner
+        mine.sudo().partner_id = self.portal_partner
+        other.sudo().partner_id = self.partner
         self.env.flush_all()
         visible = self.env["mpesa.receipt"].with_user(self.portal_user).search([])
         self.assertEqual(visible, mine)
@@ -179,3 +179,30 @@ class TestRoles(ReconciliationCommon):
             balance.with_user(self.clerk).read(["amount"])
         for user in (self.reconciler, self.manager):
             self.assertEqual(Request.with_user(user).search([]), balance | status)
+
+    # === issue 11, finding 4 === #
+
+    def test_no_role_writes_the_ledgers_money_over_rpc(self):
+        """Readonly in a view stops nobody calling write(): every money field of the
+        ledger is refused to every role; the assignment fields stay editable."""
+        receipt = self._c2b("NOSUCH9", 75)
+        values = {
+            "amount": 1.0,
+            "name": "FORGED0009",
+            "state": "applied",
+            "partner_id": self.partner.id,
+            "applied_amount": 75.0,
+            "reference": "INV/2026/00001",
+            "paid_at": "2026-01-01 00:00:00",
+            "verification": "verified",
+        }
+        for user in (self.clerk, self.reconciler, self.manager):
+            for field, value in values.items():
+                with (
+                    self.subTest(user=user.login, field=field),
+                    self.assertRaises(AccessError),
+                ):
+                    receipt.with_user(user).write({field: value})
+        receipt.with_user(self.manager).write({"branch_id": self.nairobi.id})
+        self.assertEqual(receipt.branch_id, self.nairobi)
+        self.assertEqual((receipt.amount, receipt.name), (75, receipt.name))

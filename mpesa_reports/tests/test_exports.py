@@ -326,7 +326,7 @@ class TestExports(ReportCommon):
             start, datetime.combine(day, datetime.min.time()) - timedelta(hours=3)
         )
         before = self._receipt("SUM0000000", 100, start - timedelta(minutes=1))
-        before.write({"state": "review", "review_reason": "No account number"})
+        before.sudo().write({"state": "review", "review_reason": "No account number"})
         self._receipt("SUM0000001", 200, start + timedelta(minutes=1))
         self._receipt("SUM0000002", 300, end - timedelta(seconds=1), channel="stk")
         self._receipt("SUM0000009", 900, end)  # the next day
@@ -348,7 +348,9 @@ class TestExports(ReportCommon):
         claim = self._receipt(
             "SUM0000005", 400, start + timedelta(hours=4), channel="query"
         )
-        claim.write({"state": "review", "review_reason": "Customer says they paid"})
+        claim.sudo().write(
+            {"state": "review", "review_reason": "Customer says they paid"}
+        )
         self.mpesa.sudo().write(
             {"mpesa_balance": 5000, "mpesa_balance_date": start + timedelta(hours=5)}
         )

@@ -122,7 +122,7 @@ class TestReceiptReport(ReportCommon):
         self._add("RPT0000002", 250, paid, channel="stk", branch_id=self.branch_msa.id)
         self._add("RPT0000003", 30, paid, channel="import", kind="charge")
         claimed = self._add("RPT0000004", 400, paid, channel="query")
-        claimed.write({"state": "review", "review_reason": "Customer claim"})
+        claimed.sudo().write({"state": "review", "review_reason": "Customer claim"})
         self.env.flush_all()
         rows = self._rows()
         self.assertEqual(rows.mapped("name"), sorted(self.codes))
