@@ -59,7 +59,9 @@ class MpesaController(http.Controller):
             raise ValidationError(
                 request.env._("This payment link is not valid anymore.")
             )
-        tx_sudo._mpesa_send_stk_push(phone)
+        tx_sudo._mpesa_send_stk_push(
+            phone, client_address=request.httprequest.remote_addr
+        )
         return {"state": tx_sudo.state, "message": tx_sudo.state_message}
 
     @http.route(
@@ -71,25 +73,30 @@ class MpesaController(http.Controller):
         save_session=False,
     )
     def mpesa_stk_callback(self, token):
+        # Any prompt we sent is answered here and its body kept: even when its URL
+        # has expired (a very late answer) or its transaction is gone. Only a URL we
+        # never signed is refused unseen.
         checked = (
-            request.env["payment.provider"].sudo()._mpesa_check_token("stk", token)
+            request.env["payment.provider"]
+            .sudo()
+            ._mpesa_check_token("stk", token, allow_expired=True)
         )
-        tx_sudo = (
-            checked
-            and request.env["payment.transaction"].sudo().browse(checked[1]).exists()
-        )
-        if not tx_sudo or tx_sudo.provider_id != checked[0]:
+        if not checked:
             _logger.warning(
-                "M-PESA STK callback refused from %s: invalid or expired URL token",
+                "M-PESA STK callback refused from %s: invalid URL token",
                 request.httprequest.remote_addr,
             )
             raise Forbidden()
-        self._check_sender(tx_sudo.provider_id, "STK callback")
+        provider, tx_id = checked
+        tx_sudo = request.env["payment.transaction"].sudo().browse(tx_id).exists()
+        if tx_sudo and tx_sudo.provider_id != provider:
+            tx_sudo = tx_sudo.browse()  # signed by another provider: not its callback
+        self._check_sender(provider, "STK callback")
         body = self._read_body()
         data = self._json_or_none(body)
         # Stored even when its CheckoutRequestID is another request's: processing
         # records why it cannot pay this transaction, and keeps any money it reports.
-        callback_id = self._store("stk", body, tx_sudo.provider_id, tx_sudo)
+        callback_id = self._store("stk", body, provider, tx_sudo or None)
         state, _answer = self._process_stored(callback_id)
         if state == "error" and data is None:
             return self._answer({"ResultCode": 1, "ResultDesc": "Malformed JSON"}, 400)

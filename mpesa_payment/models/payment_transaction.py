@@ -287,28 +287,73 @@ class PaymentTransaction(models.Model):
             return self.browse()
         return self.search(domain + docs[:1], order="id desc", limit=1)
 
-    def _mpesa_send_stk_push(self, phone):
-        """Send the STK prompt to ``phone``; the transaction becomes pending."""
+    def _mpesa_send_stk_push(self, phone, client_address=None):
+        """Send the STK prompt to ``phone``; the transaction becomes pending.
+        ``client_address``: who asked (the customer's internet address), for limits."""
         self.ensure_one()
         if self.provider_code != "mpesa":
             raise ValidationError(self.env._("This is not an M-PESA transaction."))
+        msisdn = self._mpesa_normalize_phone(phone)
+        self._mpesa_check_not_over_due(self._mpesa_whole_amount())
+        self.env["mpesa.push.attempt"]._lock_for_push(self, msisdn)
+        if not self._mpesa_admit_push(msisdn, client_address):
+            return {}
+        return self._mpesa_push(msisdn)
+
+    def _mpesa_check_not_over_due(self, amount):
+        """A prompt never asks for more than the documents still owe: core lets the
+        payment form choose the amount."""
+        Receipt = self.env["mpesa.receipt"]
+        documents = self.env["mpesa.push.attempt"]._documents_of(self)
+        dues = [Receipt._amount_due(doc) for doc in documents if doc != self]
+        dues = [due for due in dues if due is not None]
+        if not dues:
+            return
+        due = sum(dues)
+        if float_compare(amount, due, precision_rounding=self.currency_id.rounding) > 0:
+            raise ValidationError(
+                self.env._(
+                    "This payment of KES %(amount)s is more than the KES %(due)s still "
+                    "due: reload the page to pay the right amount.",
+                    amount=f"{amount:,.0f}",
+                    due=f"{due:,.2f}",
+                )
+            )
+
+    def _mpesa_admit_push(self, msisdn, client_address):
+        """Whether this push may go out (under the push locks): not sent yet, no
+        prompt for the same document still waiting, within the limits. False when
+        the document turned out to be paid already (this request is cancelled)."""
         if self.state != "draft" or self.mpesa_checkout_request_id:
             raise ValidationError(self.env._("This payment request was already sent."))
-        msisdn = self._mpesa_normalize_phone(phone)
-        amount = self._mpesa_whole_amount()
         sibling = self._mpesa_open_sibling()
         if sibling:
             # Ask Safaricom first: the earlier prompt may have ended meanwhile.
             sibling._mpesa_query_and_apply()
-            if sibling.state in ("pending", "done"):
+            if sibling.state == "done":
+                # Not an error: commit what M-PESA said, and say so on the status page.
+                self._set_canceled(
+                    self.env._(
+                        "This was paid already by the earlier payment request: no new "
+                        "payment request was sent."
+                    )
+                )
+                return False
+            if sibling.state == "pending":
                 raise ValidationError(
                     self.env._(
                         "A payment request for this document is already waiting on "
-                        "%(phone)s. Complete it on the phone or wait a minute for it to expire, "
-                        "then try again.",
+                        "%(phone)s. Complete it on the phone or wait a minute for it to "
+                        "expire, then try again.",
                         phone=mask_msisdn(sibling.mpesa_phone),
                     )
                 )
+        self.env["mpesa.push.attempt"]._admit(self, msisdn, client_address)
+        return True
+
+    def _mpesa_push(self, msisdn):
+        """Call Daraja's STK push for this transaction (admitted by the caller)."""
+        amount = self._mpesa_whole_amount()
         provider = self.provider_id.sudo()
         # Marks (and locks) the push as in flight for a callback racing our answer.
         self.mpesa_pushed_at = fields.Datetime.now()

@@ -9,3 +9,4 @@ from . import test_portal_balance
 from . import test_payload_fuzz
 from . import test_money_integrity
 from . import test_hostile_input
+from . import test_prompt_limits
