@@ -53,7 +53,22 @@ class MpesaReceipt(models.Model):
     customer_name = fields.Char(readonly=True)
     reference = fields.Char(string="Account Reference", readonly=True)
     paid_at = fields.Datetime(string="Paid On", readonly=True)
-    partner_id = fields.Many2one("res.partner", readonly=True, index=True)
+    partner_id = fields.Many2one(
+        "res.partner",
+        string="Customer",
+        readonly=True,
+        index=True,
+        help="Whose payment this is: the customer of the document it pays or names. "
+        "Customers see their receipts in the portal.",
+    )
+    suggested_partner_id = fields.Many2one(
+        "res.partner",
+        string="Phone Matches",
+        readonly=True,
+        help="The one customer whose phone number is the payer's. Only a hint for "
+        "finance: anybody can type any phone number on their portal account, so it "
+        "never shows the payment to that customer nor applies money by itself.",
+    )
     transaction_id = fields.Many2one("payment.transaction", readonly=True, index=True)
     channel = fields.Selection(CHANNELS, string="First Seen By", readonly=True)
     channels = fields.Char(string="Seen By", readonly=True)
@@ -413,7 +428,7 @@ class MpesaReceipt(models.Model):
         """Apply a paybill payment: the push it confirms, else what it names."""
         self.ensure_one()
         if not self._apply_to_pending_push():
-            self._apply_by_reference(self._partner_from_msisdn(self.phone))
+            self._apply_by_reference(payer=self._partner_from_msisdn(self.phone))
 
     def _mpesa_ask_confirmation(self):
         """Ask M-PESA (Transaction Status) whether this paybill payment happened; its
@@ -529,21 +544,24 @@ class MpesaReceipt(models.Model):
         )
         return True
 
-    def _apply_by_reference(self, partner=None):
+    def _apply_by_reference(self, payer=None):
         """Pay what the account number names, or wait for review: never a guess, and
-        never a second payment of a paid invoice. True if applied."""
+        never a second payment of a paid invoice. ``payer``: the customer the phone
+        number suggests, a hint only (see suggested_partner_id). True if applied."""
         self.ensure_one()
         target, reason = self._resolve_reference(self.reference, self.company_id)
+        customer = self.partner_id
         if target is not None:
-            reason = self._why_not_apply_to(target, partner)
+            reason = self._why_not_apply_to(target, payer)
             if reason:
-                partner, target = target.partner_id, None
+                customer, target = target.partner_id, None
         if target is None:
             self.sudo().write(
                 {
                     "state": "review",
                     "review_reason": reason,
-                    "partner_id": (partner or self.partner_id).id,
+                    "partner_id": customer.id,
+                    "suggested_partner_id": (payer or self.suggested_partner_id).id,
                 }
             )
             return False

@@ -61,6 +61,11 @@ class MpesaException(models.Model):
     reference = fields.Char(related="receipt_id.reference")
     paid_at = fields.Datetime(related="receipt_id.paid_at")
     partner_id = fields.Many2one("res.partner", tracking=True)
+    suggested_partner_id = fields.Many2one(
+        related="receipt_id.suggested_partner_id",
+        help="The one customer whose phone number is the payer's: a hint to check, "
+        "never applied by itself (anybody can type any phone on their account).",
+    )
     transaction_id = fields.Many2one(related="receipt_id.transaction_id")
     reason = fields.Char(help="Why the money could not be applied by itself.")
     claim_code = fields.Char(help="The receipt code a customer quoted.")
@@ -174,6 +179,12 @@ class MpesaException(models.Model):
                         code=exc.receipt_id.name,
                     )
                 )
+
+    def action_use_suggested_partner(self):
+        """Finance agrees that the customer whose phone paid is the customer."""
+        for exc in self:
+            exc._check_open()
+            exc.partner_id = exc.suggested_partner_id
 
     def action_keep_as_credit(self):
         self._check_open()

@@ -101,12 +101,16 @@ class TestExceptions(ReconciliationCommon):
         first, second = self._invoice(600), self._invoice(400)
         receipt = self._c2b("", 1000, style="plain")
         exception = self._exception(receipt)
+        # The phone suggests the customer; finance decides (issue 11, finding 3).
+        self.assertFalse(exception.partner_id)
+        self.assertEqual(exception.suggested_partner_id, self.partner, "by phone")
+        exception.action_use_suggested_partner()
         wizard = (
             self.env["mpesa.exception.allocate"]
             .with_context(default_exception_id=exception.id)
             .create({})
         )
-        self.assertEqual(wizard.partner_id, self.partner, "known by phone")
+        self.assertEqual(wizard.partner_id, self.partner, "chosen by finance")
         self.assertEqual(wizard.line_ids.mapped("invoice_id"), first | second)
         self.assertEqual(wizard.line_ids.mapped("amount"), [600, 400])
         with self._db_lock():
@@ -138,7 +142,10 @@ class TestExceptions(ReconciliationCommon):
     def test_keep_as_credit(self):
         receipt = self._c2b("NOSUCHREF", 250, style="plain")
         exception = self._exception(receipt)
+        with self._db_lock(), self.assertRaisesRegex(UserError, "Choose the customer"):
+            exception.action_keep_as_credit()  # not on a phone match alone
         with self._db_lock():
+            exception.partner_id = exception.suggested_partner_id
             exception.action_keep_as_credit()
             self.env.flush_all()
         self.assertEqual(exception.resolution, "credit")

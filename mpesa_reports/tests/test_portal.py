@@ -1,6 +1,7 @@
 from unittest.mock import patch
 
 from odoo.exceptions import AccessError, UserError
+from odoo.http import Request
 from odoo.tests import tagged
 
 from odoo.addons.mpesa_reports.controllers.portal import MpesaPortal
@@ -75,6 +76,54 @@ class TestPortal(ReportsCommon):
         # The record rule agrees with the page.
         with self.assertRaises(AccessError):
             other.with_user(self.portal_user).read(["amount"])
+
+    def test_a_copied_phone_number_shows_none_of_its_payments(self):
+        """Issue 11, finding 3: a portal customer types someone else's phone number
+        on /my/account. Paybill payments from that phone naming no document are
+        suggested to finance as theirs, never shown to them nor applied to them."""
+        self.authenticate(self.portal_user.login, self.portal_user.login)
+        account = self.url_open(
+            "/my/account",
+            data={
+                "name": self.portal_partner.name,
+                "email": self.portal_partner.email,
+                "phone": "0722 555 123",  # the victim's phone, not theirs
+                "street": "Moi Avenue 1",
+                "city": "Nairobi",
+                "country_id": self.env.ref("base.ke").id,
+                "csrf_token": Request.csrf_token(self),
+            },
+        )
+        self.assertEqual(account.status_code, 200)
+        with self._db_lock():
+            self.env.invalidate_all()
+            self.assertEqual(self.portal_partner.mpesa_msisdn, "254722555123")
+        plain = self._c2b("LUNCH", 700, msisdn="254722555123", style="plain")
+        hashed = self._c2b("FEES", 800, msisdn="254722555123", style="hashed")
+        with self._db_lock():
+            for receipt in plain | hashed:
+                self.assertEqual(receipt.state, "review", receipt.phone)
+                self.assertFalse(receipt.partner_id, "nobody's payment yet")
+                self.assertEqual(receipt.suggested_partner_id, self.portal_partner)
+                self.assertFalse(receipt.application_ids, "no money applied")
+                exception = self.env["mpesa.exception"].search(
+                    [("receipt_id", "=", receipt.id)]
+                )
+                self.assertFalse(exception.partner_id)
+                self.assertEqual(exception.suggested_partner_id, self.portal_partner)
+
+        counters = self.make_jsonrpc_request(
+            "/my/counters", {"counters": ["mpesa_receipt_count"]}
+        )
+        self.assertEqual(counters["mpesa_receipt_count"], 0)
+        page = self.url_open("/my/mpesa")
+        self.assertEqual(page.status_code, 200)
+        for receipt in plain | hashed:
+            self.assertNotIn(receipt.name, page.text)
+            response = self.url_open(f"/my/mpesa/{receipt.id}/receipt")
+            self.assertEqual(response.status_code, 404)
+            with self.assertRaises(AccessError):
+                receipt.with_user(self.portal_user).read(["amount"])
 
     def test_my_payments_pages_and_anonymous(self):
         codes = ["QPAGE00001", "QPAGE00002", "QPAGE00003"]
