@@ -6,7 +6,7 @@ from decimal import Decimal
 import psycopg2
 
 from odoo import SUPERUSER_ID, api, fields, models
-from odoo.exceptions import ValidationError
+from odoo.exceptions import AccessError, ValidationError
 from odoo.tools import float_compare, float_is_zero, float_round
 
 from .. import const
@@ -82,6 +82,32 @@ class PaymentTransaction(models.Model):
         ),
     ]
 
+    # What ties a transaction to M-PESA money: written by the payment flows (as
+    # superuser), never over RPC, which core opens to every Billing user.
+    _mpesa_money_fields = frozenset(
+        {
+            "mpesa_phone",
+            "mpesa_merchant_request_id",
+            "mpesa_checkout_request_id",
+            "mpesa_receipt",
+            "mpesa_paid_amount",
+            "mpesa_source_receipt_id",
+            "mpesa_result_code",
+            "mpesa_account_reference",
+        }
+    )
+
+    def write(self, vals):
+        written = self._mpesa_money_fields.intersection(vals)
+        if written and not self.env.su:
+            raise AccessError(
+                self.env._(
+                    "The M-PESA fields of a payment (%s) change only through M-PESA.",
+                    ", ".join(sorted(written)),
+                )
+            )
+        return super().write(vals)
+
     # === PAYMENT FRAMEWORK HOOKS === #
 
     def _get_specific_processing_values(self, processing_values):
@@ -135,7 +161,7 @@ class PaymentTransaction(models.Model):
     def _mpesa_adopt_request(self, parsed):
         """Take the CheckoutRequestID of the prompt we sent but never heard of."""
         self.ensure_one()
-        self.write(
+        self.sudo().write(
             {
                 "mpesa_checkout_request_id": parsed.checkout_request_id,
                 "mpesa_merchant_request_id": parsed.merchant_request_id,
@@ -389,7 +415,7 @@ class PaymentTransaction(models.Model):
                     msg=error.message,
                 )
             ) from error
-        self.write(
+        self.sudo().write(
             {
                 "mpesa_phone": msisdn,
                 "mpesa_account_reference": payload["AccountReference"],
@@ -469,7 +495,7 @@ class PaymentTransaction(models.Model):
             vals["mpesa_paid_amount"] = float(amount)
         if phone:
             vals["mpesa_phone"] = phone
-        self.write(vals)
+        self.sudo().write(vals)
         if amount is not None and not self._mpesa_amount_matches(amount):
             self._mpesa_register_receipt(paid_at)
             self._mpesa_flag_review(
@@ -526,7 +552,7 @@ class PaymentTransaction(models.Model):
         if self.state == "done" or self.mpesa_needs_review:
             return  # a late failure never undoes received money
         target, message = self._mpesa_result_message(result_code)
-        self.write(
+        self.sudo().write(
             {
                 "mpesa_result_code": str(result_code),
                 "mpesa_recheck": result_code in const.RECOVERABLE_RESULT_CODES,

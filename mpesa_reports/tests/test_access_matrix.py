@@ -115,6 +115,9 @@ EXPECTED = {
         ADMIN: WIZARD,
         OTHER_CO: WIZARD,
     },
+    # The prompt limits' counters and locks: written by the push as superuser.
+    "mpesa.push.attempt": {MANAGER: {R}, ADMIN: {R}},
+    "mpesa.push.lock": {ADMIN: {R}},
     # Abstract (no table, no access rules): its methods read as the current user.
     "mpesa.dashboard": {},
 }
@@ -309,6 +312,71 @@ class TestAccessMatrix(HttpCase):
                     f"mpesa.receipt {name} / {role} / {operation}: expected "
                     f"{'allowed' if allowed else 'refused'}",
                 )
+
+    def _forged_value(self, record, fname):
+        """A plausible new value for a field: what a forger would write."""
+        field = record._fields[fname]
+        if field.type == "many2one":
+            other = self.env[field.comodel_name].search(
+                [("id", "!=", record[fname].id)], limit=1
+            )
+            return other.id
+        if field.type in ("monetary", "float", "integer"):
+            return (record[fname] or 0) + 1
+        if field.type == "datetime":
+            return "2020-01-01 00:00:00"
+        if field.type == "selection":
+            values = [v for v, _l in field._description_selection(self.env)]
+            return next(v for v in values if v != record[fname])
+        return "FORGED0010"
+
+    def test_money_fields_written_by_every_role_are_refused(self):
+        """Issue 11, finding 4: readonly in a view stops nobody calling write() over
+        RPC. Every money field of the ledger (on the customer's own receipt, another
+        customer's, another company's) and of an M-PESA transaction, written as
+        every role: refused, and nothing changed. The assignment fields stay
+        writable by those who assign."""
+        receipts = (
+            self.receipt,
+            self.other_customer_receipt,
+            self.other_company_receipt,
+        )
+        money = sorted(self.receipt._money_fields)
+        before = {r: r.read(money)[0] for r in receipts}
+        tx = self.env["payment.transaction"].create(
+            {
+                "provider_id": self.receipt.provider_id.id,
+                "payment_method_id": self.env.ref("payment.payment_method_mpesa").id,
+                "amount": 100,
+                "currency_id": self.env.ref("base.KES").id,
+                "partner_id": self.customer.id,
+                "reference": "ACL-MONEY-TX",
+            }
+        )
+        tx_money = sorted(tx._mpesa_money_fields)
+        tx_before = tx.read(tx_money)[0]
+        # Billing users may write payment transactions in core: one of them too.
+        billing = new_test_user(
+            self.env, "acl_billing", groups="account.group_account_invoice"
+        )
+        writers = [*(self.users[role] for role in ROLES), billing]
+        for user in writers:
+            for record, fnames in [*((r, money) for r in receipts), (tx, tx_money)]:
+                for fname in fnames:
+                    value = self._forged_value(record, fname)
+                    with (
+                        self.subTest(user=user.login, record=record, field=fname),
+                        self.assertRaises(AccessError),
+                    ):
+                        record.with_user(user).write({fname: value})
+        self.env.invalidate_all()
+        for receipt in receipts:
+            self.assertEqual(receipt.read(money)[0], before[receipt])
+        self.assertEqual(tx.read(tx_money)[0], tx_before)
+        # Assigning a payment to a branch or a salesperson is not money.
+        manager = self.users[MANAGER]
+        self.receipt.with_user(manager).write({"branch_id": self.branch.id})
+        self.assertEqual(self.receipt.branch_id, self.branch)
 
     def test_portal_pages(self):
         anonymous = self.url_open("/my/mpesa", allow_redirects=False)
