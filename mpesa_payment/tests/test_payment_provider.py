@@ -1,6 +1,7 @@
 import time
 
 from odoo.exceptions import AccessError, UserError
+from odoo.modules.neutralize import get_neutralization_queries
 from odoo.tests import tagged
 
 from .common import MpesaCommon
@@ -118,3 +119,33 @@ class TestPaymentProvider(MpesaCommon):
         # rotating the secret revokes earlier tokens
         self.mpesa.action_mpesa_rotate_secret()
         self.assertIsNone(Provider._mpesa_check_token("stk", token))
+
+
+@tagged("post_install", "-at_install")
+class TestNeutralize(MpesaCommon):
+    """A duplicated or neutralized database never talks to Safaricom as the original."""
+
+    def test_neutralized_copy_keeps_no_credentials(self):
+        self.mpesa.sudo().write(
+            {"state": "enabled", "mpesa_access_token": "live-token"}
+        )
+        secrets = self.mpesa.sudo().read(["mpesa_webhook_secret", "mpesa_c2b_secret"])[
+            0
+        ]
+        token = self.mpesa._mpesa_make_token("stk", 42)
+        self.env.flush_all()
+        for query in get_neutralization_queries(["payment", "mpesa_payment"]):
+            self.env.cr.execute(query)
+        self.env.invalidate_all()
+        provider = self.mpesa.sudo()
+        self.assertEqual(provider.state, "disabled", "core: providers disabled")
+        for fname in CREDENTIAL_FIELDS:
+            if fname != "mpesa_webhook_secret":
+                self.assertFalse(provider[fname], fname)
+        for fname in ("mpesa_webhook_secret", "mpesa_c2b_secret"):
+            self.assertTrue(provider[fname], fname)
+            self.assertNotEqual(provider[fname], secrets[fname], fname)
+        self.assertIsNone(
+            provider._mpesa_check_token("stk", token),
+            "the original's callback URLs are refused by the copy",
+        )
