@@ -345,7 +345,148 @@ class PaymentProvider(models.Model):
                 lambda p: p.code == "mpesa" and not p.sudo().mpesa_callback_ips
             ):
                 provider.sudo().mpesa_callback_ips = const.SAFARICOM_CALLBACK_IPS
+        if {"state", "journal_id", "company_id", "code"} & set(vals):
+            self._mpesa_ensure_method_line()
         return res
+
+    # === PAYMENT METHOD LINE (one per provider, made eagerly) === #
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        providers = super().create(vals_list)
+        providers._mpesa_ensure_method_line()
+        return providers
+
+    def _mpesa_ensure_method_line(self):
+        """Give an active M-PESA provider its payment method line now.
+
+        Core (account_payment) only creates it when ``journal_id`` is first computed,
+        which on a fresh database is when the first payments are booked: several
+        workers at once, each creating a line on the same journal. So the line is made
+        here, when the provider is created, activated or given a journal."""
+        for provider in self.filtered(
+            lambda p: p.id and p.code == "mpesa" and p.state in ("enabled", "test")
+        ):
+            provider.invalidate_recordset(["journal_id"])
+            # Computing the journal makes the line if missing (core, under our lock).
+            if provider.journal_id and not provider._mpesa_method_lines():
+                provider._ensure_payment_method_line()
+
+    def _mpesa_method_lines(self):
+        """This provider's payment method lines on a journal: one, unless the race of
+        issue #11 left several."""
+        self.ensure_one()
+        return (
+            self.env["account.payment.method.line"]
+            .sudo()
+            .search(
+                [("payment_provider_id", "=", self.id), ("journal_id", "!=", False)]
+            )
+        )
+
+    def _mpesa_lock_method_line(self):
+        """Serialize the making (or mending) of this provider's payment method line.
+
+        Odoo's transactions are REPEATABLE READ: a plain row lock (FOR UPDATE) would
+        only make a second worker wait, after which its snapshot, taken before the
+        first one committed, still shows no line and it creates another. So the row is
+        updated (with no change): a concurrent transaction reaching this point then
+        fails with a serialization error, and Odoo retries it in a new snapshot, which
+        sees the line. It only happens while the line is missing (or duplicated), and
+        that expected failure is not logged as a bad query."""
+        self.env.cr.execute(
+            "UPDATE payment_provider SET write_date = write_date WHERE id = %s",
+            [self.id],
+            log_exceptions=False,
+        )
+
+    def _ensure_payment_method_line(self, allow_create=True):
+        """Override of account_payment: never a second line for the same provider.
+
+        Core searches for the provider's line and creates one if its snapshot has none,
+        with nothing to stop concurrent first readers of ``journal_id`` (four first STK
+        payments on a fresh database made four M-PESA lines on one journal; afterwards
+        no provider could be enabled on it: "two payment method lines ... with the same
+        name"). Lines are made eagerly (``_mpesa_ensure_method_line``); should one still
+        be missing, its creation is serialized on the provider row. Duplicates left by
+        the race on this journal are mended first, so other providers can use it."""
+        self.ensure_one()
+        if self.id and self.journal_id:
+            self._mpesa_merge_duplicate_method_lines(
+                [("journal_id", "=", self.journal_id.id)]
+            )
+        if (
+            self.id
+            and allow_create
+            and self._get_code() == "mpesa"
+            and not self._mpesa_method_lines()
+        ):
+            self._mpesa_lock_method_line()
+        return super()._ensure_payment_method_line(allow_create=allow_create)
+
+    def _compute_journal_id(self):
+        """Override of account_payment: an M-PESA provider with several lines (a
+        database hit by the race of issue #11) has them mended before core picks one;
+        otherwise its payments fail ("Expected singleton") and so does any provider
+        enabled on the journal."""
+        providers = self.filtered(lambda p: p.code == "mpesa" and p._origin.id)
+        if providers:
+            self._mpesa_merge_duplicate_method_lines(
+                [("payment_provider_id", "in", providers._origin.ids)]
+            )
+        return super()._compute_journal_id()
+
+    @api.model
+    def _mpesa_merge_duplicate_method_lines(self, domain):
+        """Leave one line per M-PESA provider and journal among the lines of ``domain``.
+
+        The line kept is the one most payments use (then the first). A duplicate that no
+        payment uses is deleted; one that payments use is only taken off the journal,
+        as core's unlink does, so that those payments keep their method line."""
+        Line = self.env["account.payment.method.line"].sudo()
+        groups = Line._read_group(
+            [
+                *domain,
+                ("payment_provider_id.code", "=", "mpesa"),
+                ("journal_id", "!=", False),
+            ],
+            ["payment_provider_id", "journal_id"],
+            having=[("__count", ">", 1)],
+        )
+        for provider, journal in groups:
+            provider._mpesa_lock_method_line()
+            lines = Line.search(
+                [
+                    ("payment_provider_id", "=", provider.id),
+                    ("journal_id", "=", journal.id),
+                ]
+            )
+            used = dict(
+                self.env["account.payment"]
+                .sudo()
+                ._read_group(
+                    [("payment_method_line_id", "in", lines.ids)],
+                    ["payment_method_line_id"],
+                    ["__count"],
+                )
+            )
+            # max() keeps the first of equals: the line core's search finds first.
+            keep = max(lines, key=lambda line: used.get(line, 0))
+            used_dupes = Line.browse([line.id for line in lines - keep if line in used])
+            unused_dupes = lines - keep - used_dupes
+            _logger.warning(
+                "M-PESA provider %s had %s payment method lines on journal %s: kept %s, "
+                "took %s off the journal (payments use them), deleted %s",
+                provider.id,
+                len(lines),
+                journal.display_name,
+                keep.id,
+                used_dupes.ids,
+                unused_dupes.ids,
+            )
+            used_dupes.write({"journal_id": False})
+            unused_dupes.write({"journal_id": False, "payment_provider_id": False})
+            unused_dupes.unlink()
 
     def _mpesa_can_verify(self):
         """Whether Transaction Status can confirm a paybill payment before it is

@@ -10,3 +10,4 @@ from . import test_payload_fuzz
 from . import test_money_integrity
 from . import test_hostile_input
 from . import test_prompt_limits
+from . import test_payment_method_line

@@ -1,0 +1,161 @@
+"""Concurrent first payments and the journal's payment method lines (issue #11,
+finding 10).
+
+Odoo core creates a provider's payment method line when ``journal_id`` is first
+computed. On a fresh database that is when the first M-PESA payments are booked (the
+receipt's statement line reads the provider's journal), in several workers at once: four
+first STK callbacks made four M-PESA lines on one journal within 130 ms, after which no
+provider could be enabled on that journal ("two payment method lines ... with the same
+name") and no payment could be created for them ("Expected singleton")."""
+
+import json
+import threading
+from collections import Counter
+
+import requests
+
+from .harness import http
+
+ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}
+PAYMENTS = 8
+
+
+def _mpesa_lines(mpesa, journal_id):
+    return mpesa.sql.dicts(
+        "SELECT l.id, l.name, l.payment_provider_id, l.create_date"
+        " FROM account_payment_method_line l"
+        " JOIN account_payment_method m ON m.id = l.payment_method_id"
+        " WHERE l.journal_id = %s AND m.code = 'mpesa' ORDER BY l.id",
+        [journal_id],
+    )
+
+
+def _post_all_at_once(url, deliveries):
+    """POST each (path, body) in its own thread, all released together."""
+    start = threading.Barrier(len(deliveries))
+    results = [None] * len(deliveries)
+
+    def post(index, path, body):
+        start.wait()
+        try:
+            response = http().post(
+                url + path,
+                data=body,
+                headers={"Content-Type": "application/json"},
+                timeout=120,
+            )
+            results[index] = (response.status_code, response.text)
+        except requests.RequestException as error:
+            results[index] = (None, repr(error))
+
+    threads = [
+        threading.Thread(target=post, args=(i, path, body), daemon=True)
+        for i, (path, body) in enumerate(deliveries)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(180)
+    return results
+
+
+def test_concurrent_first_payments_make_one_method_line(mpesa, record_property):
+    journal_id, provider_id = mpesa.journal_id, mpesa.provider_id
+    phones = [f"2547110011{i:02d}" for i in range(PAYMENTS)]
+    payments = []
+    for i, phone in enumerate(phones):
+        mpesa.emulator.set_scenario(phone, no_callback=True)
+        invoice_id, tx = mpesa.pay_invoice_by_push(2000 + i, phone)
+        payments.append((invoice_id, tx, *mpesa.stk_callback(tx)))
+
+    # A fresh database: the provider is enabled, its line not made yet, and the
+    # M-PESA journal is the company's first bank journal (the one core then picks).
+    # The line is taken off the journal rather than deleted: earlier tests' payments
+    # may use it.
+    sequence = mpesa.sql.scalar(
+        "SELECT sequence FROM account_journal WHERE id = %s", [journal_id]
+    )
+    mpesa.sql.execute(
+        "UPDATE account_journal SET sequence = -1 WHERE id = %s", [journal_id]
+    )
+    mpesa.sql.execute(
+        "UPDATE account_payment_method_line SET journal_id = NULL,"
+        " payment_provider_id = NULL WHERE payment_provider_id = %s",
+        [provider_id],
+    )
+    till_id = None
+    try:
+        assert _mpesa_lines(mpesa, journal_id) == []
+
+        results = _post_all_at_once(
+            mpesa.url, [(path, body) for _inv, _tx, path, body in payments]
+        )
+        statuses = Counter(status for status, _text in results)
+        assert statuses == {200: PAYMENTS}, results
+        assert {text for _status, text in results} == {json.dumps(ACCEPTED)}
+
+        lines = _mpesa_lines(mpesa, journal_id)
+        if len(lines) > 1:
+            spread = lines[-1]["create_date"] - lines[0]["create_date"]
+            record_property("duplicate_lines_within_ms", spread.total_seconds() * 1000)
+        record_property("mpesa_lines_on_journal", len(lines))
+        assert [line["payment_provider_id"] for line in lines] == [provider_id], (
+            f"{len(lines)} M-PESA payment method lines on the journal: {lines}"
+        )
+        [provider] = mpesa.rpc(
+            "payment.provider", "read", [provider_id], ["journal_id"]
+        )
+        assert provider["journal_id"][0] == journal_id
+
+        for _invoice_id, tx, _path, _body in payments:
+            assert mpesa.tx(tx_id=tx["id"])["state"] == "done", tx
+        # The payments use the one line (core: "Expected singleton" with several).
+        mpesa.post_process()
+        for invoice_id, tx, _path, _body in payments:
+            assert mpesa.invoice(invoice_id)["payment_state"] == "paid", tx
+        assert mpesa.sql.scalar(
+            "SELECT array_agg(DISTINCT p.payment_method_line_id)"
+            " FROM account_payment p JOIN payment_transaction tx"
+            " ON tx.payment_id = p.id WHERE tx.id = ANY(%s)",
+            [[tx["id"] for _inv, tx, _path, _body in payments]],
+        ) == [lines[0]["id"]]
+
+        # Another provider enabled on that journal: refused while duplicates exist.
+        till_id = mpesa.rpc(
+            "payment.provider",
+            "create",
+            {
+                "name": "M-PESA Till (live)",
+                "code": "mpesa",
+                "state": "test",
+                "mpesa_consumer_key": "till-key",
+                "mpesa_consumer_secret": "till-secret",
+                "mpesa_shortcode": "600000",
+                "mpesa_passkey": "till-passkey",
+                "journal_id": journal_id,
+            },
+        )
+        names = sorted(line["name"] for line in _mpesa_lines(mpesa, journal_id))
+        assert names == sorted([lines[0]["name"], "M-PESA Till (live)"])
+    finally:
+        mpesa.sql.execute(
+            "UPDATE account_journal SET sequence = %s WHERE id = %s",
+            [sequence, journal_id],
+        )
+        if till_id:
+            mpesa.rpc("payment.provider", "write", [till_id], {"state": "disabled"})
+            till_lines = mpesa.rpc(
+                "account.payment.method.line",
+                "search",
+                [("payment_provider_id", "=", till_id)],
+            )
+            mpesa.rpc("account.payment.method.line", "unlink", till_lines)
+            mpesa.rpc("payment.provider", "unlink", [till_id])
+        # Whatever happened, later tests get one line on the journal.
+        mpesa.sql.execute(
+            "UPDATE account_payment_method_line SET journal_id = NULL"
+            " WHERE payment_provider_id = %s AND journal_id = %s AND id <> ("
+            "  SELECT min(id) FROM account_payment_method_line"
+            "  WHERE payment_provider_id = %s AND journal_id = %s)",
+            [provider_id, journal_id, provider_id, journal_id],
+        )
