@@ -90,7 +90,9 @@ class TestC2B(MpesaHttpCommon):
         first, second = self._invoice(1000), self._invoice(1000)
         receipt = self._pay("", amount=1000, style="plain")
         self.assertEqual(receipt.state, "review")
-        self.assertEqual(receipt.partner_id, self.partner, "phone known: partner found")
+        # The phone is a hint for finance, not the customer (issue 11, finding 3).
+        self.assertFalse(receipt.partner_id)
+        self.assertEqual(receipt.suggested_partner_id, self.partner, "phone known")
         self.assertFalse(receipt.transaction_id)
         self.assertEqual((first | second).mapped("payment_state"), ["not_paid"] * 2)
 
@@ -147,11 +149,12 @@ class TestC2B(MpesaHttpCommon):
         receipt = self._pay("NOTHING", style="masked")
         self.assertEqual(receipt.phone, "2547 ***** 149")
         self.assertEqual(receipt.phone_kind, "masked")
-        self.assertFalse(receipt.partner_id, "a masked number identifies nobody")
+        self.assertFalse(receipt.partner_id | receipt.suggested_partner_id, "masked")
         receipt = self._pay("NOTHING", style="hashed", version="v1")
         self.assertEqual(receipt.phone, msisdn_hash(PHONE))
         self.assertEqual(receipt.phone_kind, "hashed")
-        self.assertEqual(receipt.partner_id, self.partner, "found by hash lookup")
+        self.assertFalse(receipt.partner_id, "a phone only suggests")
+        self.assertEqual(receipt.suggested_partner_id, self.partner, "by hash lookup")
 
     # === idempotency === #
 
