@@ -28,6 +28,7 @@
         "views/sale_subscription_views.xml",
         "views/payment_mpesa_templates.xml",
         "views/mpesa_api_request_views.xml",
+        "views/mpesa_collection_views.xml",
         "wizards/mpesa_receipt_lookup_views.xml",
         "views/menus.xml",
         "data/payment_provider_data.xml",
@@ -40,6 +41,9 @@
     "assets": {
         "web.assets_frontend": [
             "mpesa_payment/static/src/js/payment_form.js",
+        ],
+        "web.assets_backend": [
+            "mpesa_payment/static/src/collection/*",
         ],
     },
 }

@@ -1,6 +1,7 @@
 from . import account_move
 from . import mpesa_api_request
 from . import mpesa_callback
+from . import mpesa_collection
 from . import mpesa_push_attempt
 from . import mpesa_receipt
 from . import payment_provider

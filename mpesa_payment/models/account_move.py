@@ -7,6 +7,10 @@ class AccountMove(models.Model):
     mpesa_reminder_sent = fields.Date(readonly=True, copy=False)
     mpesa_overdue_notice_sent = fields.Date(readonly=True, copy=False)
 
+    def action_mpesa_request_payment(self):
+        """Staff push a payment prompt to the customer's phone (mpesa.collection)."""
+        return self.env["mpesa.collection"]._action_request(self)
+
     def _mpesa_paybill(self):
         """The paybill and account number to print on this invoice's reminders."""
         self.ensure_one()

@@ -36,6 +36,9 @@ class MpesaPushAttempt(models.Model):
     )
     msisdn = fields.Char(index=True)
     client_address = fields.Char(index=True)
+    user_id = fields.Many2one(
+        "res.users", index="btree_not_null", help="The staff member who asked."
+    )
 
     @api.model
     def _documents_of(self, tx):
@@ -85,7 +88,7 @@ class MpesaPushAttempt(models.Model):
             )
 
     @api.model
-    def _admit(self, tx, msisdn, client_address):
+    def _admit(self, tx, msisdn, client_address, requested_by=None):
         """Refuse a push over the provider's limits; else count it. Runs under the
         push locks."""
         provider = tx.provider_id.sudo()
@@ -104,6 +107,14 @@ class MpesaPushAttempt(models.Model):
                 "address",
             ),
         ]
+        if requested_by:
+            checks.append(
+                (
+                    provider.mpesa_push_limit_user,
+                    [("user_id", "=", requested_by.id)],
+                    "user",
+                )
+            )
         for limit, domain, what in checks:
             if what == "address" and not client_address:
                 continue
@@ -123,6 +134,7 @@ class MpesaPushAttempt(models.Model):
                 "document": keys[0],
                 "msisdn": msisdn,
                 "client_address": client_address,
+                "user_id": requested_by.id if requested_by else False,
             }
         )
 
@@ -140,6 +152,10 @@ class MpesaPushAttempt(models.Model):
             "address": self.env._(
                 "Too many payment requests from your connection in the last hour. "
                 "Please try again later."
+            ),
+            "user": self.env._(
+                "You sent too many payment requests in the last hour. Send the "
+                "customer a payment link instead, or try again later."
             ),
         }
         return texts[what]

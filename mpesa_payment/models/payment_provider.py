@@ -196,6 +196,12 @@ class PaymentProvider(models.Model):
         "hour (0: no limit). Kenyan mobile networks put many customers behind one "
         "address, so keep it generous.",
     )
+    mpesa_push_limit_user = fields.Integer(
+        string="Prompts per Staff Member per Hour",
+        default=30,
+        help="At most this many payment requests sent from the backend by one staff "
+        "member in an hour (0: no limit).",
+    )
     mpesa_c2b_registered = fields.Datetime(
         string="C2B URLs Registered On", readonly=True
     )

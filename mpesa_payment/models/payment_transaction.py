@@ -65,6 +65,14 @@ class PaymentTransaction(models.Model):
         help="Written (and the row locked) before Daraja is called: a callback that "
         "sees it, or waits on the lock, knows the push is still in flight.",
     )
+    mpesa_collection_id = fields.Many2one(
+        "mpesa.collection",
+        string="Requested by Staff",
+        readonly=True,
+        index="btree_not_null",
+        copy=False,
+        help="The staff member's payment request that sent this prompt.",
+    )
     mpesa_callback_ids = fields.One2many(
         "mpesa.callback", "transaction_id", string="M-PESA Callbacks", readonly=True
     )
@@ -313,16 +321,17 @@ class PaymentTransaction(models.Model):
             return self.browse()
         return self.search(domain + docs[:1], order="id desc", limit=1)
 
-    def _mpesa_send_stk_push(self, phone, client_address=None):
-        """Send the STK prompt to ``phone``; the transaction becomes pending.
-        ``client_address``: who asked (the customer's internet address), for limits."""
+    def _mpesa_send_stk_push(self, phone, client_address=None, requested_by=None):
+        """Send the STK prompt to ``phone``; the transaction becomes pending. For the
+        limits, who asked: ``client_address`` (a customer's internet address) or
+        ``requested_by`` (a staff member)."""
         self.ensure_one()
         if self.provider_code != "mpesa":
             raise ValidationError(self.env._("This is not an M-PESA transaction."))
         msisdn = self._mpesa_normalize_phone(phone)
         self._mpesa_check_not_over_due(self._mpesa_whole_amount())
         self.env["mpesa.push.attempt"]._lock_for_push(self, msisdn)
-        if not self._mpesa_admit_push(msisdn, client_address):
+        if not self._mpesa_admit_push(msisdn, client_address, requested_by):
             return {}
         return self._mpesa_push(msisdn)
 
@@ -346,7 +355,7 @@ class PaymentTransaction(models.Model):
                 )
             )
 
-    def _mpesa_admit_push(self, msisdn, client_address):
+    def _mpesa_admit_push(self, msisdn, client_address, requested_by=None):
         """Whether this push may go out (under the push locks): not sent yet, no
         prompt for the same document still waiting, within the limits. False when
         the document turned out to be paid already (this request is cancelled)."""
@@ -374,7 +383,9 @@ class PaymentTransaction(models.Model):
                         phone=mask_msisdn(sibling.mpesa_phone),
                     )
                 )
-        self.env["mpesa.push.attempt"]._admit(self, msisdn, client_address)
+        self.env["mpesa.push.attempt"]._admit(
+            self, msisdn, client_address, requested_by
+        )
         return True
 
     def _mpesa_push(self, msisdn):

@@ -8,6 +8,10 @@ from odoo.tools.misc import hmac
 class SaleOrder(models.Model):
     _inherit = "sale.order"
 
+    def action_mpesa_request_payment(self):
+        """Staff push a payment prompt to the customer's phone (mpesa.collection)."""
+        return self.env["mpesa.collection"]._action_request(self)
+
     def _mpesa_balance_due(self):
         """What is left to pay on a confirmed order after its deposit (core shows no
         Pay button once the order is confirmed)."""

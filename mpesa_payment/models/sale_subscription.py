@@ -50,6 +50,10 @@ class SaleSubscription(models.Model):
             values["payment_reference"] = self.mpesa_account_ref
         return values
 
+    def action_mpesa_request_payment(self):
+        """Staff push a prompt for the oldest open invoice (mpesa.collection)."""
+        return self.env["mpesa.collection"]._action_request(self)
+
     def _mpesa_open_invoices(self):
         """Unpaid posted invoices, oldest due first: what a payment settles first."""
         self.ensure_one()

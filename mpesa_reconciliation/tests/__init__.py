@@ -11,3 +11,4 @@ from . import test_statement_fuzz
 from . import test_books_of_a_payment
 from . import test_money_path
 from . import test_money_properties
+from . import test_collection

@@ -1,4 +1,4 @@
-from odoo.tests import tagged
+from odoo.tests import new_test_user, tagged
 
 from .common import CANCEL_REASON, PHONE, PHONE_CANCELS, MpesaE2ECommon
 
@@ -94,3 +94,30 @@ class TestMpesaTours(MpesaE2ECommon):
         self.assertEqual(paid.mpesa_phone, PHONE)
         self._assert_paid_by_mpesa(paid, 1500.0)
         self.assertEqual(order.amount_paid, 1500.0, "the declined prompt took nothing")
+
+    def test_staff_collection_from_an_invoice(self):
+        """Issue 13: a salesperson opens an invoice, requests the payment, the
+        customer approves on the (emulated) phone, the dialog shows it paid, the
+        invoice is paid, and the request is in My Collections as paid."""
+        invoice = self._create_posted_invoice(1800.0)
+        self.portal_partner.mobile = "0708374149"  # as typed in the tour
+        self.emulator.set_scenario(PHONE, delay=PROMPT_SECONDS)
+        clerk = new_test_user(
+            self.env,
+            "counter_clerk",
+            groups="base.group_user,sales_team.group_sale_salesman,"
+            "account.group_account_invoice,mpesa_payment.group_mpesa_user",
+            company_id=self.company.id,
+            company_ids=[(6, 0, self.company.ids)],
+        )
+        self.start_tour(
+            f"/odoo/action-account.action_move_out_invoice_type/{invoice.id}",
+            "mpesa_e2e_staff_collection",
+            login=clerk.login,
+            timeout=180,
+        )
+        self._wait_callbacks(1)
+        tx = invoice.transaction_ids
+        self.assertEqual(tx.mpesa_collection_id.sudo().user_id, clerk)
+        self._assert_paid_by_mpesa(tx, 1800.0)
+        self._assert_invoice_paid_by(invoice, tx)

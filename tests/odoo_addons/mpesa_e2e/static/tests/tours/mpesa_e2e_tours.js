@@ -210,3 +210,59 @@ registry.category("web_tour.tours").add("mpesa_e2e_portal_invoice", {
         },
     ],
 });
+
+// Issue 13: a salesperson asks the customer at the counter to pay an invoice.
+registry.category("web_tour.tours").add("mpesa_e2e_staff_collection", {
+    steps: () => [
+        {
+            content: "Request the payment from the invoice",
+            trigger: 'button[name="action_mpesa_request_payment"]',
+            run: "click",
+        },
+        {
+            content: "The dialog has the customer's phone and the amount due",
+            trigger: `.modal div[name="phone"] input:value("${PHONE}")`,
+        },
+        {
+            content: "Send the prompt to the customer's phone",
+            trigger: '.modal button[name="action_send"]',
+            run: "click",
+        },
+        {
+            content: "The dialog follows the prompt, then shows it paid",
+            trigger: '.modal .o_mpesa_collection_status[data-state="done"]:contains("Paid")',
+            timeout: 30000,
+        },
+        {
+            content: "With the M-PESA receipt code",
+            trigger: '.modal div[name="receipt_code"]:not(:empty)',
+        },
+        {
+            content: "Close the dialog",
+            trigger: '.modal button:contains("Close")',
+            run: "click",
+        },
+        {
+            content: "Open My Collections",
+            trigger: "body:not(:has(.modal))",
+            run: () => {
+                window.location.href = "/odoo/action-mpesa_payment.action_mpesa_collection";
+            },
+            expectUnloadPage: true,
+        },
+        {
+            content: "Switch to the list",
+            trigger: '.o_switch_view.o_list',
+            run: "click",
+        },
+        {
+            content: "Grouped by status: open the paid ones",
+            trigger: '.o_group_header:contains("Paid (1)")',
+            run: "click",
+        },
+        {
+            content: "The request is there, paid",
+            trigger: '.o_data_row:contains("INV/"):has(.badge:contains("Paid"))',
+        },
+    ],
+});

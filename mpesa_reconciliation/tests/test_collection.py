@@ -1,0 +1,210 @@
+"""Staff collection (issue 13): a salesperson requests an M-PESA payment from an
+invoice, the customer answers on the (emulated) phone, and the request is followed
+to its end. Each flow ends with the books as an accountant checks them."""
+
+from odoo import Command
+from odoo.exceptions import UserError
+from odoo.tests import Form, new_test_user, tagged
+
+from .common import ReconciliationCommon
+
+DECLINES = "0700001032"  # the emulator's customer who cancels every prompt
+UNREACHABLE = "0700001037"  # the emulator's phone that is switched off
+
+
+@tagged("post_install", "-at_install")
+class TestStaffCollection(ReconciliationCommon):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.team = cls.env["crm.team"].create({"name": "Counter"})
+        cls.salesperson = new_test_user(
+            cls.env,
+            "counter_clerk",
+            name="Carol Counter",
+            groups="base.group_user,sales_team.group_sale_salesman,"
+            "account.group_account_invoice,mpesa_payment.group_mpesa_user",
+            company_id=cls.env.company.id,
+        )
+        cls.team.member_ids = cls.salesperson
+        cls.colleague = new_test_user(
+            cls.env,
+            "other_clerk",
+            groups="base.group_user,sales_team.group_sale_salesman,"
+            "account.group_account_invoice,mpesa_payment.group_mpesa_user",
+            company_id=cls.env.company.id,
+        )
+
+    def _dialog(self, document, user=None, phone=None, amount=None):
+        """What 'Request M-PESA Payment' opens, filled in and saved."""
+        user = user or self.salesperson
+        with self._db_lock():
+            action = document.with_user(user).action_mpesa_request_payment()
+            form = Form(
+                self.env["mpesa.collection"]
+                .with_user(user)
+                .with_context(**action["context"])
+            )
+            if phone:
+                form.phone = phone
+            if amount:
+                form.amount = amount
+            collection = form.save()
+            self.env.flush_all()
+        return collection
+
+    def _send(self, collection):
+        before = len([d for d in self.emulator.deliveries if d.kind == "stk_callback"])
+        with self._db_lock():
+            collection.action_send()
+            self.env.flush_all()
+        return before
+
+    def _follow(self, collection, before):
+        """The dialog polling until the customer answered."""
+        self._wait_callbacks(before + 1)
+        with self._db_lock():
+            collection.mpesa_poll()
+            self.env.flush_all()
+            self.env.invalidate_all()
+        return collection.state
+
+    def test_salesperson_requests_and_customer_pays(self):
+        invoice = self._invoice(1000)
+        receivable = self._receivable_balance(invoice.partner_id)
+        collection = self._dialog(invoice)
+        self.assertEqual(collection.phone, "0708374149", "the customer's mobile")
+        self.assertEqual((collection.amount, collection.amount_due), (1000, 1000))
+        self.assertEqual(collection.user_id, self.salesperson)
+        self.assertEqual(collection.team_id, self.team)
+        before = self._send(collection)
+        self.assertEqual(collection.state, "pending")
+        self.assertEqual(self._follow(collection, before), "done")
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        receipt = collection.transaction_id.mpesa_source_receipt_id
+        self.assertEqual(receipt.name, collection.receipt_code)
+        self.assertEqual(receipt.user_id, self.salesperson, "the staff member")
+        self.assertEqual(receipt.team_id, self.team)
+        self.assertBooksOfPayment(receipt, invoice.partner_id, receivable, 1000)
+        mine = (
+            self.env["mpesa.collection"]
+            .with_user(self.salesperson)
+            .search([("user_id", "=", self.salesperson.id), ("state", "=", "done")])
+        )
+        self.assertEqual(mine, collection, "in My Collections, paid")
+        self.assertIn(
+            "sent to 2547****149 by Carol Counter",
+            invoice.message_ids.mapped("body")[1],
+        )
+
+    def test_declined_prompt_then_sent_again(self):
+        invoice = self._invoice(700)
+        receivable = self._receivable_balance(invoice.partner_id)
+        collection = self._dialog(invoice, phone=DECLINES)
+        before = self._send(collection)
+        self.assertEqual(self._follow(collection, before), "failed")
+        self.assertIn("You cancelled", collection.state_message)
+        self.assertEqual(invoice.payment_state, "not_paid")
+        with self._db_lock():
+            collection.phone = "0708374149"
+        before = self._send_again(collection)
+        self.assertEqual(self._follow(collection, before), "done")
+        self.assertEqual(len(collection.transaction_ids), 2)
+        receipt = collection.transaction_id.mpesa_source_receipt_id
+        self.assertBooksOfPayment(receipt, invoice.partner_id, receivable, 700)
+
+    def _send_again(self, collection):
+        before = len([d for d in self.emulator.deliveries if d.kind == "stk_callback"])
+        with self._db_lock():
+            collection.action_send_again()
+            self.env.flush_all()
+        return before
+
+    def test_unreachable_phone_says_why(self):
+        invoice = self._invoice(500)
+        collection = self._dialog(invoice, phone=UNREACHABLE)
+        before = self._send(collection)
+        self.assertEqual(self._follow(collection, before), "failed")
+        self.assertIn("could not be reached", collection.state_message)
+        self.assertEqual(invoice.payment_state, "not_paid")
+        self.assertEqual(self.mpesa._mpesa_check_books(), [])
+
+    def test_instalment_smaller_than_the_amount_due(self):
+        invoice = self._invoice(1000)
+        receivable = self._receivable_balance(invoice.partner_id)
+        collection = self._dialog(invoice, amount=400)
+        before = self._send(collection)
+        self.assertEqual(self._follow(collection, before), "done")
+        self.assertEqual(invoice.payment_state, "partial")
+        self.assertEqual(invoice.amount_residual, 600)
+        receipt = collection.transaction_id.mpesa_source_receipt_id
+        self.assertBooksOfPayment(receipt, invoice.partner_id, receivable, 400)
+        with self.assertRaisesRegex(UserError, "more than the KES 600.00 still due"):
+            self._send(self._dialog(invoice, amount=601))
+
+    def test_second_request_while_one_is_pending(self):
+        invoice = self._invoice(900)
+        receivable = self._receivable_balance(invoice.partner_id)
+        self.emulator.auto_complete = False  # the customer has not answered yet
+        first = self._dialog(invoice)
+        self._send(first)
+        second = self._dialog(invoice, user=self.colleague)
+        with self.assertRaisesRegex(
+            UserError, "already waiting on 2547\\*\\*\\*\\*149"
+        ):
+            self._send(second)
+        self.assertEqual(second.state, "draft")
+        prompts = list(self.emulator.prompts)
+        self.assertEqual(len(prompts), 1, "one prompt on the phone")
+        before = len([d for d in self.emulator.deliveries if d.kind == "stk_callback"])
+        self.emulator.resolve_prompt(prompts[0], "approve")
+        self.assertEqual(self._follow(first, before), "done")
+        receipt = first.transaction_id.mpesa_source_receipt_id
+        self.assertBooksOfPayment(receipt, invoice.partner_id, receivable, 900)
+
+    def test_nothing_sent_while_the_provider_is_disabled(self):
+        invoice = self._invoice(300)
+        collection = self._dialog(invoice)
+        with self._db_lock():
+            self.mpesa.state = "disabled"
+        with self.assertRaisesRegex(UserError, "M-PESA is not enabled"):
+            self._send(collection)
+        self.assertFalse(self.emulator.prompts)
+
+    def test_staff_member_limit(self):
+        first, second = self._invoice(100), self._invoice(200)
+        with self._db_lock():
+            self.mpesa.mpesa_push_limit_user = 1
+        self._send(self._dialog(first))
+        with self.assertRaisesRegex(UserError, "You sent too many payment requests"):
+            self._send(self._dialog(second))
+        self.assertEqual(len(self.emulator.prompts), 1)
+
+    def test_order_and_subscription_ask_for_what_they_owe(self):
+        order = self.env["sale.order"].create(
+            {
+                "partner_id": self.partner.id,
+                "currency_id": self.currency_kes.id,
+                "order_line": [
+                    Command.create(
+                        {
+                            "name": "Solar lamp",
+                            "product_uom_qty": 1,
+                            "price_unit": 2500,
+                            "tax_id": [Command.clear()],
+                        }
+                    )
+                ],
+            }
+        )
+        collection = self._dialog(order)
+        self.assertEqual(collection.sale_order_id, order)
+        self.assertEqual(collection.amount, order.amount_total)
+
+    def test_plain_user_sees_own_requests_only(self):
+        first, second = self._invoice(100), self._invoice(200)
+        mine = self._dialog(first)
+        theirs = self._dialog(second, user=self.colleague)
+        visible = self.env["mpesa.collection"].with_user(self.salesperson).search([])
+        self.assertIn(mine, visible)
+        self.assertNotIn(theirs, visible)
