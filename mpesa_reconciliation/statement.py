@@ -12,8 +12,12 @@ import datetime as dt
 import io
 import re
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from itertools import islice
+from xml.etree.ElementTree import ParseError
+from xml.parsers import expat
 
 KENYA_TZ = dt.timezone(dt.timedelta(hours=3))
 CENT = Decimal("0.01")
@@ -23,6 +27,15 @@ ZERO = Decimal("0.00")
 BALANCE_TOLERANCE = Decimal("0.005")
 # The header follows a short preamble (organisation, period, blank lines).
 HEADER_SEARCH_ROWS = 30
+# Limits of a statement file, so that one upload cannot exhaust the server (a file is
+# read one row at a time, but imported in one request): beyond them it is refused,
+# before it is read when its size or its rows can be checked first (XLSX).
+MAX_ROWS = 100_000  # a month of a very busy paybill; split longer statements
+MAX_COLUMNS = 50  # a statement has 13 columns: only a row's first 50 cells are read
+MAX_CSV_BYTES = 32 * 2**20  # 100,000 CSV rows are about 22 MB
+MAX_XLSX_BYTES = 8 * 2**20  # 100,000 rows are about 6 MB zipped
+MAX_XLSX_UNPACKED_BYTES = 64 * 2**20  # the XML they unpack to: a zip bomb is bigger
+MAX_ROW_CELLS = 1_000  # openpyxl parses all of a row before we keep its first cells
 XLSX_MAGIC = b"PK\x03\x04"
 XLS_MAGIC = b"\xd0\xcf\x11\xe0"  # the pre-2007 binary Excel format
 
@@ -224,46 +237,158 @@ def _decode(content):
     return content.decode("latin-1")
 
 
-def _read_csv(content):
+def _mb(size, digits=0):
+    return f"{size / 2**20:,.{digits}f} MB"
+
+
+def _too_many_rows():
+    return StatementError(
+        f"The statement has more than {MAX_ROWS:,} rows: export shorter periods and "
+        "import them one after the other (rows already imported are not created twice)."
+    )
+
+
+def _check_size(content, limit, kind):
+    if len(content) > limit:
+        raise StatementError(
+            f"The file is {_mb(len(content), 1)}: {kind} statement may be at most "
+            f"{_mb(limit)}. Export shorter periods and import them one after the other."
+        )
+
+
+def _csv_rows(content):
+    """The rows of a CSV, one at a time: a row numbered past MAX_ROWS with any
+    content is refused, only the first MAX_COLUMNS cells of a row are kept."""
+    reader = csv.reader(io.StringIO(_decode(content)))
     try:
-        return [list(cells) for cells in csv.reader(io.StringIO(_decode(content)))]
+        for number, cells in enumerate(reader, start=1):
+            if number > MAX_ROWS and any(cells):
+                raise _too_many_rows()
+            yield cells[:MAX_COLUMNS]
     except csv.Error as exc:
         raise StatementError(f"The file is not a readable CSV file ({exc}).") from exc
 
 
-def _read_xlsx(content):
-    """Every worksheet as a list of rows; row i of the list is sheet row i + 1."""
+# What openpyxl raises on a damaged workbook (ParseError: broken XML).
+XLSX_ERRORS = (zipfile.BadZipFile, KeyError, OSError, ParseError, ValueError)
+
+
+def _unreadable_xlsx():
+    return StatementError("The file is not a readable XLSX workbook.")
+
+
+def _check_xlsx(content):
+    """Refuse a workbook too big to read before openpyxl opens it: its zipped size,
+    what its members unpack to (as declared: zipfile never unpacks more than that,
+    so a zip bomb is refused here) and, by a light scan of their XML, its rows."""
+    _check_size(content, MAX_XLSX_BYTES, "an XLSX")
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(content))
+        members = archive.infolist()
+        if sum(member.file_size for member in members) > MAX_XLSX_UNPACKED_BYTES:
+            raise StatementError(
+                f"The workbook unpacks to more than {_mb(MAX_XLSX_UNPACKED_BYTES)}: "
+                "this is not an M-PESA statement export, or too long a one."
+            )
+        for member in members:
+            with archive.open(member) as stream:
+                _scan_rows(stream)
+    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
+        # RuntimeError: encrypted; NotImplementedError: an unknown compression.
+        raise _unreadable_xlsx() from exc
+
+
+def _scan_rows(stream):
+    """Count the cells of each row of a member (a worksheet, wherever the workbook
+    puts it), in constant memory. A member that is not XML, or stops being XML, is
+    left to openpyxl: it reads no further than this scan."""
+    scan = _RowScan()
+    parser = expat.ParserCreate(namespace_separator=" ")
+    parser.StartElementHandler = scan.start
+    try:
+        while chunk := stream.read(2**16):
+            parser.Parse(chunk, False)
+        parser.Parse(b"", True)
+    except expat.ExpatError:
+        return
+
+
+class _RowScan:
+    """Rows and cells as openpyxl numbers them: a row's r, or the previous one's + 1."""
+
+    def __init__(self):
+        self.row = 0
+        self.cells = 0
+
+    def start(self, name, attributes):
+        tag = name.rpartition(" ")[2]
+        if tag == "row":
+            self.row = _row_number(attributes.get("r"), self.row)
+            self.cells = 0
+        elif tag == "c" and self.row:
+            self.cells += 1
+            if self.row > MAX_ROWS:
+                raise _too_many_rows()
+            if self.cells > MAX_ROW_CELLS:
+                raise StatementError(
+                    f"the row has more than {MAX_ROW_CELLS:,} cells: this is not an "
+                    "M-PESA statement export.",
+                    self.row,
+                )
+
+
+def _row_number(text, previous):
+    try:
+        return int(float(text)) if text else previous + 1
+    except (ValueError, OverflowError):
+        return previous + 1  # openpyxl refuses it when it reads the row
+
+
+@contextmanager
+def _xlsx_tables(content):
+    """Every worksheet as an iterator of its rows, read while the workbook is open."""
     from openpyxl import load_workbook  # only XLSX needs it
     from openpyxl.utils.exceptions import InvalidFileException
 
+    _check_xlsx(content)
     try:
         book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-        try:
-            return [_sheet_rows(sheet) for sheet in book.worksheets]
-        finally:
-            book.close()
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError) as exc:
-        raise StatementError("The file is not a readable XLSX workbook.") from exc
+    except (*XLSX_ERRORS, InvalidFileException) as exc:
+        raise _unreadable_xlsx() from exc
+    try:
+        yield [_sheet_rows(sheet) for sheet in book.worksheets]
+    finally:
+        book.close()
 
 
 def _sheet_rows(sheet):
+    """Row i of the sheet, as its first MAX_COLUMNS values, one row at a time."""
     # Read-only mode trusts the file's declared size, which some generators get
-    # wrong: read every row instead.
+    # wrong: read every row instead (_check_xlsx saw none with cells past MAX_ROWS).
     sheet.reset_dimensions()
-    return [list(cells) for cells in sheet.iter_rows(values_only=True)]
+    rows = sheet.iter_rows(max_row=MAX_ROWS, max_col=MAX_COLUMNS, values_only=True)
+    try:
+        yield from rows
+    except XLSX_ERRORS as exc:
+        raise _unreadable_xlsx() from exc
 
 
+@contextmanager
 def _read_tables(content, filename):
-    """The candidate tables of the file: one for a CSV, one per XLSX sheet."""
+    """The candidate tables of the file, each an iterator of rows: one for a CSV,
+    one per XLSX sheet. Nothing is read beyond what the caller takes."""
     if content.startswith(XLSX_MAGIC):
-        return _read_xlsx(content)
+        with _xlsx_tables(content) as tables:
+            yield tables
+        return
     if content.startswith(XLS_MAGIC):
         raise StatementError(
             "This is an old binary Excel (.xls) file: save it as .xlsx or .csv."
         )
     if filename.lower().endswith(".xlsx"):
         raise StatementError(f"{filename} is not a readable XLSX workbook.")
-    return [_read_csv(content)]
+    _check_size(content, MAX_CSV_BYTES, "a CSV")
+    yield [_csv_rows(content)]
 
 
 # ---------------------------------------------------------------------------
@@ -290,8 +415,9 @@ def _header_columns(cells):
 
 
 def _find_header(table):
-    """(row number, {column: index}) of the header row, or None."""
-    for number, cells in enumerate(table[:HEADER_SEARCH_ROWS], start=1):
+    """(row number, {column: index}) of the header row, or None. Takes the table's
+    rows up to the header only: the rest are the records."""
+    for number, cells in enumerate(islice(table, HEADER_SEARCH_ROWS), start=1):
         columns = _header_columns(cells)
         if RECEIPT in columns and COMPLETED in columns:
             for name in REQUIRED:
@@ -304,7 +430,8 @@ def _find_header(table):
 
 
 def _locate_header(tables):
-    """The first table with a header, its header row number and columns."""
+    """The first table with a header (its rows after the header), the header's row
+    number and columns."""
     for table in tables:
         found = _find_header(table)
         if found:
@@ -322,7 +449,7 @@ def _cell(cells, index):
 
 def _records(table, header_row, columns):
     """(row number, {column: cell}) for each row after the header."""
-    for number, cells in enumerate(table[header_row:], start=header_row + 1):
+    for number, cells in enumerate(table, start=header_row + 1):
         yield number, {name: _cell(cells, columns.get(name)) for name in COLUMNS}
 
 
@@ -436,8 +563,9 @@ def parse_statement(content, filename=""):
 
     Raises StatementError on the first problem; nothing is returned then.
     """
-    table, header_row, columns = _locate_header(_read_tables(content, filename))
-    numbered, skipped = _completed_rows(_records(table, header_row, columns))
+    with _read_tables(content, filename) as tables:
+        table, header_row, columns = _locate_header(tables)
+        numbered, skipped = _completed_rows(_records(table, header_row, columns))
     numbered = _oldest_first(numbered)
     _check_balances(numbered)
     rows = [row for _number, row in numbered]

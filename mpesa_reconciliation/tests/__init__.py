@@ -12,3 +12,4 @@ from . import test_books_of_a_payment
 from . import test_money_path
 from . import test_money_properties
 from . import test_collection
+from . import test_statement_limits

@@ -59,6 +59,11 @@ class MpesaStatementImport(models.TransientModel):
             summary["skipped"] = statement.skipped
             self._add_opening_balance(statement)
             summary["closing"] = statement.closing_balance
+            # Rows without any balance: imported as usual, but nothing to check the
+            # journal against, and no opening balance to bring in.
+            summary["unchecked"] = (
+                bool(statement.rows) and statement.closing_balance is None
+            )
         else:
             summary = self._import_rows(self._pull_rows())
         summary["journal_balance"] = self._journal_balance()
@@ -247,6 +252,14 @@ class MpesaStatementImport(models.TransientModel):
                     "%(journal)s.",
                     closing=f"{summary['closing']:,.2f}",
                     journal=f"{summary['journal_balance']:,.2f}",
+                )
+            )
+        elif summary.get("unchecked"):
+            lines.append(
+                self.env._(
+                    "The statement has no Balance column (or it is empty): the "
+                    "balances were not checked against the M-PESA journal, and no "
+                    "opening balance was brought in."
                 )
             )
         return "\n".join(lines)
