@@ -70,6 +70,14 @@ class MpesaCollection(models.Model):
     state = fields.Selection(
         STATES, compute="_compute_state", store=True, index=True, default="draft"
     )
+    show_link = fields.Boolean(
+        help="Staff chose to send a payment link: the customer is not at hand."
+    )
+    link_text = fields.Text(
+        string="Message with the Payment Link",
+        compute="_compute_link_text",
+        help="Ready to paste into an SMS or a chat.",
+    )
     state_message = fields.Text(related="transaction_id.state_message")
     receipt_code = fields.Char(related="transaction_id.mpesa_receipt")
 
@@ -87,6 +95,33 @@ class MpesaCollection(models.Model):
                 collection.state = "exception"
             else:
                 collection.state = TX_STATES.get(tx.state, "draft") if tx else "draft"
+
+    @api.depends("show_link", "amount", "partner_id")
+    def _compute_link_text(self):
+        for collection in self:
+            document = collection.show_link and collection._paid_document()
+            collection.link_text = (
+                self.env._(
+                    "%(company)s: please pay %(document)s, %(currency)s %(amount)s, "
+                    "with M-PESA here: %(link)s",
+                    company=collection.company_id.name,
+                    document=document.name,
+                    currency=collection.currency_id.name,
+                    amount=f"{collection.amount:,.2f}",
+                    link=collection._payment_link(document),
+                )
+                if document
+                else False
+            )
+
+    def _payment_link(self, document):
+        """Odoo's own payment link (signed for the customer and amount)."""
+        wizard = (
+            self.env["payment.link.wizard"]
+            .with_context(active_model=document._name, active_id=document.id)
+            .new({"amount": self.amount})
+        )
+        return wizard.link
 
     # === OPENING THE DIALOG === #
 
@@ -178,25 +213,30 @@ class MpesaCollection(models.Model):
         return self.state
 
     def action_send_link(self):
-        """The customer is not at hand: Odoo's payment link for the same amount, to
-        copy into an SMS or send by email."""
+        """The customer is not at hand: show the payment link, ready for an SMS."""
         self.ensure_one()
         document = self._paid_document()
         if not document:
             raise UserError(self.env._("There is nothing left to pay."))
-        return {
-            "type": "ir.actions.act_window",
-            "name": self.env._("Send a Payment Link"),
-            "res_model": "payment.link.wizard",
-            "view_mode": "form",
-            "views": [(False, "form")],
-            "target": "new",
-            "context": {
-                "active_model": document._name,
-                "active_id": document.id,
-                "default_amount": self.amount,
-            },
-        }
+        # The link carries the document's portal token: make it now, in this write
+        # transaction, not while the dialog reads the link (a read-only request).
+        document._portal_ensure_token()
+        self.show_link = True
+        return self._reopen()
+
+    def action_email_link(self):
+        """Email the payment link to the customer, from the document's chatter."""
+        self.ensure_one()
+        if not self.partner_id.email:
+            raise UserError(
+                self.env._("%s has no email address.", self.partner_id.display_name)
+            )
+        self._document().message_post(
+            body=self.link_text,
+            partner_ids=self.partner_id.ids,
+            subtype_xmlid="mail.mt_comment",
+        )
+        return {"type": "ir.actions.act_window_close"}
 
     def _reopen(self):
         return {

@@ -208,3 +208,42 @@ class TestStaffCollection(ReconciliationCommon):
         visible = self.env["mpesa.collection"].with_user(self.salesperson).search([])
         self.assertIn(mine, visible)
         self.assertNotIn(theirs, visible)
+
+    def _call(self, collection, method, *args):
+        """A button of the dialog, clicked in the browser (JSON-RPC as the user)."""
+        return self.make_jsonrpc_request(
+            f"/web/dataset/call_kw/mpesa.collection/{method}",
+            {
+                "model": "mpesa.collection",
+                "method": method,
+                "args": [collection.ids, *args],
+                "kwargs": {},
+            },
+        )
+
+    def test_payment_link_instead_when_the_customer_is_not_at_hand(self):
+        invoice = self._invoice(1200)
+        collection = self._dialog(invoice, amount=500)
+        self.authenticate(self.salesperson.login, self.salesperson.login)
+        self._call(collection, "action_send_link")
+        [values] = self._call(collection, "read", ["link_text"])
+        text = values["link_text"]
+        self.assertIn(invoice.name, text)
+        self.assertIn("KES 500.00", text)
+        self.assertIn(f"{self.base_url()}/", text)
+        self.assertIn("amount=500", text)
+        self.assertIn("token=", text)
+        self._call(collection, "action_email_link")
+        message = invoice.message_ids[:1]
+        self.assertIn("amount=500", message.body)
+        self.assertEqual(message.partner_ids, invoice.partner_id)
+        self.assertFalse(self.emulator.prompts, "no prompt sent")
+
+    def test_outcome_recorded_on_the_document(self):
+        invoice = self._invoice(650)
+        collection = self._dialog(invoice, phone=DECLINES)
+        before = self._send(collection)
+        self.assertEqual(self._follow(collection, before), "failed")
+        bodies = " ".join(invoice.message_ids.mapped("body"))
+        self.assertIn("sent to 2547****032 by Carol Counter", bodies)
+        self.assertIn(collection.transaction_id.reference, bodies, "the outcome")
