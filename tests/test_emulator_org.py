@@ -320,7 +320,7 @@ def test_pull_register(client):
     )
     assert status == 200
     assert answer["ResponseStatus"] == "1000" and answer["ShortCode"] == "174379"
-    assert answer["ResponseDescription"] == "Shortcode 174379 Registered Successfully"
+    assert answer["ResponseDescription"] == "Shortcode Registered Successfully"
     assert "ResponseRefID" in answer
     status, answer = client.post(
         "/pulltransactions/v1/register",

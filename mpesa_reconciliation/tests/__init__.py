@@ -13,3 +13,4 @@ from . import test_money_path
 from . import test_money_properties
 from . import test_collection
 from . import test_statement_limits
+from . import test_pull

@@ -4,13 +4,8 @@ import datetime as dt
 from odoo import fields, models
 from odoo.exceptions import UserError
 
-from odoo.addons.mpesa_payment.daraja.client import DarajaError
-
-from ..statement import StatementError, parse_pull_rows, parse_statement
-
-PULL_PATH = "/pulltransactions/v1/query"
-PULL_WINDOW = dt.timedelta(hours=48)  # Daraja refuses longer windows
-KENYA = dt.timezone(dt.timedelta(hours=3))
+from ..models.payment_provider import PULL_MAX_WINDOW
+from ..statement import StatementError, parse_statement
 
 
 class MpesaStatementImport(models.TransientModel):
@@ -37,7 +32,7 @@ class MpesaStatementImport(models.TransientModel):
     data_file = fields.Binary(string="Statement File")
     filename = fields.Char()
     date_from = fields.Datetime(
-        default=lambda self: fields.Datetime.now() - PULL_WINDOW
+        default=lambda self: fields.Datetime.now() - PULL_MAX_WINDOW
     )
     date_to = fields.Datetime(default=fields.Datetime.now)
     result = fields.Text(readonly=True)
@@ -65,7 +60,9 @@ class MpesaStatementImport(models.TransientModel):
                 bool(statement.rows) and statement.closing_balance is None
             )
         else:
-            summary = self._import_rows(self._pull_rows())
+            # Windows, pages, error codes: one home for the pull, shared with the
+            # scheduled pull (payment.provider._mpesa_pull).
+            summary = self.provider_id._mpesa_pull(self.date_from, self.date_to)
         summary["journal_balance"] = self._journal_balance()
         self.result = self._describe(summary)
         return {
@@ -135,52 +132,6 @@ class MpesaStatementImport(models.TransientModel):
             "recovered": kind == "payment",
             "state": "received" if kind == "payment" else "applied",
         }
-
-    def _pull_rows(self):
-        """Pull Transactions, 48 hours at a time, every page."""
-        provider = self.provider_id.sudo()
-        client = provider._mpesa_client()
-        start, end = self.date_from, self.date_to
-        if not (start and end) or end <= start:
-            raise UserError(self.env._("Choose a period to pull."))
-        rows = []
-        while start < end:
-            stop = min(start + PULL_WINDOW, end)
-            offset = 0
-            while True:
-                try:
-                    answer = client.post(
-                        PULL_PATH,
-                        {
-                            "ShortCode": provider.mpesa_shortcode,
-                            "StartDate": self._kenya(start),
-                            "EndDate": self._kenya(stop),
-                            "OffSetValue": str(offset),
-                        },
-                    )
-                except DarajaError as error:
-                    raise UserError(
-                        self.env._(
-                            "M-PESA refused the pull request: %(msg)s (%(code)s)",
-                            msg=error.message,
-                            code=error.code,
-                        )
-                    ) from error
-                page = [r for chunk in answer.get("Response") or [] for r in chunk]
-                if str(answer.get("ResponseCode")) != "1000" or not page:
-                    break
-                rows += parse_pull_rows(page)
-                offset += len(page)
-            start = stop
-        return rows
-
-    @staticmethod
-    def _kenya(value):
-        return (
-            value.replace(tzinfo=dt.timezone.utc)
-            .astimezone(KENYA)
-            .strftime("%Y-%m-%d %H:%M:%S")
-        )
 
     def _confirm_paybill(self, existing, rows):
         """M-PESA's own statement confirms the paybill notifications it lists."""

@@ -268,6 +268,7 @@ def account_balance(emu, data):
 
 
 # -- Pull transactions ---------------------------------------------------------------
+# The documented shapes, their sources and the test controls: orgapi.py.
 def pull_register(emu, data):
     code = emu.state.find_shortcode(data.get("ShortCode"), till_ok=True)
     if code is None:
@@ -278,17 +279,8 @@ def pull_register(emu, data):
         bad("Invalid NominatedNumber")
     if not helpers.url_ok(data.get("CallBackURL")):
         bad("Invalid CallBackURL")
-    with emu.state.lock:
-        code.pull = {
-            "nominated": str(data["NominatedNumber"]),
-            "callback_url": data["CallBackURL"],
-        }
-    return 200, {
-        "ResponseRefID": helpers.request_id(),
-        "ResponseStatus": "1000",
-        "ShortCode": code.shortcode,
-        "ResponseDescription": f"Shortcode {code.shortcode} Registered Successfully",
-    }
+    nominated, url = str(data["NominatedNumber"]), data["CallBackURL"]
+    return 200, orgapi.pull_register(emu, code, nominated, url)
 
 
 def _pull_date(data, key):
@@ -309,18 +301,4 @@ def pull_query(emu, data):
     offset = helpers.whole_number(data.get("OffSetValue", "0"))
     if offset is None or offset < 0:
         bad("Invalid OffSetValue")
-    rows = orgapi.pull_rows(emu, code, start, end, offset)
-    answer = {"ResponseRefID": helpers.request_id()}
-    if not rows:
-        return 200, {
-            **answer,
-            "ResponseCode": "1001",
-            "ResponseMessage": "No records found",
-            "Response": [],
-        }
-    return 200, {
-        **answer,
-        "ResponseCode": "1000",
-        "ResponseMessage": "Success",
-        "Response": [rows],
-    }
+    return orgapi.pull_answer(emu, code, start, end, offset)

@@ -180,10 +180,111 @@ def _payment(emu, code, receipt):
     return payment
 
 
+# -- Pull Transactions ------------------------------------------------------------------
+# Safaricom's page https://developer.safaricom.co.ke/apis/PullTransaction (a copy:
+# github.com/JacksCodeVault/mpesa-daraja-mcp, daraja_docs_v3/docs/PullTransaction.md;
+# the Daraja 2.0 samples: github.com/Ghostscypher/php-mpesa, mpesa_endpoints.md):
+# - register: POST /pulltransactions/v1/register {ShortCode, RequestType "Pull",
+#   NominatedNumber ("0722000000" in the sample, 254722000000 in the table),
+#   CallBackURL} -> {"ResponseRefID", "ResponseStatus": "1000", "ShortCode",
+#   "ResponseDescription": "Shortcode Registered Successfully"}; ResponseStatus
+#   "1001" is "ShortCode already Registered" (registration is one-time).
+# - query: POST /pulltransactions/v1/query {ShortCode, StartDate, EndDate,
+#   OffSetValue} -> {"ResponseRefID", "ResponseCode": "1000", "ResponseMessage":
+#   "Success", "Response": [[{transactionId, trxDate, msisdn, sender,
+#   transactiontype, billreference, amount, organizationname}, ...]]}; "1001": no
+#   transactions in the period. Any code other than those is an error ("0 means
+#   successful processing and any other code means an error occurred"), and comes
+#   with HTTP 200 (shared/daraja README; navariltd/frappe-mpsa-payments#116).
+# - FAQ: no pull without a registration; transactions can be pulled for 48 hours;
+#   OffSetValue counts rows: "Suppose you wanted to show results 101-200 ... type
+#   100", i.e. 100 rows a page.
+# - Error codes table: 400.001 invalid ShortCode, 401.001 invalid access token,
+#   500 "Failed to retrieve transactions".
+#
+# Test controls, set on the emulator like ``queue_timeouts``:
+# - ``emu.pull_requires_registration = True``: a shortcode not registered for Pull
+#   is refused (off by default: older suites pull without registering);
+# - ``emu.pull_page_size``: rows per page (default PAGE_SIZE);
+# - ``fail_pulls(emu, ...)``: the next queries answer HTTP 200 with an error code.
 PAGE_SIZE = 100
+REGISTERED = ("1000", "Shortcode Registered Successfully")
+ALREADY_REGISTERED = ("1001", "ShortCode already Registered")
+# Our assumption: Safaricom says a pull needs a registration (FAQ 2) but documents
+# no answer for a shortcode without one; we answer HTTP 200 with this error code,
+# the way Daraja reports other failed pulls.
+NOT_REGISTERED = ("1002", "ShortCode not registered for Pull Transactions")
+# The "500 Failed to retrieve transactions" of the error codes table, given the
+# way integrators see failed pulls: HTTP 200 with a code that is not 1000/1001.
+RETRIEVE_FAILED = ("500", "Failed to retrieve transactions")
 
 
-def pull_rows(emu, code, start, end, offset):
+def pull_register(emu, code, nominated, callback_url):
+    """Register the shortcode for Pull once; a second registration is 1001 and
+    keeps the first one."""
+    with emu.state.lock:
+        if code.pull:
+            status, description = ALREADY_REGISTERED
+        else:
+            status, description = REGISTERED
+            code.pull = {"nominated": nominated, "callback_url": callback_url}
+    return {
+        "ResponseRefID": helpers.request_id(),
+        "ResponseStatus": status,
+        "ShortCode": code.shortcode,
+        "ResponseDescription": description,
+    }
+
+
+def fail_pulls(emu, response_code=RETRIEVE_FAILED[0], message=None, times=1):
+    """The next ``times`` pull queries (None: until cleared with times=0) answer
+    HTTP 200 with ``response_code``, as Daraja does when a pull fails."""
+    if times == 0:
+        emu.pull_fault = None
+        return
+    if message is None:
+        message = RETRIEVE_FAILED[1]
+    emu.pull_fault = {"code": str(response_code), "message": message, "times": times}
+
+
+def _take_fault(emu):
+    with emu.state.lock:
+        fault = getattr(emu, "pull_fault", None)
+        if not fault:
+            return None
+        if fault["times"] is not None:
+            fault["times"] -= 1
+            if fault["times"] <= 0:
+                emu.pull_fault = None
+        return fault["code"], fault["message"]
+
+
+def pull_answer(emu, code, start, end, offset):
+    """The query's answer: (HTTP status, body)."""
+    answer = {"ResponseRefID": helpers.request_id()}
+    error = _take_fault(emu)
+    if error is None and getattr(emu, "pull_requires_registration", False):
+        error = None if code.pull else NOT_REGISTERED
+    if error:
+        return 200, {**answer, "ResponseCode": error[0], "ResponseMessage": error[1]}
+    size = getattr(emu, "pull_page_size", PAGE_SIZE)
+    rows = pull_rows(emu, code, start, end, offset, size)
+    if not rows:
+        return 200, {
+            **answer,
+            "ResponseCode": "1001",
+            "ResponseMessage": "No records found",
+            "Response": [],
+        }
+    return 200, {
+        **answer,
+        "ResponseCode": "1000",
+        "ResponseMessage": "Success",
+        "Response": [rows],
+    }
+
+
+def pull_rows(emu, code, start, end, offset, limit=PAGE_SIZE):
     """One page of the shortcode's payments between start and end (Kenya time)."""
     with emu.state.lock:
         payments = [
@@ -204,5 +305,5 @@ def pull_rows(emu, code, start, end, offset):
             "amount": str(float(p["amount"])),
             "organizationname": code.organization_name,
         }
-        for p in payments[offset : offset + PAGE_SIZE]
+        for p in payments[offset : offset + limit]
     ]
