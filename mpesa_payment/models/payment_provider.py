@@ -8,10 +8,15 @@ import time
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
-from odoo.tools import consteq
+from odoo.tools import consteq, file_open
 
 from .. import const
 from ..daraja.client import DarajaClient, DarajaError
+from ..daraja.credential import (
+    SHIPPED_CERTIFICATES,
+    CertificateError,
+    encrypt_initiator_password,
+)
 
 _logger = logging.getLogger(__name__)
 
@@ -110,7 +115,27 @@ class PaymentProvider(models.Model):
     mpesa_security_credential = fields.Char(
         string="Security Credential",
         groups="base.group_system",
-        help="The initiator password encrypted with Safaricom's certificate.",
+        help="The initiator password encrypted with Safaricom's certificate. Set it by "
+        "typing the Initiator Password, or paste a credential encrypted elsewhere.",
+    )
+    mpesa_initiator_password = fields.Char(
+        string="Initiator Password",
+        compute="_compute_mpesa_initiator_password",
+        inverse="_inverse_mpesa_initiator_password",
+        groups="base.group_system",
+        help="Type the initiator's password to set the Security Credential: it is "
+        "encrypted at once with the certificate of the provider's environment and "
+        "only the result is kept; the password itself is stored nowhere. Type it "
+        "again after switching between test mode and production.",
+    )
+    mpesa_certificate = fields.Text(
+        string="Encryption Certificate",
+        groups="base.group_system",
+        help="The public certificate (PEM or DER as base64 text) that encrypts the "
+        "initiator password. Leave empty to use Safaricom's certificate of the "
+        "environment, shipped with the module (sandbox in test mode, production when "
+        "enabled). Paste Safaricom's new certificate when it publishes one, or the "
+        "emulator's (/emulator/certificate) when the API URL points at it.",
     )
     mpesa_api_url = fields.Char(
         string="API Base URL Override",
@@ -218,6 +243,65 @@ class PaymentProvider(models.Model):
             provider.mpesa_environment = (
                 "production" if provider.state == "enabled" else "sandbox"
             )
+
+    # === SECURITY CREDENTIAL (initiator password, encrypted at once) === #
+
+    def _compute_mpesa_initiator_password(self):
+        # Write-only: the password is kept nowhere, so there is never one to show.
+        self.mpesa_initiator_password = False
+
+    def _inverse_mpesa_initiator_password(self):
+        for provider in self:
+            password = provider.mpesa_initiator_password
+            if password:  # empty: keep the current credential
+                provider.mpesa_security_credential = (
+                    provider._mpesa_encrypt_initiator_password(password)
+                )
+        # Not even the cache keeps it (a form's save reads the record back).
+        self.invalidate_recordset(["mpesa_initiator_password"])
+
+    def _mpesa_certificate_data(self):
+        """(certificate bytes, shipped): the provider's own certificate if set, else
+        Safaricom's certificate of its environment shipped with the module."""
+        self.ensure_one()
+        custom = (self.sudo().mpesa_certificate or "").strip()
+        if custom:
+            return custom.encode(), False
+        path = SHIPPED_CERTIFICATES[self.mpesa_environment]
+        with file_open(path, "rb") as certificate:
+            return certificate.read(), True
+
+    def _mpesa_encrypt_initiator_password(self, password):
+        """Daraja's SecurityCredential for ``password`` (never logged)."""
+        self.ensure_one()
+        certificate, shipped = self._mpesa_certificate_data()
+        try:
+            # Safaricom's shipped certificates expired years ago and are still
+            # Daraja's: only a certificate pasted by the admin must be current.
+            credential = encrypt_initiator_password(
+                password, certificate, allow_expired=shipped
+            )
+        except CertificateError as error:
+            raise UserError(
+                self.env._(
+                    "The initiator password could not be encrypted: %(problem)s "
+                    "Paste Safaricom's current certificate for this environment in "
+                    "Encryption Certificate, or empty that field to use the one "
+                    "shipped with the module.",
+                    problem=error,
+                )
+            ) from error
+        except ValueError as error:  # an empty or too long password
+            raise UserError(
+                self.env._("The initiator password was not accepted: %s", error)
+            ) from error
+        _logger.info(
+            "M-PESA provider %s: security credential set from the initiator "
+            "password (%s certificate)",
+            self.id,
+            "custom" if not shipped else self.mpesa_environment,
+        )
+        return credential
 
     @api.constrains("mpesa_shortcode", "mpesa_till_number", "mpesa_shortcode_type")
     def _check_mpesa_shortcodes(self):

@@ -3,7 +3,7 @@ import time
 from contextlib import contextmanager
 from importlib import resources
 
-from daraja_emulator import DEFAULT_PASSKEY, DarajaEmulator
+from daraja_emulator import DEFAULT_INITIATOR_PASSWORD, DEFAULT_PASSKEY, DarajaEmulator
 
 from odoo import fields
 from odoo.tests import HttpCase
@@ -38,7 +38,8 @@ class MpesaCommon(AccountPaymentCommon):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.emulator = DarajaEmulator().start()
+        # Only a credential really encrypted with the emulator's certificate passes.
+        cls.emulator = DarajaEmulator(fixed_credentials=False).start()
         cls.addClassCleanup(cls.emulator.stop)
         cls.currency_kes = cls._prepare_currency("KES")
         cls.currency = cls.currency_kes
@@ -51,7 +52,10 @@ class MpesaCommon(AccountPaymentCommon):
                 "mpesa_shortcode_type": "paybill",
                 "mpesa_passkey": DEFAULT_PASSKEY,
                 "mpesa_initiator_name": "testapi",
-                "mpesa_security_credential": "emulator-credential",
+                # As an admin would: the emulator's certificate plays Safaricom's,
+                # the password is encrypted with it and only the result is kept.
+                "mpesa_certificate": cls.emulator.certificate_pem,
+                "mpesa_initiator_password": DEFAULT_INITIATOR_PASSWORD,
                 "mpesa_api_url": cls.emulator.base_url,
                 "journal_id": cls.company_data["default_journal_bank"].id,
             },

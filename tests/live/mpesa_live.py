@@ -15,8 +15,8 @@ from daraja_emulator import (
     DEFAULT_CONSUMER_KEY,
     DEFAULT_CONSUMER_SECRET,
     DEFAULT_INITIATOR,
+    DEFAULT_INITIATOR_PASSWORD,
     DEFAULT_PASSKEY,
-    DEFAULT_SECURITY_CREDENTIAL,
     DEFAULT_SHORTCODE,
 )
 from daraja_emulator import c2b as emulator_c2b
@@ -51,6 +51,9 @@ class LiveMpesa:
 
     def configure(self):
         rpc = self.rpc
+        # Like Daraja, the emulator takes only a credential really encrypted with its
+        # certificate (the provider encrypts the initiator password below).
+        self.emulator.fixed_credentials = False
         rpc("ir.config_parameter", "set_param", "web.base.url", self.url)
         rpc("ir.config_parameter", "set_param", "web.base.url.freeze", "True")
 
@@ -91,7 +94,10 @@ class LiveMpesa:
                 "mpesa_shortcode_type": "paybill",
                 "mpesa_passkey": DEFAULT_PASSKEY,
                 "mpesa_initiator_name": DEFAULT_INITIATOR,
-                "mpesa_security_credential": DEFAULT_SECURITY_CREDENTIAL,
+                # Typed once by the admin, encrypted with the emulator's certificate
+                # (it plays Safaricom's); only the encrypted credential is stored.
+                "mpesa_certificate": self.emulator.certificate_pem,
+                "mpesa_initiator_password": DEFAULT_INITIATOR_PASSWORD,
                 "mpesa_api_url": self.emulator.base_url,
                 "journal_id": self.journal_id,
                 # Every live test pushes from 127.0.0.1, many to one phone: the

@@ -1,10 +1,12 @@
 """A local emulator of Safaricom's Daraja (M-PESA) API for tests and demos."""
 
 from .callbacks import Delivery
+from .credentials import KeyPair
 from .emulator import (
     DEFAULT_CONSUMER_KEY,
     DEFAULT_CONSUMER_SECRET,
     DEFAULT_INITIATOR,
+    DEFAULT_INITIATOR_PASSWORD,
     DEFAULT_PASSKEY,
     DEFAULT_SECURITY_CREDENTIAL,
     DEFAULT_SHORTCODE,
@@ -17,6 +19,7 @@ __all__ = [
     "DEFAULT_CONSUMER_KEY",
     "DEFAULT_CONSUMER_SECRET",
     "DEFAULT_INITIATOR",
+    "DEFAULT_INITIATOR_PASSWORD",
     "DEFAULT_PASSKEY",
     "DEFAULT_SECURITY_CREDENTIAL",
     "DEFAULT_SHORTCODE",
@@ -24,6 +27,7 @@ __all__ = [
     "RESULT_DESCS",
     "DarajaEmulator",
     "Delivery",
+    "KeyPair",
     "Prompt",
     "Scenario",
 ]

@@ -4,7 +4,7 @@ import argparse
 import signal
 import threading
 
-from .emulator import DEFAULT_PASSKEY, DarajaEmulator
+from .emulator import DEFAULT_INITIATOR_PASSWORD, DEFAULT_PASSKEY, DarajaEmulator
 
 
 def main(argv=None):
@@ -28,6 +28,17 @@ def main(argv=None):
     parser.add_argument("--consumer-secret")
     parser.add_argument("--shortcode")
     parser.add_argument("--passkey")
+    parser.add_argument(
+        "--initiator-password",
+        default=DEFAULT_INITIATOR_PASSWORD,
+        help="what a SecurityCredential must decrypt to (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--strict-credentials",
+        action="store_true",
+        help="accept only credentials encrypted with the emulator's certificate "
+        "(GET /emulator/certificate), not the fixed test credential",
+    )
     args = parser.parse_args(argv)
 
     emu = DarajaEmulator(
@@ -36,13 +47,20 @@ def main(argv=None):
         auto_complete=not args.manual,
         production=args.production,
         prompt_timeout=args.prompt_timeout,
+        fixed_credentials=not args.strict_credentials,
     )
     if args.consumer_key or args.consumer_secret:
         if not (args.consumer_key and args.consumer_secret):
             parser.error("--consumer-key and --consumer-secret go together")
         emu.add_app(args.consumer_key, args.consumer_secret)
+    for code in emu.state.shortcodes.values():
+        code.initiator_password = args.initiator_password
     if args.shortcode:
-        emu.add_shortcode(args.shortcode, args.passkey or DEFAULT_PASSKEY)
+        emu.add_shortcode(
+            args.shortcode,
+            args.passkey or DEFAULT_PASSKEY,
+            initiator_password=args.initiator_password,
+        )
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -51,7 +69,8 @@ def main(argv=None):
     mode = "manual" if args.manual else "auto-complete"
     print(
         f"Daraja emulator on {emu.base_url} ({mode}); virtual phone at "
-        f"{emu.base_url}/phone",
+        f"{emu.base_url}/phone; certificate for SecurityCredential at "
+        f"{emu.base_url}/emulator/certificate",
         flush=True,
     )
     while not stop.wait(0.5):

@@ -4,6 +4,7 @@ import threading
 
 from . import c2b, helpers
 from .callbacks import Courier
+from .credentials import KeyPair, LazyKeyPair
 from .scenario import ACTION_CODES, Scenario
 from .server import EmulatorHTTPServer
 from .state import Shortcode, State
@@ -13,6 +14,11 @@ DEFAULT_CONSUMER_SECRET = "emulator-secret"
 DEFAULT_SHORTCODE = "174379"
 DEFAULT_PASSKEY = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"
 DEFAULT_INITIATOR = "testapi"
+# The initiator password the emulator's shortcodes expect by default (the one
+# Safaricom's sandbox test credentials give "testapi").
+DEFAULT_INITIATOR_PASSWORD = "Safaricom999!*!"
+# A fixed credential, accepted as is only with fixed_credentials=True (the default
+# until every caller encrypts DEFAULT_INITIATOR_PASSWORD with emu.certificate_pem).
 DEFAULT_SECURITY_CREDENTIAL = "emulator-credential"
 
 
@@ -29,8 +35,15 @@ class DarajaEmulator:
         token_lifetime=3599,
         callback_timeout=10.0,
         result_delay=0.05,
+        fixed_credentials=True,
+        key_pair=None,
     ):
         self.host, self.port = host, port
+        # True: a shortcode's fixed security_credential string is accepted as well
+        # as a real one; False: only the initiator password encrypted with this
+        # emulator's certificate (certificate_pem) is, as on Daraja.
+        self.fixed_credentials = fixed_credentials
+        self._key_pair = key_pair or LazyKeyPair()
         self.auto_complete = auto_complete
         self.production = production
         self.prompt_timeout = prompt_timeout
@@ -85,6 +98,23 @@ class DarajaEmulator:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
+    # -- security credentials -------------------------------------------------------
+    @property
+    def key_pair(self):
+        """The emulator's RSA key pair (made on first use, never on disk)."""
+        pair = self._key_pair
+        return pair if isinstance(pair, KeyPair) else pair.get()
+
+    @property
+    def certificate_pem(self):
+        """The certificate to encrypt initiator passwords with (plays Safaricom's
+        SandboxCertificate.cer); also at GET /emulator/certificate."""
+        return self.key_pair.certificate_pem
+
+    def security_credential(self, password=DEFAULT_INITIATOR_PASSWORD):
+        """``password`` encrypted with the emulator's certificate, as a client would."""
+        return self.key_pair.encrypt(password)
+
     # Workers call these to stay quiet after stop() or reset().
     def pause(self, seconds):
         """Sleep; False if the emulator stopped meanwhile."""
@@ -109,6 +139,7 @@ class DarajaEmulator:
         security_credential=DEFAULT_SECURITY_CREDENTIAL,
         balance=0.0,
         organization_name="Emulator Merchant",
+        initiator_password=DEFAULT_INITIATOR_PASSWORD,
     ):
         if kind not in ("paybill", "till"):
             raise ValueError("kind must be 'paybill' or 'till'")
@@ -123,6 +154,7 @@ class DarajaEmulator:
             float(balance),
             organization_name,
             initial_balance=float(balance),
+            initiator_password=initiator_password,
         )
         with self.state.lock:
             self.state.shortcodes[code.shortcode] = code

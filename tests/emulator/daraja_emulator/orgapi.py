@@ -12,6 +12,13 @@ ALREADY_REVERSED = ("R000001", "The transaction has already been reversed")
 # Emulator's own choice: Safaricom documents no code for a wrong reversal amount.
 WRONG_AMOUNT = ("R000003", "The reversal amount does not match the transaction amount")
 ACK = "Accept the service request successfully."
+# A SecurityCredential that does not decrypt to the initiator's password (encrypted
+# with another certificate, or another password) is acknowledged like any request,
+# then refused in the Result, as integrators report of Daraja:
+# safaricom/mpesa-php-sdk#40 (the ack: ResponseCode "0" whatever the credential),
+# dkiptugen/mpesa-php-full-integration#1 (transaction status),
+# newtonmunene99/mpesa-api#12 (account balance), safaricom/mpesa-node-library#13.
+INVALID_INITIATOR = (2001, "The initiator information is invalid.")
 
 
 def _params(pairs):
@@ -59,6 +66,31 @@ def _send(emu, ack, data, build, gen):
             return
     body = build(ack)
     emu.courier.post("result", data["ResultURL"], json.dumps(body).encode())
+
+
+def invalid_initiator(emu, data, kind):
+    """Ack now; the Result then refuses the initiator (ResultCode 2001), with a
+    placeholder TransactionID such as "OFP0000000" and the reference data of the
+    kind of request, as in the reports cited at INVALID_INITIATOR."""
+
+    def build(ack):
+        transaction_id = emu.state.new_receipt()[:3] + "0000000"
+        if kind == "status":
+            reference = {"Key": "Occasion", "Value": data.get("Occasion") or ""}
+        else:
+            reference = {"Key": "QueueTimeoutURL", "Value": data["QueueTimeOutURL"]}
+        body = _result(ack, *INVALID_INITIATOR, transaction_id, reference=reference)
+        if kind == "balance":
+            # A single parameter comes unwrapped (not in a list) in that report.
+            body["Result"]["ResultParameters"] = {
+                "ResultParameter": {
+                    "Key": "BOCompletedTime",
+                    "Value": int(helpers.stamp(helpers.kenya_now())),
+                }
+            }
+        return body
+
+    return acknowledge(emu, data, build)
 
 
 def _party(payment):

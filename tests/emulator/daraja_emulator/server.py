@@ -110,6 +110,11 @@ class Handler(BaseHTTPRequestHandler):
     def _control(self, emu, method, path, raw, data):
         parts = path.split("/")[2:]
         if method == "GET":
+            if parts == ["certificate"]:
+                # Sent here for its content type; payload None = already answered.
+                pem = emu.certificate_pem.encode()
+                self._send(200, pem, "application/x-pem-file")
+                return 200, None
             if parts == ["prompts"]:
                 return 200, [p.as_dict() for p in emu.prompts.values()]
             if parts == ["deliveries"]:

@@ -23,6 +23,8 @@ class Shortcode:
     initial_balance: float = 0.0
     c2b: dict | None = None  # registered ConfirmationURL/ValidationURL/ResponseType
     pull: dict | None = None  # Pull API registration
+    # What the SecurityCredential must decrypt to (the emulator's certificate).
+    initiator_password: str = "Safaricom999!*!"
 
     @property
     def till_number(self):
