@@ -86,3 +86,8 @@ UNKNOWN_RESULT = ("error", "M-PESA could not complete the payment (code %s).")
 
 # Result codes after which a success can still follow (checked by STK query).
 RECOVERABLE_RESULT_CODES = {1037}
+
+# Initiator API results that say our configuration is wrong (the initiator or its
+# security credential), not that a transaction is unknown: 2001 "The initiator
+# information is invalid.", 8006 "The security credential is locked".
+INITIATOR_CONFIGURATION_ERRORS = frozenset({"2001", "8006"})

@@ -3,6 +3,7 @@ import logging
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
+from .. import const
 from ..daraja.client import DarajaError
 from ..daraja.payloads import parse_initiator_result, parse_timestamp
 
@@ -239,6 +240,17 @@ class MpesaApiRequest(models.Model):
         )
         if completed:
             receipt._mpesa_confirmed(float(params.get("Amount") or 0.0))
+        elif result.result_code in const.INITIATOR_CONFIGURATION_ERRORS:
+            # M-PESA refused to answer (a wrong credential, e.g. encrypted with the
+            # other environment's certificate): the payment is neither confirmed nor
+            # refused. It stays pending; the confirmation job asks again, and flags
+            # it after a day if the credential is still wrong.
+            _logger.error(
+                "M-PESA refused the initiator of %s (%s): fix the initiator name or "
+                "security credential; paybill payments wait unconfirmed",
+                self.provider_id.name,
+                self.result_message,
+            )
         else:
             receipt._mpesa_unknown(
                 self.env._(

@@ -17,7 +17,7 @@ from daraja_emulator import DEFAULT_INITIATOR_PASSWORD
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import Form, new_test_user, tagged
 from odoo.tests.common import BaseCase
-from odoo.tools import file_open
+from odoo.tools import file_open, mute_logger
 
 from ..daraja.credential import (
     SHIPPED_CERTIFICATES,
@@ -26,7 +26,7 @@ from ..daraja.credential import (
     load_certificate,
     validity,
 )
-from .common import PHONE, MpesaHttpCommon
+from .common import PHONE, SHORTCODE, MpesaHttpCommon
 
 # Unmistakable: searched for everywhere once the admin has typed it.
 PASSWORD = "Kiboko-7f3a!initiator"
@@ -222,6 +222,38 @@ class TestSecurityCredential(MpesaHttpCommon):
             certificate=self.emulator.certificate_pem,
         )
         self.assertEqual(self._ask("balance").state, "done")
+
+    @mute_logger("odoo.addons.mpesa_payment.models.mpesa_api_request")
+    def test_wrong_credential_leaves_paybill_payments_waiting_not_refused(self):
+        """A wrong credential is our configuration, not an unknown payment: the paybill
+        payments M-PESA would not confirm wait, and are booked once it is fixed."""
+        invoice = self._invoice(800)
+        self._set_password_on_form(password=DEFAULT_INITIATOR_PASSWORD, certificate="")
+        results = len([d for d in self.emulator.deliveries if d.kind == "result"])
+        code = self.emulator.c2b_pay(SHORTCODE, PHONE, 800, invoice.name)
+        self._wait_callbacks(results + 1, kind="result")
+        with self._db_lock():
+            receipt = self.env["mpesa.receipt"].search([("name", "=", code)])
+            self.assertEqual(receipt.verification, "pending", "not refused")
+            self.assertFalse(receipt.application_ids)
+            request = self.env["mpesa.api.request"].search(
+                [("receipt_id", "=", receipt.id)]
+            )
+            self.assertEqual((request.state, request.result_code), ("failed", "2001"))
+        self._set_password_on_form(
+            password=DEFAULT_INITIATOR_PASSWORD,
+            certificate=self.emulator.certificate_pem,
+        )
+        with self._db_lock():
+            self.env["mpesa.receipt"]._cron_mpesa_confirm_paybill()
+            self.env.flush_all()
+        self._wait_callbacks(results + 2, kind="result")
+        self._wait_confirmed(receipt)
+        self._post_process(receipt)
+        with self._db_lock():
+            self.assertEqual(receipt.verification, "verified")
+            self.assertEqual(receipt.application_ids.invoice_ids, invoice)
+            self.assertIn(invoice.payment_state, ("paid", "in_payment"))
 
     def test_empty_password_keeps_the_credential(self):
         credential = self.mpesa.mpesa_security_credential
