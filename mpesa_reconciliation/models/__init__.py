@@ -2,6 +2,7 @@ from . import account_bank_statement_line
 from . import account_journal
 from . import account_move
 from . import account_reconcile_model
+from . import crm_team
 from . import mpesa_branch
 from . import mpesa_exception
 from . import mpesa_match_suggestion

@@ -48,9 +48,35 @@ class MpesaReceipt(models.Model):
         help="Reached us only through a statement import or the Pull API: the "
         "callback never came.",
     )
-    user_id = fields.Many2one("res.users", string="Owner", index=True, tracking=True)
-    team_id = fields.Many2one("crm.team", string="Department", index="btree_not_null")
-    branch_id = fields.Many2one("mpesa.branch", index="btree_not_null", tracking=True)
+    # Whose money this is (who sees it: the record rules of M-PESA users). Filled in
+    # from what the money pays; a person's choice is never overwritten.
+    user_id = fields.Many2one(
+        "res.users",
+        string="Owner",
+        index=True,
+        tracking=True,
+        help="The salesperson of what this payment pays: the invoice, order or "
+        "subscription, or the customer's.",
+    )
+    team_id = fields.Many2one(
+        "crm.team",
+        string="Department",
+        index="btree_not_null",
+        help="The sales team of what this payment pays.",
+    )
+    branch_id = fields.Many2one(
+        "mpesa.branch",
+        index="btree_not_null",
+        tracking=True,
+        help="The branch of that sales team, else of the shortcode or till that took "
+        "the money. M-PESA users see the payments of their branches.",
+    )
+    branch_is_default = fields.Boolean(
+        readonly=True,
+        copy=False,
+        help="The branch is only the shortcode's: the sales team of what the money "
+        "pays gives its own.",
+    )
     suggestion_ids = fields.One2many(
         related="statement_line_id.mpesa_suggestion_ids", readonly=True
     )
@@ -84,15 +110,104 @@ class MpesaReceipt(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
+        vals_list = [self._mpesa_shortcode_branch(vals) for vals in vals_list]
         receipts = super().create(vals_list)
+        for receipt in receipts.filtered("transaction_id"):
+            receipt._mpesa_attribute(receipt.transaction_id)
         receipts._mpesa_feed_statement()
         return receipts
 
     def write(self, vals):
+        if "branch_id" in vals and "branch_is_default" not in vals:
+            vals = {**vals, "branch_is_default": False}  # somebody chose it
         res = super().write(vals)
+        if vals.get("transaction_id"):
+            for receipt in self:
+                receipt._mpesa_attribute(receipt.transaction_id)
         if vals.get("state") in ("review", "applied") or "transaction_id" in vals:
             self._mpesa_sync_exceptions()
         return res
+
+    # === WHOSE MONEY (salesperson, sales team, branch) === #
+
+    @api.model
+    def _mpesa_shortcode_branch(self, vals):
+        """A new receipt belongs to the branch of the shortcode or till that took it,
+        until what it pays says otherwise."""
+        if vals.get("branch_id") or not vals.get("provider_id"):
+            return vals
+        provider = self.env["payment.provider"].sudo().browse(vals["provider_id"])
+        if not provider.mpesa_branch_id:
+            return vals
+        return {
+            **vals,
+            "branch_id": provider.mpesa_branch_id.id,
+            "branch_is_default": True,
+        }
+
+    def _mpesa_seller(self, tx):
+        """The salesperson and sales team of ``tx``: the staff member who requested
+        the payment (and their team), else those of what it pays: its subscription,
+        invoice or order, else its customer's salesperson (and their team)."""
+        self.ensure_one()
+        tx = tx.sudo()
+        user, team = self._mpesa_document_seller(tx)
+        collection = tx.mpesa_collection_id
+        if collection.user_id:
+            user, team = collection.user_id, collection.team_id or team
+        return user, team
+
+    def _mpesa_document_seller(self, tx):
+        subscription = self.subscription_id.sudo()
+        if subscription and (
+            not tx.invoice_ids or tx.invoice_ids.subscription_id == subscription
+        ):
+            return subscription.user_id, subscription.crm_team_id
+        if tx.invoice_ids:
+            invoice = tx.invoice_ids[:1]
+            return invoice.invoice_user_id, invoice.team_id
+        if tx.sale_order_ids:
+            order = tx.sale_order_ids[:1]
+            return order.user_id, order.team_id
+        partner = tx.partner_id
+        user = partner.user_id or partner.commercial_partner_id.user_id
+        # A customer has a sales team with CRM only; else their salesperson's.
+        team = partner["team_id"] if "team_id" in partner._fields else None
+        return user, team or user.sale_team_id
+
+    def _mpesa_attribute(self, tx):
+        """This money is the salesperson's, sales team's and branch of what ``tx``
+        pays: what is empty is filled in (the first document it pays decides), the
+        shortcode's branch gives way to the team's; a person's choice stays."""
+        self.ensure_one()
+        if not tx:
+            return
+        user, team = self._mpesa_seller(tx)
+        vals = {}
+        if user and not self.user_id:
+            vals["user_id"] = user.id
+        if team and not self.team_id:
+            vals["team_id"] = team.id
+        branch = (self.team_id or team).sudo().mpesa_branch_id
+        if branch and (not self.branch_id or self.branch_is_default):
+            vals.update(branch_id=branch.id, branch_is_default=False)
+        elif not self.branch_id and self.provider_id.sudo().mpesa_branch_id:
+            vals.update(
+                branch_id=self.provider_id.sudo().mpesa_branch_id.id,
+                branch_is_default=True,
+            )
+        if vals:
+            self.sudo().write(vals)
+
+    def _mpesa_take(self, tx):
+        res = super()._mpesa_take(tx)
+        self._mpesa_attribute(tx)
+        return res
+
+    def _message_auto_subscribe_followers(self, updated_values, default_subtype_ids):
+        """The salesperson owns the money, not a task: not made a follower (they would
+        get every email of the receipt, the customer's too), nor notified."""
+        return []
 
     # === BANK FEED === #
 

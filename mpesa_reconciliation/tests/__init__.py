@@ -14,3 +14,4 @@ from . import test_money_properties
 from . import test_collection
 from . import test_statement_limits
 from . import test_pull
+from . import test_branches

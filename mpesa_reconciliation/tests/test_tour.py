@@ -1,6 +1,7 @@
 from odoo.tests import tagged
 
 from .common import ReconciliationCommon
+from .test_branches import BranchCommon
 
 
 @tagged("post_install", "-at_install")
@@ -27,3 +28,23 @@ class TestReconcileTour(ReconciliationCommon):
         self.env.invalidate_all()
         self.assertTrue(receipt.statement_line_id.is_reconciled)
         self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+
+
+@tagged("post_install", "-at_install")
+class TestBranchTour(BranchCommon):
+    def test_cashier_sees_their_branchs_payments(self):
+        """Issue 11, finding 9: a plain M-PESA user of the Westlands shop logs in,
+        opens M-PESA > Receipts and finds Westlands' payment, not Mombasa Road's."""
+        west = self._c2b(
+            self._sold_invoice(700, self.team_westlands).name,
+            700,
+            trans_id="SKLWEST001",
+        )
+        coast = self._c2b(
+            self._sold_invoice(900, self.team_mombasa).name,
+            900,
+            trans_id="SKLCOAST01",
+        )
+        self.assertEqual((west | coast).mapped("state"), ["applied", "applied"])
+        self._join_branch(self.westlands, self.cashier)
+        self.start_tour("/odoo", "mpesa_branch_receipts", login=self.cashier.login)
