@@ -18,6 +18,7 @@
         "views/mpesa_exception_views.xml",
         "views/account_bank_statement_line_views.xml",
         "views/res_config_settings_views.xml",
+        "views/mpesa_collection_views.xml",
         "views/mpesa_branch_views.xml",
         "views/payment_provider_views.xml",
         "views/menus.xml",

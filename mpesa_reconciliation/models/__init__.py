@@ -13,3 +13,4 @@ from . import res_config_settings
 from . import books_check
 from . import mpesa_api_request
 from . import payment_provider
+from . import mpesa_collection

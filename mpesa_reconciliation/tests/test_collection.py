@@ -3,7 +3,7 @@ invoice, the customer answers on the (emulated) phone, and the request is follow
 to its end. Each flow ends with the books as an accountant checks them."""
 
 from odoo import Command
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 from odoo.tests import Form, new_test_user, tagged
 
 from .common import ReconciliationCommon
@@ -94,7 +94,7 @@ class TestStaffCollection(ReconciliationCommon):
         self.assertEqual(mine, collection, "in My Collections, paid")
         self.assertIn(
             "sent to 2547****149 by Carol Counter",
-            invoice.message_ids.mapped("body")[1],
+            " ".join(invoice.message_ids.mapped("body")),
         )
 
     def test_declined_prompt_then_sent_again(self):
@@ -201,13 +201,44 @@ class TestStaffCollection(ReconciliationCommon):
         self.assertEqual(collection.sale_order_id, order)
         self.assertEqual(collection.amount, order.amount_total)
 
-    def test_plain_user_sees_own_requests_only(self):
+    def test_plain_user_sees_own_and_their_branchs_requests(self):
+        """A plain M-PESA user sees their own requests and their branch's (with the
+        receipts they bring), not another branch's."""
+        westlands = self.env["mpesa.branch"].create({"name": "Westlands"})
+        mombasa = self.env["mpesa.branch"].create({"name": "Mombasa Road"})
+        self.team.mpesa_branch_id = westlands
+        neighbour = new_test_user(
+            self.env,
+            "westlands_clerk",
+            groups="base.group_user,sales_team.group_sale_salesman,"
+            "account.group_account_invoice,mpesa_payment.group_mpesa_user",
+            company_id=self.env.company.id,
+        )
+        neighbour.mpesa_branch_ids = westlands
+        self.colleague.mpesa_branch_ids = mombasa
         first, second = self._invoice(100), self._invoice(200)
         mine = self._dialog(first)
         theirs = self._dialog(second, user=self.colleague)
+        self.assertEqual((mine.branch_id, theirs.branch_id), (westlands, mombasa))
+        before = self._send(mine)
+        self.assertEqual(self._follow(mine, before), "done")
         visible = self.env["mpesa.collection"].with_user(self.salesperson).search([])
         self.assertIn(mine, visible)
         self.assertNotIn(theirs, visible)
+        for user, expected in ((neighbour, mine), (self.colleague, theirs)):
+            self.assertEqual(
+                self.env["mpesa.collection"].with_user(user).search([]), expected
+            )
+        receipt = mine.sudo().transaction_id.mpesa_source_receipt_id
+        self.assertEqual(receipt.branch_id, westlands)
+        self.assertIn(
+            receipt, self.env["mpesa.receipt"].with_user(neighbour).search([])
+        )
+        self.assertNotIn(
+            receipt, self.env["mpesa.receipt"].with_user(self.colleague).search([])
+        )
+        with self.assertRaises(AccessError):
+            theirs.with_user(self.salesperson).write({"phone": "0711000000"})
 
     def _call(self, collection, method, *args):
         """A button of the dialog, clicked in the browser (JSON-RPC as the user)."""

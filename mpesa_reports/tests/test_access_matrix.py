@@ -115,6 +115,15 @@ EXPECTED = {
         ADMIN: WIZARD,
         OTHER_CO: WIZARD,
     },
+    # Staff payment requests: users their own and their branch's (record rules),
+    # reconcilers and managers all; only managers delete.
+    "mpesa.collection": {
+        USER: {R, W, C},
+        RECONCILER: {R, W, C},
+        MANAGER: ALL,
+        ADMIN: ALL,
+        OTHER_CO: {R, W, C},
+    },
     # The prompt limits' counters and locks: written by the push as superuser.
     "mpesa.push.attempt": {MANAGER: {R}, ADMIN: {R}},
     "mpesa.push.lock": {ADMIN: {R}},

@@ -106,8 +106,10 @@ class TestDashboard(ReportsCommon):
         self.assertEqual(set(by_branch), {"Mombasa Road", "No branch"})
         self.assertEqual(by_branch["Mombasa Road"]["amount"], 250.0)
         self.assertEqual(self._records(self.finance, by_branch["No branch"]), unmatched)
+        # The paid invoice brings its sales team (issue 11, finding 9).
         self.assertEqual(
-            self._by_label(march_2["by_team"]), {"No department": (2, 550.0)}
+            self._by_label(march_2["by_team"]),
+            {"Sales": (1, 300.0), "No department": (1, 250.0)},
         )
 
         both = self._figures(self.finance, "2026-03-01", "2026-03-02")
