@@ -201,6 +201,39 @@ class TestStaffCollection(ReconciliationCommon):
         self.assertEqual(collection.sale_order_id, order)
         self.assertEqual(collection.amount, order.amount_total)
 
+    def test_subscription_asks_for_its_oldest_open_invoice(self):
+        template = self.env["sale.subscription.template"].create(
+            {"name": "Monthly hosting", "code": "HOSTC", "invoicing_mode": "invoice"}
+        )
+        product = self.env["product.product"].create(
+            {"name": "Hosting", "subscribable": True, "taxes_id": [Command.clear()]}
+        )
+        subscription = self.env["sale.subscription"].create(
+            {
+                "partner_id": self.partner.id,
+                "template_id": template.id,
+                "pricelist_id": self.partner.property_product_pricelist.id,
+                "sale_subscription_line_ids": [
+                    Command.create({"product_id": product.id, "price_unit": 1500})
+                ],
+            }
+        )
+        with self._db_lock():
+            subscription.generate_invoice()
+            self.env.flush_all()
+        invoice = subscription.invoice_ids
+        self.assertEqual(invoice.state, "posted")
+        receivable = self._receivable_balance(invoice.partner_id)
+        collection = self._dialog(subscription)
+        self.assertEqual(collection.subscription_id, subscription)
+        self.assertEqual(collection.amount, invoice.amount_residual)
+        before = self._send(collection)
+        self.assertEqual(self._follow(collection, before), "done")
+        self.assertEqual(collection.transaction_id.invoice_ids, invoice)
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        receipt = collection.sudo().transaction_id.mpesa_source_receipt_id
+        self.assertBooksOfPayment(receipt, invoice.partner_id, receivable, 1500)
+
     def test_plain_user_sees_own_and_their_branchs_requests(self):
         """A plain M-PESA user sees their own requests and their branch's (with the
         receipts they bring), not another branch's."""
