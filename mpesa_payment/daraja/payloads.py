@@ -6,6 +6,7 @@ such tolerance lives here, and callers get small typed records or a PayloadError
 """
 
 import datetime as dt
+import math
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -14,6 +15,13 @@ KENYA_TZ = dt.timezone(dt.timedelta(hours=3))
 # str.isdigit() also accepts "²"; past 18 digits no Daraja integer is meant (and
 # Python refuses to parse more than 4300 at all).
 _INTEGER = re.compile(r"^-?[0-9]{1,18}$")
+_INTEGER_LIMIT = 10**18
+# Far above any M-PESA amount or balance; past it a float is inf (1e400) or loses the
+# shillings, and Odoo's rounding of inf fails.
+_AMOUNT_LIMIT = Decimal(10) ** 15
+# No Daraja text comes near this; an index entry cannot be much longer (PostgreSQL
+# refuses a btree entry past about 2700 bytes).
+_TEXT_LIMIT = 1000
 
 
 class PayloadError(ValueError):
@@ -23,12 +31,12 @@ class PayloadError(ValueError):
 def _as_int(value, name):
     if isinstance(value, bool):
         raise PayloadError(f"{name} must be a number, got {value!r}")
-    if isinstance(value, int):
-        return value
     if isinstance(value, str) and _INTEGER.match(value.strip()):
         return int(value.strip())
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        value = int(value)
+    if isinstance(value, int) and -_INTEGER_LIMIT < value < _INTEGER_LIMIT:
+        return value
     raise PayloadError(f"{name} must be an integer, got {repr(value)[:40]}")
 
 
@@ -40,7 +48,9 @@ def _as_amount(value, name="Amount"):
     except InvalidOperation as exc:
         raise PayloadError(f"{name} must be a number, got {value!r}") from exc
     if not amount.is_finite() or amount < 0:
-        raise PayloadError(f"{name} must be a positive number, got {value!r}")
+        raise PayloadError(f"{name} must be a positive number, got {value!r:.40}")
+    if amount >= _AMOUNT_LIMIT:
+        raise PayloadError(f"{name} is not a plausible amount, got {value!r:.40}")
     return amount
 
 
@@ -50,8 +60,33 @@ def _as_str(value, name, required=True):
             raise PayloadError(f"{name} is missing")
         return ""
     if isinstance(value, (dict, list, bool)):
-        raise PayloadError(f"{name} must be text, got {value!r}")
-    return str(value).strip()
+        raise PayloadError(f"{name} must be text, got {value!r:.40}")
+    return _storable(str(value).strip(), name)
+
+
+def _storable(text, name):
+    """Text the database can keep: no NUL, no lone surrogate (JSON escapes both), not
+    longer than anything Daraja sends."""
+    if "\x00" in text:
+        raise PayloadError(f"{name} contains a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PayloadError(f"{name} is not valid Unicode text: {text!r:.40}") from exc
+    if len(text) > _TEXT_LIMIT:
+        raise PayloadError(f"{name} is too long ({len(text)} characters)")
+    return text
+
+
+def _parameter(value, key):
+    """A Result parameter's value: text or a number, as Daraja sends them."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    if isinstance(value, str):
+        return _storable(value, key)
+    raise PayloadError(f"{key} must be text or a number, got {value!r:.40}")
 
 
 def parse_timestamp(value, name="TransactionDate"):
@@ -237,8 +272,11 @@ def parse_initiator_result(data):
         raise PayloadError("ResultParameter must be a list")
     for item in raw:
         item = _dict(item, "ResultParameter[]")
-        if "Key" in item:
-            params[str(item["Key"])] = item.get("Value")
+        if item.get("Key") not in (None, ""):
+            key = _as_str(item["Key"], "ResultParameter.Key")
+            params[key] = _parameter(item.get("Value"), key)
+    if params.get("Amount") not in (None, ""):
+        params["Amount"] = _as_amount(params["Amount"])
     return InitiatorResult(
         result_type=_as_int(result.get("ResultType", 0), "ResultType"),
         result_code=_as_str(result.get("ResultCode"), "ResultCode"),

@@ -4,7 +4,7 @@ import logging
 import psycopg2
 
 from odoo import api, fields, models
-from odoo.exceptions import ValidationError
+from odoo.exceptions import UserError, ValidationError
 
 from .. import const
 from ..daraja.payloads import PayloadError, parse_c2b, parse_stk_callback
@@ -94,18 +94,30 @@ class MpesaCallback(models.Model):
         api_request=None,
     ):
         """Keep the raw body. Callers commit this before any processing."""
-        if isinstance(body, bytes):
-            body = body.decode("utf-8", errors="replace")
         return self.create(
             {
                 "kind": kind,
-                "body": body,
+                "body": self._storable_text(body),
                 "provider_id": provider.id if provider else False,
                 "transaction_id": transaction.id if transaction else False,
                 "remote_addr": remote_addr,
                 "api_request_id": api_request.id if api_request else False,
             }
         )
+
+    @api.model
+    def _storable_text(self, body):
+        """``body`` as a text column keeps it: UTF-8 text (as Daraja's JSON always
+        is) exactly as received; what the column cannot hold visible rather than lost,
+        or refused by PostgreSQL with the whole body: an invalid UTF-8 byte as
+        ``\\xNN``, a lone surrogate as ``\\udNNN``, a NUL as ``\\x00`` (such a body is
+        not Daraja's JSON anyway)."""
+        if isinstance(body, bytes):
+            body = body.decode("utf-8", errors="backslashreplace")
+        if isinstance(body, str):
+            body = body.encode("utf-8", errors="backslashreplace").decode("utf-8")
+            body = body.replace("\x00", "\\x00")
+        return body
 
     def _payload(self):
         try:
@@ -134,11 +146,11 @@ class MpesaCallback(models.Model):
                 )
             except CONCURRENCY_ERRORS:
                 raise  # a concurrent duplicate: the caller retries on a new snapshot
-            except (PayloadError, ValidationError) as error:
-                cb.write({"state": "error", "error": str(error)})
+            except (PayloadError, UserError) as error:  # ValidationError included
+                cb.write({"state": "error", "error": cb._storable_text(str(error))})
                 _logger.warning("M-PESA callback %s rejected: %s", cb.id, error)
             except Exception as error:  # kept for the recovery job; never lose the body
-                cb.write({"state": "error", "error": repr(error)})
+                cb.write({"state": "error", "error": cb._storable_text(repr(error))})
                 _logger.exception("M-PESA callback %s failed", cb.id)
         return self
 

@@ -6,6 +6,24 @@ from odoo.addons.portal.controllers.portal import CustomerPortal
 from odoo.addons.portal.controllers.portal import pager as portal_pager
 
 RECEIPT_REPORT = "mpesa_reports.action_report_mpesa_receipt"
+# A page number or a record id in a URL: ASCII digits, no more than a PostgreSQL integer
+# has. (Odoo's <int:...> converter turns any run of digits into an int, and fails with
+# a 500 past 4300 of them before any controller runs: these routes read text instead.)
+NUMBER_DIGITS = 10
+
+
+def url_number(value):
+    """The number a URL segment or query argument names, or None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if (
+        isinstance(value, str)
+        and value.isascii()
+        and value.isdigit()
+        and len(value) <= NUMBER_DIGITS
+    ):
+        return int(value)
+    return None
 
 
 class MpesaPortal(CustomerPortal):
@@ -34,12 +52,18 @@ class MpesaPortal(CustomerPortal):
         return values
 
     @http.route(
-        ["/my/mpesa", "/my/mpesa/page/<int:page>"],
+        ["/my/mpesa", f"/my/mpesa/page/<string(maxlength={NUMBER_DIGITS}):page>"],
         type="http",
         auth="user",
         website=True,
     )
     def portal_my_mpesa_receipts(self, page=1, **kw):
+        number = url_number(page)
+        if number is None:
+            if "/page/" in request.httprequest.path:
+                raise request.not_found()
+            number = 1  # ?page=abc: the first page, as for any portal list
+        page = number
         Receipt = request.env["mpesa.receipt"]
         values = self._prepare_portal_layout_values()
         domain = self._mpesa_receipts_domain()
@@ -72,12 +96,15 @@ class MpesaPortal(CustomerPortal):
         return request.render("mpesa_reports.portal_my_mpesa_receipts", values)
 
     @http.route(
-        "/my/mpesa/<int:receipt_id>/receipt",
+        f"/my/mpesa/<string(maxlength={NUMBER_DIGITS}):receipt_id>/receipt",
         type="http",
         auth="user",
         website=True,
     )
     def portal_my_mpesa_receipt_pdf(self, receipt_id, download=True, **kw):
+        receipt_id = url_number(receipt_id)
+        if receipt_id is None:
+            raise request.not_found()
         try:
             receipt_sudo = self._document_check_access("mpesa.receipt", receipt_id)
         except (AccessError, MissingError):
