@@ -75,12 +75,10 @@ class MpesaController(http.Controller):
     def mpesa_stk_callback(self, token):
         # Any prompt we sent is answered here and its body kept: even when its URL
         # has expired (a very late answer) or its transaction is gone. Only a URL we
-        # never signed is refused unseen.
-        checked = (
-            request.env["payment.provider"]
-            .sudo()
-            ._mpesa_check_token("stk", token, allow_expired=True)
-        )
+        # never signed is refused unseen. Such a body is kept for a person, never
+        # processed: the status query of the transaction says what happened.
+        Provider = request.env["payment.provider"].sudo()
+        checked = Provider._mpesa_check_token("stk", token, allow_expired=True)
         if not checked:
             _logger.warning(
                 "M-PESA STK callback refused from %s: invalid URL token",
@@ -97,6 +95,15 @@ class MpesaController(http.Controller):
         # Stored even when its CheckoutRequestID is another request's: processing
         # records why it cannot pay this transaction, and keeps any money it reports.
         callback_id = self._store("stk", body, provider, tx_sudo or None)
+        if not tx_sudo or not Provider._mpesa_check_token("stk", token):
+            self._keep_unprocessed(
+                callback_id,
+                request.env._(
+                    "Kept, not processed: the callback URL has expired or its payment "
+                    "is gone. Check the payment's status with M-PESA."
+                ),
+            )
+            return self._answer(ACCEPTED)
         state, _answer = self._process_stored(callback_id)
         if state == "error" and data is None:
             return self._answer({"ResultCode": 1, "ResultDesc": "Malformed JSON"}, 400)
@@ -224,6 +231,12 @@ class MpesaController(http.Controller):
                 ),
                 env,
             )
+
+    @staticmethod
+    def _keep_unprocessed(callback_id, why):
+        with request.env.registry.cursor() as cr:
+            callback = request.env(cr=cr, su=True)["mpesa.callback"].browse(callback_id)
+            callback.write({"state": "error", "error": why})
 
     @staticmethod
     def _process_stored(callback_id):

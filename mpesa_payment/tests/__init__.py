@@ -11,5 +11,4 @@ from . import test_money_integrity
 from . import test_hostile_input
 from . import test_prompt_limits
 from . import test_payment_method_line
-from . import test_route_fuzz
 from . import test_security_credential
