@@ -28,6 +28,12 @@ addon_dirs=(); for a in ${OUR_ADDONS//,/ } mpesa_e2e; do
     [ -d "$ROOT/$a" ] && addon_dirs+=("$ROOT/$a") || addon_dirs+=("$E2E/$a"); done
 if "$VENV/bin/pylint" --rcfile="$ROOT/.pylintrc" --disable=missing-readme "${addon_dirs[@]}"; then
     count 1 0; else count 0 1; echo "FAILED: pylint-odoo"; fi
+say "lint: oca-odoo-pre-commit-hooks (module and .po checks)"
+po_files=(); for d in "${addon_dirs[@]}"; do
+    for f in "$d"/i18n/*.po "$d"/i18n/*.pot; do [ -f "$f" ] && po_files+=("$f"); done; done
+if "$VENV/bin/oca-checks-odoo-module" "${addon_dirs[@]}" \
+        && { [ ${#po_files[@]} -eq 0 ] || "$VENV/bin/oca-checks-po" "${po_files[@]}"; }; then
+    count 1 0; else count 0 1; echo "FAILED: oca-odoo-pre-commit-hooks"; fi
 
 # --- 2. Odoo tests on a fresh database ----------------------------------------------
 say "Odoo tests on fresh database $DB (log: ${ODOO_LOG#"$ROOT"/})"
