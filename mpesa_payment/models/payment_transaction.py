@@ -562,7 +562,10 @@ class PaymentTransaction(models.Model):
         self.ensure_one()
         if self.state == "done" or self.mpesa_needs_review:
             return  # a late failure never undoes received money
-        target, message = self._mpesa_result_message(result_code)
+        # The customer reads this on the status page: their language, not the callback's.
+        target, message = self.with_context(
+            lang=self.partner_lang or self.env.lang
+        )._mpesa_result_message(result_code)
         self.sudo().write(
             {
                 "mpesa_result_code": str(result_code),
@@ -578,8 +581,8 @@ class PaymentTransaction(models.Model):
     def _mpesa_result_message(self, result_code):
         target, message = const.RESULT_CODES.get(result_code, const.UNKNOWN_RESULT)
         if result_code not in const.RESULT_CODES:
-            return target, self.env._(message, result_code)  # pylint: disable=translation-required
-        return target, self.env._(message)  # pylint: disable=translation-required
+            return target, self.env._(message) % result_code
+        return target, self.env._(message)
 
     def _mpesa_set_pending(self, message):
         if self.state == "pending":

@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from . import api
+from . import api, b2c
 from .api import DarajaError
 
 _logger = logging.getLogger(__name__)
@@ -26,6 +26,8 @@ API_ROUTES = {
     "/mpesa/accountbalance/v1/query": (api.account_balance, None),
     "/pulltransactions/v1/register": (api.pull_register, None),
     "/pulltransactions/v1/query": (api.pull_query, None),
+    "/mpesa/b2c/v1/paymentrequest": (b2c.payment_request, "v1"),
+    "/mpesa/b2c/v3/paymentrequest": (b2c.payment_request, "v3"),
 }
 
 
