@@ -171,8 +171,16 @@ class DarajaEmulator:
             self.state.default_scenario = Scenario(**fields)
         return self.state.default_scenario
 
+    def set_clock(self, moment=None):
+        """Make M-PESA's clock read ``moment`` (Kenya time if naive) and run on from
+        there, so payments made now carry that date; None: back to the real time. The
+        clock is process-wide (one per emulator process, as the CLI runs it)."""
+        helpers.set_clock(moment)
+
     def reset(self):
-        """Forget prompts, deliveries, scenarios, URLs and payments; keep apps."""
+        """Forget prompts, deliveries, scenarios, URLs and payments; keep apps. The
+        clock is the real one again."""
+        helpers.set_clock(None)
         self.state.reset()
         self.courier.clear()
         self._request_log.clear()

@@ -17,8 +17,25 @@ _ALNUM = string.ascii_uppercase + string.digits
 _counter = itertools.count(1)
 
 
+# How far the emulator's clock is from the real one (set_clock). Process-wide: every
+# timestamp M-PESA writes (TransactionDate, TransTime, completion and statement times)
+# reads this clock, so a demo can replay payments on the days they were made.
+_clock_offset = timedelta(0)
+
+
 def kenya_now():
-    return datetime.now(KENYA)
+    return datetime.now(KENYA) + _clock_offset
+
+
+def set_clock(moment=None):
+    """Make the clock read ``moment`` now and run on from it; None: the real time."""
+    global _clock_offset  # one clock per process, like M-PESA's
+    if moment is None:
+        _clock_offset = timedelta(0)
+        return
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=KENYA)
+    _clock_offset = moment - datetime.now(KENYA)
 
 
 def stamp(moment):
