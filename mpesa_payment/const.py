@@ -1,5 +1,9 @@
 """Facts about Daraja that the rest of the addon relies on, in one place."""
 
+from odoo.tools import LazyTranslate
+
+_lt = LazyTranslate(__name__)
+
 SUPPORTED_CURRENCIES = ["KES"]
 DEFAULT_PAYMENT_METHOD_CODES = {"mpesa"}
 
@@ -52,37 +56,42 @@ C2B_INVALID_AMOUNT = {"ResultCode": "C2B00013", "ResultDesc": "Rejected"}
 # STK query answers meaning "the customer has not answered yet".
 QUERY_PENDING_RESULT_CODES = {"4999"}
 
-# STK ResultCode -> (transaction state, customer-facing message). Messages are
-# translated where they are shown (payment_transaction._mpesa_result_message).
+# STK ResultCode -> (transaction state, customer-facing message). Lazy: translated in the
+# customer's language where they are set (payment_transaction._mpesa_result_message).
 RESULT_CODES = {
-    0: ("done", "Payment received."),
-    1: ("error", "The M-PESA balance is insufficient for this payment."),
-    2: ("error", "The amount is below the M-PESA minimum."),
-    3: ("error", "The amount is above the M-PESA maximum for one payment."),
-    4: ("error", "This payment would exceed your daily M-PESA limit."),
-    8: ("error", "This payment would exceed your M-PESA account's maximum balance."),
+    0: ("done", _lt("Payment received.")),
+    1: ("error", _lt("The M-PESA balance is insufficient for this payment.")),
+    2: ("error", _lt("The amount is below the M-PESA minimum.")),
+    3: ("error", _lt("The amount is above the M-PESA maximum for one payment.")),
+    4: ("error", _lt("This payment would exceed your daily M-PESA limit.")),
+    8: (
+        "error",
+        _lt("This payment would exceed your M-PESA account's maximum balance."),
+    ),
     17: (
         "error",
-        "A payment of the same amount was just made. Wait two minutes and try again.",
+        _lt(
+            "A payment of the same amount was just made. Wait two minutes and try again."
+        ),
     ),
-    26: ("error", "M-PESA is busy right now. Please try again in a few minutes."),
-    1001: ("error", "Another M-PESA transaction is in progress on this phone."),
-    1019: ("cancel", "The payment request expired before it was confirmed."),
-    1025: ("error", "The payment request could not be sent to your phone."),
-    1032: ("cancel", "You cancelled the payment request on your phone."),
+    26: ("error", _lt("M-PESA is busy right now. Please try again in a few minutes.")),
+    1001: ("error", _lt("Another M-PESA transaction is in progress on this phone.")),
+    1019: ("cancel", _lt("The payment request expired before it was confirmed.")),
+    1025: ("error", _lt("The payment request could not be sent to your phone.")),
+    1032: ("cancel", _lt("You cancelled the payment request on your phone.")),
     1037: (
         "cancel",
-        (
+        _lt(
             "Your phone could not be reached. Check that it is on and has network, "
             "then try again."
         ),
     ),
-    2001: ("error", "The M-PESA PIN entered was wrong."),
-    2028: ("error", "This payment is not allowed for this business number."),
-    8006: ("error", "Your M-PESA PIN is locked. Contact Safaricom to unlock it."),
-    9999: ("error", "M-PESA could not process the payment request."),
+    2001: ("error", _lt("The M-PESA PIN entered was wrong.")),
+    2028: ("error", _lt("This payment is not allowed for this business number.")),
+    8006: ("error", _lt("Your M-PESA PIN is locked. Contact Safaricom to unlock it.")),
+    9999: ("error", _lt("M-PESA could not process the payment request.")),
 }
-UNKNOWN_RESULT = ("error", "M-PESA could not complete the payment (code %s).")
+UNKNOWN_RESULT = ("error", _lt("M-PESA could not complete the payment (code %s)."))
 
 # Result codes after which a success can still follow (checked by STK query).
 RECOVERABLE_RESULT_CODES = {1037}

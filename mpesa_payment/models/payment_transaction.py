@@ -581,7 +581,8 @@ class PaymentTransaction(models.Model):
     def _mpesa_result_message(self, result_code):
         target, message = const.RESULT_CODES.get(result_code, const.UNKNOWN_RESULT)
         if result_code not in const.RESULT_CODES:
-            return target, self.env._(message) % result_code
+            # A lazy text takes no arguments once defined: format its translation.
+            return target, self.env._(message) % result_code  # pylint: disable=translation-not-lazy
         return target, self.env._(message)
 
     def _mpesa_set_pending(self, message):
