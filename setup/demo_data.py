@@ -36,6 +36,10 @@ PASSKEY = os.environ.get(
     "MPESA_DEMO_PASSKEY",
     "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919",
 )
+# The emulator's private key, kept by run.sh across restarts (--key-file): the
+# initiator password is encrypted with its certificate, as with Safaricom's.
+EMULATOR_KEY_FILE = os.environ.get("MPESA_DEMO_EMULATOR_KEY")
+INITIATOR_PASSWORD = "Safaricom999!*!"  # the emulator's default (Safaricom's sandbox)
 
 # Customers: Kenyan numbers in the formats people really type.
 CUSTOMERS = [
@@ -225,6 +229,18 @@ def create_documents(env, company):
         order._portal_ensure_token()
 
 
+def emulator_certificate():
+    """The certificate of the demo emulator's key pair (the key file is made if
+    missing; the emulator started by run.sh reads the same file)."""
+    if not EMULATOR_KEY_FILE:
+        raise SystemExit(
+            "demo_data: MPESA_DEMO_EMULATOR_KEY is not set (run.sh sets it)"
+        )
+    from daraja_emulator import KeyPair
+
+    return KeyPair.from_file(EMULATOR_KEY_FILE).certificate_pem
+
+
 def setup_provider(env, company):
     """The M-PESA provider in test mode, talking to the local Daraja emulator."""
     provider = env.ref("mpesa_payment.payment_provider_mpesa", raise_if_not_found=False)
@@ -240,7 +256,7 @@ def setup_provider(env, company):
         "mpesa_shortcode_type": "paybill",
         "mpesa_passkey": PASSKEY,
         "mpesa_initiator_name": "testapi",
-        "mpesa_security_credential": "emulator-credential",
+        "mpesa_certificate": emulator_certificate(),
         "mpesa_api_url": EMULATOR_URL,
     }
     missing = [name for name in values if name not in provider._fields]
@@ -252,8 +268,11 @@ def setup_provider(env, company):
     method = env.ref("payment.payment_method_mpesa").with_context(active_test=False)
     values.update(company_id=company.id, payment_method_ids=[Command.link(method.id)])
     provider.write(values)
-    # State last: the credentials it requires are set by then.
+    # State first, then the password: switching state clears the credential, and
+    # the password is encrypted with the certificate of the state's environment
+    # (here the emulator's, set above). Only the encrypted result is kept.
     provider.write({"state": "test", "is_published": True})
+    provider.write({"mpesa_initiator_password": INITIATOR_PASSWORD})
     # Core refuses to activate a method that no enabled provider offers: after the provider.
     method.active = True
     log(f"provider {provider.name}: state {provider.state}, API {EMULATOR_URL}")

@@ -17,6 +17,9 @@ SETUP_LOG="$LOGS/setup.log"
 export MPESA_DEMO_CONSUMER_KEY=emulator-key MPESA_DEMO_CONSUMER_SECRET=emulator-secret
 export MPESA_DEMO_PASSKEY=bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919
 export EMULATOR_PORT ODOO_PORT
+# The emulator's private key, kept across restarts: the provider's security credential
+# (the initiator password encrypted with its certificate by demo_data.py) stays valid.
+export MPESA_DEMO_EMULATOR_KEY="$LOCAL/emulator-key.pem"
 PIDS=()
 
 sql() { psql -d "$1" -tAqc "$2" 2>/dev/null; }
@@ -114,7 +117,7 @@ main() {
     set -m  # each service in its own process group, so stop_all can end it with its children
     "$PY" -m daraja_emulator --host 127.0.0.1 --port "$EMULATOR_PORT" --manual \
         --consumer-key "$MPESA_DEMO_CONSUMER_KEY" --consumer-secret "$MPESA_DEMO_CONSUMER_SECRET" \
-        --shortcode 174379 --passkey "$MPESA_DEMO_PASSKEY" </dev/null >"$LOGS/emulator.log" 2>&1 &
+        --shortcode 174379 --passkey "$MPESA_DEMO_PASSKEY" --key-file "$MPESA_DEMO_EMULATOR_KEY" </dev/null >"$LOGS/emulator.log" 2>&1 &
     PIDS+=($!)
     wait_http "http://127.0.0.1:$EMULATOR_PORT/phone" "$!" "the Daraja emulator" "$LOGS/emulator.log"
     # Local only, like the emulator: the demo's admin password is "admin".

@@ -15,6 +15,7 @@ from daraja_emulator import (
     DEFAULT_INITIATOR_PASSWORD,
     DEFAULT_SECURITY_CREDENTIAL,
     DarajaEmulator,
+    KeyPair,
 )
 from daraja_emulator.testing import DarajaClient
 
@@ -208,19 +209,35 @@ def test_initiator_password_per_shortcode(strict, strict_client, receiver):
     assert_refused(result_of(strict, 2))
 
 
-def test_fixed_credential_mode(emu, client, receiver):
-    """The default mode also takes the shortcode's fixed credential string (tests
-    written before real encryption), and still decrypts real ones."""
-    assert emu.fixed_credentials
-    status(client, receiver, DEFAULT_SECURITY_CREDENTIAL)
-    assert result_of(emu)["ResultCode"] == "R000002"
-    status(client, receiver, emu.security_credential())
-    assert result_of(emu, 2)["ResultCode"] == "R000002"
-    status(client, receiver, encrypt("wrong", emu.certificate_pem))
-    assert_refused(result_of(emu, 3))
-    emu.fixed_credentials = False
+def test_fixed_credential_only_on_request(emu, client, receiver):
+    """By default the emulator is strict, as Daraja: the fixed test credential is
+    refused. Asked explicitly (fixed_credentials, --fixed-credentials), it takes
+    it too, and still decrypts real ones."""
+    assert not emu.fixed_credentials
     code, answer = status(client, receiver, DEFAULT_SECURITY_CREDENTIAL)
     assert (code, answer["errorMessage"]) == (
         400,
         "Bad Request - Invalid SecurityCredential",
     )
+    # Well-formed base64 that is no credential of ours: refused in the Result.
+    status(client, receiver, base64.b64encode(b"emulator-credential").decode())
+    assert_refused(result_of(emu))
+    emu.fixed_credentials = True
+    status(client, receiver, DEFAULT_SECURITY_CREDENTIAL)
+    assert result_of(emu, 2)["ResultCode"] == "R000002"
+    status(client, receiver, emu.security_credential())
+    assert result_of(emu, 3)["ResultCode"] == "R000002"
+    status(client, receiver, encrypt("wrong", emu.certificate_pem))
+    assert_refused(result_of(emu, 4))
+
+
+def test_key_file_keeps_the_key(tmp_path):
+    """--key-file (the demo): a credential encrypted with the certificate of one
+    run is still decrypted after a restart; the key file is its owner's only."""
+    path = tmp_path / "emulator-key.pem"
+    first = KeyPair.from_file(str(path))
+    assert path.stat().st_mode & 0o777 == 0o600
+    credential = encrypt(DEFAULT_INITIATOR_PASSWORD, first.certificate_pem)
+    again = KeyPair.from_file(str(path))
+    assert again.matches(credential, DEFAULT_INITIATOR_PASSWORD)
+    assert not KeyPair().matches(credential, DEFAULT_INITIATOR_PASSWORD)

@@ -4,7 +4,7 @@ import time
 from datetime import datetime, timedelta
 
 import pytest
-from daraja_emulator import DEFAULT_INITIATOR, DEFAULT_SECURITY_CREDENTIAL
+from daraja_emulator import DEFAULT_INITIATOR
 from daraja_emulator.helpers import KENYA
 
 ACK_KEYS = {
@@ -15,10 +15,23 @@ ACK_KEYS = {
 }
 
 
+# The credential of the default initiator, set per emulator by real_credential().
+CREDENTIAL = {}
+
+
+@pytest.fixture(autouse=True)
+def real_credential(emu):
+    """The initiator password encrypted with this emulator's certificate, as a
+    Daraja client sends it: the emulator, like Daraja, refuses anything else."""
+    CREDENTIAL["default"] = emu.security_credential()
+    yield
+    CREDENTIAL.clear()
+
+
 def initiator_body(receiver, **overrides):
     body = {
         "Initiator": DEFAULT_INITIATOR,
-        "SecurityCredential": DEFAULT_SECURITY_CREDENTIAL,
+        "SecurityCredential": CREDENTIAL["default"],
         "PartyA": "174379",
         "IdentifierType": "4",
         "ResultURL": receiver.url("/result"),
@@ -154,14 +167,14 @@ def test_status_validation(emu, client, receiver, override, message):
 
 
 def test_custom_initiator(emu, client, receiver):
-    emu.add_shortcode("600984", initiator="apiop37", security_credential="s3cr3t")
+    emu.add_shortcode("600984", initiator="apiop37", initiator_password="S3cr3t!")
     ok = status_query(
         client,
         receiver,
         "X",
         PartyA="600984",
         Initiator="apiop37",
-        SecurityCredential="s3cr3t",
+        SecurityCredential=emu.security_credential("S3cr3t!"),
     )
     assert ok[0] == 200
     bad = status_query(client, receiver, "X", PartyA="600984")

@@ -4,6 +4,7 @@ import argparse
 import signal
 import threading
 
+from .credentials import KeyPair
 from .emulator import DEFAULT_INITIATOR_PASSWORD, DEFAULT_PASSKEY, DarajaEmulator
 
 
@@ -34,10 +35,21 @@ def main(argv=None):
         help="what a SecurityCredential must decrypt to (default: %(default)s)",
     )
     parser.add_argument(
+        "--fixed-credentials",
+        action="store_true",
+        help="also accept the fixed test credential 'emulator-credential' (by "
+        "default only credentials encrypted with the emulator's certificate, GET "
+        "/emulator/certificate, are accepted, as on Daraja)",
+    )
+    parser.add_argument(
         "--strict-credentials",
         action="store_true",
-        help="accept only credentials encrypted with the emulator's certificate "
-        "(GET /emulator/certificate), not the fixed test credential",
+        help="the default; kept for older scripts",
+    )
+    parser.add_argument(
+        "--key-file",
+        help="keep the emulator's private key in this file (made if missing), so "
+        "that credentials encrypted with its certificate stay valid across restarts",
     )
     args = parser.parse_args(argv)
 
@@ -47,7 +59,8 @@ def main(argv=None):
         auto_complete=not args.manual,
         production=args.production,
         prompt_timeout=args.prompt_timeout,
-        fixed_credentials=not args.strict_credentials,
+        fixed_credentials=args.fixed_credentials,
+        key_pair=KeyPair.from_file(args.key_file) if args.key_file else None,
     )
     if args.consumer_key or args.consumer_secret:
         if not (args.consumer_key and args.consumer_secret):

@@ -3,13 +3,15 @@ encrypted with its certificate and really decrypted here, as M-PESA decrypts wit
 the private key behind Safaricom's certificate.
 
 A test-only key, made when first needed (a new one in every process, never
-written to disk); its self-signed certificate is served at GET /emulator/certificate.
+written to disk unless a key file is asked for, as the demo does); its self-signed
+certificate is served at GET /emulator/certificate.
 """
 
 import base64
 import binascii
 import datetime as dt
 import hmac
+import os
 import threading
 
 from cryptography import x509
@@ -46,6 +48,28 @@ class KeyPair:
             .not_valid_after(now + dt.timedelta(days=CERTIFICATE_DAYS))
             .sign(self.key, hashes.SHA256())
         )
+
+    @classmethod
+    def from_file(cls, path):
+        """The key pair whose private key is kept in ``path`` (PEM, made there if
+        missing, readable by its owner only): the demo keeps one across restarts,
+        so the credential its provider holds stays valid."""
+        try:
+            with open(path, "rb") as key_file:
+                key = serialization.load_pem_private_key(key_file.read(), None)
+        except FileNotFoundError:
+            key = None
+        pair = cls(key)
+        if key is None:
+            pem = pair.key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as key_file:
+                key_file.write(pem)
+        return pair
 
     @property
     def certificate_pem(self):

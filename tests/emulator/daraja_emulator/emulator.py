@@ -17,8 +17,9 @@ DEFAULT_INITIATOR = "testapi"
 # The initiator password the emulator's shortcodes expect by default (the one
 # Safaricom's sandbox test credentials give "testapi").
 DEFAULT_INITIATOR_PASSWORD = "Safaricom999!*!"
-# A fixed credential, accepted as is only with fixed_credentials=True (the default
-# until every caller encrypts DEFAULT_INITIATOR_PASSWORD with emu.certificate_pem).
+# A fixed credential, accepted as is only with fixed_credentials=True (an explicit
+# choice, for a quick manual trial): by default, as on Daraja, only the initiator
+# password encrypted with emu.certificate_pem is accepted, and this string is refused.
 DEFAULT_SECURITY_CREDENTIAL = "emulator-credential"
 
 
@@ -35,13 +36,13 @@ class DarajaEmulator:
         token_lifetime=3599,
         callback_timeout=10.0,
         result_delay=0.05,
-        fixed_credentials=True,
+        fixed_credentials=False,
         key_pair=None,
     ):
         self.host, self.port = host, port
-        # True: a shortcode's fixed security_credential string is accepted as well
-        # as a real one; False: only the initiator password encrypted with this
-        # emulator's certificate (certificate_pem) is, as on Daraja.
+        # False (the default): only the initiator password encrypted with this
+        # emulator's certificate (certificate_pem) is accepted, as on Daraja; True:
+        # a shortcode's fixed security_credential string is accepted as well.
         self.fixed_credentials = fixed_credentials
         self._key_pair = key_pair or LazyKeyPair()
         self.auto_complete = auto_complete

@@ -13,8 +13,8 @@ from daraja_emulator import (
     DEFAULT_CONSUMER_KEY,
     DEFAULT_CONSUMER_SECRET,
     DEFAULT_INITIATOR,
+    DEFAULT_INITIATOR_PASSWORD,
     DEFAULT_PASSKEY,
-    DEFAULT_SECURITY_CREDENTIAL,
     DEFAULT_SHORTCODE,
     DarajaEmulator,
 )
@@ -76,7 +76,10 @@ class MpesaE2ECommon(AccountPaymentCommon, PaymentHttpCommon):
                 "mpesa_shortcode_type": "paybill",
                 "mpesa_passkey": DEFAULT_PASSKEY,
                 "mpesa_initiator_name": DEFAULT_INITIATOR,
-                "mpesa_security_credential": DEFAULT_SECURITY_CREDENTIAL,
+                # As an admin would: the emulator's certificate plays Safaricom's,
+                # the password is encrypted with it and only the result is kept.
+                "mpesa_certificate": cls.emulator.certificate_pem,
+                "mpesa_initiator_password": DEFAULT_INITIATOR_PASSWORD,
                 "mpesa_api_url": cls.emulator.base_url,
                 "journal_id": cls.company_data["default_journal_bank"].id,
                 "is_published": True,
