@@ -107,7 +107,7 @@ class MpesaCollection(models.Model):
                     company=collection.company_id.name,
                     document=document.name,
                     currency=collection.currency_id.name,
-                    amount=f"{collection.amount:,.2f}",
+                    amount=format(collection.amount, ",.2f"),
                     link=collection._payment_link(document),
                 )
                 if document
@@ -187,7 +187,7 @@ class MpesaCollection(models.Model):
                 "M-PESA payment request of %(currency)s %(amount)s sent to %(phone)s "
                 "by %(user)s.",
                 currency=self.currency_id.name,
-                amount=f"{self.amount:,.2f}",
+                amount=format(self.amount, ",.2f"),
                 phone=mask_msisdn(tx.mpesa_phone),
                 user=self.env.user.name,
             )

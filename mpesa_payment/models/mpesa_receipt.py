@@ -466,7 +466,9 @@ class MpesaReceipt(models.Model):
             amount, self.amount, precision_rounding=self.currency_id.rounding
         ):
             self._mpesa_unknown(
-                self.env._("M-PESA says KES %s for this receipt.", f"{amount:,.2f}")
+                self.env._(
+                    "M-PESA says KES %s for this receipt.", format(amount, ",.2f")
+                )
             )
             return
         self.sudo().verification = "verified"
@@ -598,9 +600,9 @@ class MpesaReceipt(models.Model):
             return self.env._(
                 "Paid KES %(paid)s for %(doc)s, of which KES %(due)s is due: more "
                 "than is due.",
-                paid=f"{self.amount:,.2f}",
+                paid=format(self.amount, ",.2f"),
                 doc=target.name,
-                due=f"{due:,.2f}",
+                due=format(due, ",.2f"),
             )
         return None
 
@@ -640,8 +642,8 @@ class MpesaReceipt(models.Model):
                     "Receipt %(code)s has KES %(left)s left to apply: it cannot pay "
                     "KES %(amount)s. Undo what it already paid first.",
                     code=self.name,
-                    left=f"{left:,.2f}",
-                    amount=f"{tx.amount:,.2f}",
+                    left=format(left, ",.2f"),
+                    amount=format(tx.amount, ",.2f"),
                 )
             )
         self.sudo().write({"applied_amount": self.applied_amount + tx.amount})
@@ -665,8 +667,8 @@ class MpesaReceipt(models.Model):
                     "Receipt %(code)s has KES %(left)s left to apply: it cannot pay "
                     "KES %(amount)s.",
                     code=self.name,
-                    left=f"{left:,.2f}",
-                    amount=f"{amount:,.2f}",
+                    left=format(left, ",.2f"),
+                    amount=format(amount, ",.2f"),
                 )
             )
         Tx = self.env["payment.transaction"].sudo()

@@ -276,8 +276,8 @@ class PaymentTransaction(models.Model):
                 self.env._(
                     "M-PESA accepts at most KES %(max)s in one payment; this one is KES "
                     "%(amount)s. Please pay in several parts or by bank transfer.",
-                    max=f"{const.AMOUNT_MAX:,}",
-                    amount=f"{amount:,.0f}",
+                    max=format(const.AMOUNT_MAX, ","),
+                    amount=format(amount, ",.0f"),
                 )
             )
         return round(amount)
@@ -350,8 +350,8 @@ class PaymentTransaction(models.Model):
                 self.env._(
                     "This payment of KES %(amount)s is more than the KES %(due)s still "
                     "due: reload the page to pay the right amount.",
-                    amount=f"{amount:,.0f}",
-                    due=f"{due:,.2f}",
+                    amount=format(amount, ",.0f"),
+                    due=format(due, ",.2f"),
                 )
             )
 
@@ -439,7 +439,7 @@ class PaymentTransaction(models.Model):
             self.env._(
                 "We sent a payment request of KES %(amount)s to %(phone)s. Unlock your phone "
                 "and enter your M-PESA PIN to pay.",
-                amount=f"{amount:,}",
+                amount=format(amount, ","),
                 phone=mask_msisdn(msisdn),
             )
         )
@@ -513,9 +513,9 @@ class PaymentTransaction(models.Model):
                 self.env._(
                     "Received KES %(paid)s on M-PESA (receipt %(receipt)s) for a payment of "
                     "KES %(expected)s. The payment is awaiting review by our team.",
-                    paid=f"{Decimal(amount):,.2f}",
+                    paid=format(Decimal(amount), ",.2f"),
                     receipt=receipt or "-",
-                    expected=f"{self.amount:,.2f}",
+                    expected=format(self.amount, ",.2f"),
                 )
             )
             return

@@ -175,7 +175,7 @@ class MpesaException(models.Model):
                     self.env._(
                         "KES %(left)s of receipt %(code)s is not applied yet: allocate "
                         "it, keep it as credit or reverse it.",
-                        left=f"{left:,.2f}",
+                        left=format(left, ",.2f"),
                         code=exc.receipt_id.name,
                     )
                 )
@@ -204,7 +204,7 @@ class MpesaException(models.Model):
                 )
             note = self.env._(
                 "KES %(amount)s kept as credit on %(partner)s's account.",
-                amount=f"{left:,.2f}",
+                amount=format(left, ",.2f"),
                 partner=partner.display_name,
             )
             receipt._mpesa_release_push(note)

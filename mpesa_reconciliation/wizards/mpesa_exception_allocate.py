@@ -60,8 +60,8 @@ class MpesaExceptionAllocate(models.TransientModel):
                 self.env._(
                     "You allocated KES %(alloc)s but only KES %(left)s of this payment "
                     "is left to apply.",
-                    alloc=f"{self.allocated:,.2f}",
-                    left=f"{left:,.2f}",
+                    alloc=format(self.allocated, ",.2f"),
+                    left=format(left, ",.2f"),
                 )
             )
         receipt._mpesa_release_push(self.env._("Settled by finance: allocated."))
@@ -79,7 +79,8 @@ class MpesaExceptionAllocate(models.TransientModel):
             self.env._(
                 "Allocated: %s",
                 ", ".join(
-                    f"{line.invoice_id.name} KES {line.amount:,.2f}" for line in lines
+                    line.invoice_id.name + " KES " + format(line.amount, ",.2f")
+                    for line in lines
                 )
                 + (self.env._(", rest kept as credit") if left > 0.005 else ""),
             ),

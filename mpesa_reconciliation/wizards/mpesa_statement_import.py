@@ -201,8 +201,8 @@ class MpesaStatementImport(models.TransientModel):
                 self.env._(
                     "Statement closing balance: KES %(closing)s; journal balance: KES "
                     "%(journal)s.",
-                    closing=f"{summary['closing']:,.2f}",
-                    journal=f"{summary['journal_balance']:,.2f}",
+                    closing=format(summary["closing"], ",.2f"),
+                    journal=format(summary["journal_balance"], ",.2f"),
                 )
             )
         elif summary.get("unchecked"):
