@@ -9,3 +9,4 @@ from . import payment_transaction
 from . import res_partner
 from . import sale_order
 from . import sale_subscription
+from . import payment_provider_shortcodes

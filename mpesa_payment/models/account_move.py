@@ -12,20 +12,10 @@ class AccountMove(models.Model):
         return self.env["mpesa.collection"]._action_request(self)
 
     def _mpesa_paybill(self):
-        """The paybill and account number to print on this invoice's reminders."""
+        """The paybill to print on this invoice's reminders, with its number as the
+        account number (never a till: Buy Goods takes no account number)."""
         self.ensure_one()
-        provider = (
-            self.env["payment.provider"]
-            .sudo()
-            .search(
-                [
-                    ("code", "=", "mpesa"),
-                    ("company_id", "=", self.company_id.id),
-                    ("state", "!=", "disabled"),
-                ],
-                limit=1,
-            )
-        )
+        provider = self.env["payment.provider"]._mpesa_paybill_provider(self.company_id)
         return provider.mpesa_shortcode or ""
 
     def _mpesa_send_reminder(self, template_xmlid):

@@ -250,18 +250,8 @@ class MpesaCollection(models.Model):
         }
 
     def _provider(self):
-        provider = (
-            self.env["payment.provider"]
-            .sudo()
-            .search(
-                [
-                    ("code", "=", "mpesa"),
-                    ("state", "in", ("enabled", "test")),
-                    ("company_id", "=", self.company_id.id),
-                ],
-                limit=1,
-            )
-        )
+        # The one the payment form offers when the company has several shortcodes.
+        provider = self.env["payment.provider"]._mpesa_providers(self.company_id)[:1]
         if not provider:
             raise UserError(
                 self.env._(

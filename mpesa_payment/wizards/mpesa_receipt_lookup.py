@@ -19,10 +19,7 @@ class MpesaReceiptLookup(models.TransientModel):
 
     @api.model
     def _default_provider(self):
-        return self.env["payment.provider"].search(
-            [("code", "=", "mpesa"), ("company_id", "in", self.env.companies.ids)],
-            limit=1,
-        )
+        return self.env["payment.provider"]._mpesa_providers(active=False)[:1].id
 
     def action_lookup(self):
         self.ensure_one()
