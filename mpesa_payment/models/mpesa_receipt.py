@@ -530,7 +530,10 @@ class MpesaReceipt(models.Model):
             self.env["payment.transaction"]
             .sudo()
             ._mpesa_pending_push_for(
-                self.reference, self.amount, phone=self.phone if by_phone else None
+                self.reference,
+                self.amount,
+                phone=self.phone if by_phone else None,
+                provider=self.provider_id,
             )
         )
         if not pending:

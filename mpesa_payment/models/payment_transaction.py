@@ -745,9 +745,11 @@ class PaymentTransaction(models.Model):
     # === C2B === #
 
     @api.model
-    def _mpesa_pending_push_for(self, bill_ref, amount, phone=None):
+    def _mpesa_pending_push_for(self, bill_ref, amount, phone=None, provider=None):
         """The STK push a confirmation belongs to (same reference, or else same plain
-        phone, and same amount, still waiting for its callback), if exactly one."""
+        phone, and same amount, still waiting for its callback), if exactly one.
+        ``provider``: the shortcode the money reached; a push through another
+        shortcode (the company's till, say) is another payment."""
         if bill_ref:
             match = [("mpesa_account_reference", "=", bill_ref.strip().upper())]
         else:
@@ -758,6 +760,7 @@ class PaymentTransaction(models.Model):
         txs = self.search(
             [
                 ("provider_code", "=", "mpesa"),
+                *([("provider_id", "=", provider.id)] if provider else []),
                 # A prompt the customer cancelled cannot turn into a payment; one that
                 # did not reach the phone (1037) still can.
                 "|",
