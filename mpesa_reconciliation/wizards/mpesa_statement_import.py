@@ -19,9 +19,8 @@ class MpesaStatementImport(models.TransientModel):
         string="M-PESA Account",
         required=True,
         domain=[("code", "=", "mpesa")],
-        default=lambda self: self.env["payment.provider"].search(
-            [("code", "=", "mpesa"), ("company_id", "in", self.env.companies.ids)],
-            limit=1,
+        default=lambda self: (
+            self.env["payment.provider"]._mpesa_providers(active=False)[:1].id
         ),
     )
     source = fields.Selection(
@@ -82,6 +81,7 @@ class MpesaStatementImport(models.TransientModel):
         Receipt = self.env["mpesa.receipt"].sudo()
         shortcode = provider.sudo().mpesa_shortcode
         codes = [row.receipt for row in rows]
+        self._check_own_shortcode(codes)
         existing = {
             r.name: r
             for r in Receipt.search(
@@ -110,6 +110,35 @@ class MpesaStatementImport(models.TransientModel):
             "recovered": len(payments),
             "known": len(existing),
         }
+
+    def _check_own_shortcode(self, codes):
+        """M-PESA receipt codes are unique across shortcodes: rows that another
+        shortcode of the company already holds come from that shortcode's statement,
+        imported under the wrong account (the money would be booked twice)."""
+        provider = self.provider_id
+        theirs = (
+            self.env["mpesa.receipt"]
+            .sudo()
+            .search(
+                [
+                    ("company_id", "=", provider.company_id.id),
+                    ("shortcode", "!=", provider.sudo().mpesa_shortcode),
+                    ("name", "in", codes),
+                ],
+                limit=1,
+            )
+        )
+        if theirs:
+            raise UserError(
+                self.env._(
+                    "Nothing was imported: receipt %(code)s belongs to %(other)s, so "
+                    "this is its statement. Import it as the M-PESA account "
+                    "%(other)s, not %(this)s.",
+                    code=theirs.name,
+                    other=theirs.provider_id._mpesa_shortcode_label(),
+                    this=provider._mpesa_shortcode_label(),
+                )
+            )
 
     def _receipt_vals(self, row, provider, shortcode):
         kind = "payment"
