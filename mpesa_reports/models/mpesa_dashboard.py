@@ -130,6 +130,7 @@ class MpesaDashboard(models.AbstractModel):
             "by_branch": self._by_group(received_domain, "branch_id"),
             "by_team": self._by_group(received_domain, "team_id"),
             "by_channel": self._by_group(received_domain, "channel"),
+            "by_shortcode": self._by_shortcode(received_domain),
             "balances": self._balances(),
         }
 
@@ -153,13 +154,7 @@ class MpesaDashboard(models.AbstractModel):
         Tx = self.env["payment.transaction"]
         if not Tx.has_access("read"):
             return False
-        providers = (
-            self.env["payment.provider"]
-            .sudo()
-            .search(
-                [("code", "=", "mpesa"), ("company_id", "in", self.env.companies.ids)]
-            )
-        )
+        providers = self.env["payment.provider"]._mpesa_providers(active=False)
         base = [
             ("provider_id", "in", providers.ids),
             ("create_date", ">=", fields.Datetime.to_string(start)),
@@ -272,6 +267,17 @@ class MpesaDashboard(models.AbstractModel):
         """Receipts not reconciled yet and not in the exception queue (any date)."""
         domain = [("reconcile_state", "=", "unreconciled")]
         return self._receipt_total(domain, self.env._("Unmatched M-PESA Receipts"))
+
+    @api.model
+    def _by_shortcode(self, domain):
+        """Received money by paybill or till: each shortcode is its own provider,
+        with its own journal, named as finance knows it ('Till 5123456')."""
+        figures = self._by_group(domain, "provider_id")
+        for figure in figures:
+            provider = self.env["payment.provider"].sudo().browse(figure["key"])
+            label = provider._mpesa_shortcode_label()
+            figure.update(label=label, name=self.env._("M-PESA Payments: %s", label))
+        return sorted(figures, key=lambda f: (-f["amount"], f["label"]))
 
     @api.model
     def _by_group(self, domain, field_name):
@@ -426,10 +432,7 @@ class MpesaDashboard(models.AbstractModel):
             return False
         providers = (
             self.env["payment.provider"]
-            .sudo()
-            .search(
-                [("code", "=", "mpesa"), ("company_id", "in", self.env.companies.ids)]
-            )
+            ._mpesa_providers(active=False)
             .filtered("journal_id")  # computed, not searchable
         )
         result = []

@@ -91,19 +91,15 @@ class MpesaExport(models.TransientModel):
 
     @api.model
     def _selection_shortcode(self):
-        providers = (
-            self.env["payment.provider"]
-            .sudo()
-            .search(
-                [("code", "=", "mpesa"), ("company_id", "in", self.env.companies.ids)]
-            )
-        )
+        providers = self.env["payment.provider"]._mpesa_providers(active=False)
         shortcodes = {}
         for provider in providers:
+            # The value is the ledger's shortcode (a till's store number); the label
+            # says what finance knows: "Till 5123456".
             if provider.mpesa_shortcode:
                 shortcodes.setdefault(
                     provider.mpesa_shortcode,
-                    f"{provider.mpesa_shortcode} ({provider.company_id.name})",
+                    f"{provider._mpesa_shortcode_label()} ({provider.company_id.name})",
                 )
         return sorted(shortcodes.items())
 

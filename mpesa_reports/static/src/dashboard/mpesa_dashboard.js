@@ -40,6 +40,7 @@ export class MpesaDashboard extends Component {
             ["by_branch", _t("By Branch")],
             ["by_team", _t("By Department")],
             ["by_channel", _t("By Channel")],
+            ["by_shortcode", _t("By Paybill / Till")],
         ];
         useSetupAction({
             getLocalState: () => ({
