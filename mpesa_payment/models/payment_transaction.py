@@ -538,10 +538,12 @@ class PaymentTransaction(models.Model):
                 )
                 return
         self._mpesa_register_receipt(paid_at, applied=True)
+        # The customer reads it on the thank-you page: their language, not the callback's.
+        customer_env = self.with_context(lang=self.partner_lang or self.env.lang).env
         message = (
-            self.env._("Paid by M-PESA, receipt %s.", self.mpesa_receipt)
+            customer_env._("Paid by M-PESA, receipt %s.", self.mpesa_receipt)
             if (self.mpesa_receipt)
-            else self.env._(
+            else customer_env._(
                 "Paid by M-PESA (confirmed by status query; receipt code to follow)."
             )
         )
