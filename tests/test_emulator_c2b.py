@@ -241,6 +241,7 @@ def test_simulate_v1_hashes_msisdn(emu, client, receiver):
     "style,expected",
     [
         ("masked", "2547 ***** 126"),
+        ("masked_compact", "2547****126"),
         ("hashed", hashlib.sha256(MSISDN.encode()).hexdigest()),
         ("plain", MSISDN),
     ],

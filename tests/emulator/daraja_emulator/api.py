@@ -220,8 +220,11 @@ def c2b_simulate(emu, data, version):
 # -- Initiator APIs ----------------------------------------------------------------
 def _initiator(emu, data, party_key, command):
     """Check the common fields; return (shortcode, whether the credential is the
-    initiator's password encrypted with the emulator's certificate)."""
-    code = emu.state.find_shortcode(data.get(party_key))
+    initiator's password encrypted with the emulator's certificate). The party may
+    be a till number: Transaction Status documents IdentifierType 1 MSISDN, 2 till
+    number, 4 organization shortcode (developer.safaricom.co.ke/apis/TransactionStatus);
+    each API then checks the IdentifierType it accepts."""
+    code = emu.state.find_shortcode(data.get(party_key), till_ok=True)
     if code is None:
         bad(f"Invalid {party_key}")
     if data.get("Initiator") != code.initiator:
