@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from . import api, b2c
+from . import api, b2c, qr
 from .api import DarajaError
 
 _logger = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ API_ROUTES = {
     "/pulltransactions/v1/query": (api.pull_query, None),
     "/mpesa/b2c/v1/paymentrequest": (b2c.payment_request, "v1"),
     "/mpesa/b2c/v3/paymentrequest": (b2c.payment_request, "v3"),
+    "/mpesa/qrcode/v1/generate": (qr.generate, None),
 }
 
 
