@@ -5,3 +5,4 @@ from . import test_portal
 from . import test_tours
 from . import test_access_matrix
 from . import test_journal_balance
+from . import test_shortcodes
