@@ -18,11 +18,9 @@
         "wizards/mpesa_export_views.xml",
         "data/mpesa_daily_summary_data.xml",
         # dashboard, portal, receipts (views/, report/)
-        "report/mpesa_receipt_pdf.xml",
         "views/mpesa_dashboard_views.xml",
         "views/mpesa_receipt_views.xml",
         "views/portal_templates.xml",
-        "data/mail_template_receipt.xml",
         "views/menus.xml",
     ],
     "assets": {

@@ -549,16 +549,9 @@ class PaymentTransaction(models.Model):
         )
         self.write({"mpesa_needs_review": False, "mpesa_recheck": False})
         self._set_done(message, extra_allowed_states=("cancel",))
+        # The customer's one message for this payment is the receipt's
+        # (mpesa.receipt._mpesa_issue_receipt, by a job once the money is applied).
         self.env.ref("payment.cron_post_process_payment_tx")._trigger()
-        self._mpesa_send_receipt_email()
-
-    def _mpesa_send_receipt_email(self):
-        """Tell the customer the money arrived, with the M-PESA receipt code."""
-        if not self.partner_id.email:
-            return
-        template = self.env.ref("mpesa_payment.mail_template_mpesa_receipt", False)
-        if template:
-            template.sudo().send_mail(self.id)
 
     def _mpesa_apply_failure(self, result_code, result_desc):
         self.ensure_one()

@@ -4,11 +4,13 @@ import time
 
 import requests
 
+from odoo import Command
 from odoo.exceptions import ValidationError
 from odoo.tests import HttpCase, tagged
 from odoo.tools import mute_logger
 
 from .common import PHONE, MpesaCommon, stk_payload
+from .customer_view import emails_to
 
 
 @tagged("post_install", "-at_install")
@@ -284,3 +286,50 @@ class TestProcessingFlows(MpesaCommon, HttpCase):
         self.assertEqual(response.status_code, 200)
         self.env.invalidate_all()
         self.assertEqual(tx.state, "cancel")
+
+    # === one message per payment (issue 16) === #
+
+    def test_one_email_per_stk_payment_with_the_pdf_receipt(self):
+        """An STK payer gets one message: the receipt code and the PDF receipt,
+        saying the same (mpesa_payment's own sender; mpesa_reports only adds its
+        portal link)."""
+        with self._db_lock():
+            self.partner.email = "customer@example.com"
+            invoice = self.init_invoice(
+                "out_invoice",
+                partner=self.partner,
+                amounts=[1250],
+                currency=self.currency_kes,
+                taxes=[],
+                post=True,
+            )
+            tx = self._create_mpesa_tx(invoice_ids=[Command.set(invoice.ids)])
+            self.env.flush_all()
+            first_message = self.env["mail.message"].search(
+                [], order="id desc", limit=1
+            )
+        self._push(tx, PHONE)
+        self._wait_callbacks(1)
+        with self._db_lock():
+            tx._post_process()  # the status page's poll: the invoice is paid
+            self.env["mpesa.receipt"]._cron_issue_receipts()  # the job
+            self.env.flush_all()
+        self.assertEqual(tx.state, "done")
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        # Nothing more later: the job sends each receipt once.
+        with self._db_lock():
+            self.env["mpesa.receipt"]._cron_issue_receipts()
+            self.env.flush_all()
+            mails = emails_to(self.env, self.partner, after=first_message.id)
+        self.assertEqual(len(mails), 1, mails.mapped("subject"))
+        code = tx.mpesa_receipt
+        self.assertIn(code, mails.subject)
+        for text in (code, "1,250.00", invoice.name):
+            self.assertIn(text, str(mails.body))
+        [attachment] = mails.attachment_ids
+        # The receipt report (Odoo renders it as HTML in tests; a real PDF otherwise,
+        # see mpesa_reports' test of the same).
+        self.assertEqual(attachment.name.rsplit(".", 1)[0], f"M-PESA Receipt {code}")
+        receipt_text = attachment.raw.decode()
+        for text in (code, "1,250.00", invoice.name):
+            self.assertIn(text, receipt_text)

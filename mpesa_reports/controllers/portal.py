@@ -5,7 +5,7 @@ from odoo.http import request
 from odoo.addons.portal.controllers.portal import CustomerPortal
 from odoo.addons.portal.controllers.portal import pager as portal_pager
 
-RECEIPT_REPORT = "mpesa_reports.action_report_mpesa_receipt"
+RECEIPT_REPORT = "mpesa_payment.action_report_mpesa_receipt"
 # A page number or a record id in a URL: ASCII digits, no more than a PostgreSQL integer
 # has. (Odoo's <int:...> converter turns any run of digits into an int, and fails with
 # a 500 past 4300 of them before any controller runs: these routes read text instead.)

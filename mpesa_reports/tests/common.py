@@ -12,7 +12,7 @@ from odoo.tools.pdf import PdfFileReader
 
 from odoo.addons.mpesa_reconciliation.tests.common import ReconciliationCommon
 
-RECEIPT_REPORT = "mpesa_reports.action_report_mpesa_receipt"
+RECEIPT_REPORT = "mpesa_payment.action_report_mpesa_receipt"
 # Where Daraja posts (the emulator sends no test cookie).
 CALLBACK_PREFIXES = ("/payment/daraja/", "/payment/mpesa/")
 

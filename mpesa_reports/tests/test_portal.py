@@ -1,9 +1,11 @@
 from unittest.mock import patch
 
+from odoo import Command
 from odoo.exceptions import AccessError, UserError
 from odoo.http import Request
 from odoo.tests import tagged
 
+from odoo.addons.mpesa_payment.tests.customer_view import emails_to
 from odoo.addons.mpesa_reports.controllers.portal import MpesaPortal
 
 from .common import ReportsCommon, pdf_text
@@ -257,3 +259,30 @@ class TestPortal(ReportsCommon):
         stray = self._c2b("NOSUCHREF", 50)
         self.assertEqual(stray.state, "review")
         self.assertFalse(stray.receipt_issued_on)
+
+    def test_one_message_per_stk_payment_with_the_pdf_receipt(self):
+        """With mpesa_reports too, an STK payer gets one message: the receipt code,
+        the real PDF receipt saying the same, and where to download it again."""
+        with self._db_lock():
+            invoice = self._product_invoice([(self.lamp, 600), (self.install, 400)])
+            tx = self._create_mpesa_tx(
+                amount=1000, invoice_ids=[Command.set(invoice.ids)]
+            )
+            self.env.flush_all()
+            last = self.env["mail.message"].search([], order="id desc", limit=1).id
+        self._push(tx)
+        self._wait_callbacks(1)
+        with self._real_pdf(), self._db_lock():
+            tx._post_process()  # the status page's poll: the invoice is paid
+            self.env["mpesa.receipt"]._cron_issue_receipts()  # the job
+            self.env["mpesa.receipt"]._cron_issue_receipts()  # nothing twice
+            self.env.flush_all()
+            [message] = emails_to(self.env, self.partner, after=last)
+        code = tx.mpesa_receipt
+        [attachment] = message.attachment_ids
+        self.assertEqual(attachment.name, f"M-PESA Receipt {code}.pdf")
+        receipt_text = pdf_text(attachment.raw)
+        for text in (code, "1,000.00", invoice.name):
+            self.assertIn(text, str(message.body))
+            self.assertIn(text, receipt_text)
+        self.assertIn("My M-PESA payments", str(message.body))

@@ -1,0 +1,176 @@
+"""One message per payment: when a receipt's money is applied, a job emails the
+customer the receipt code and the PDF receipt (the only payment email we send)."""
+
+import logging
+
+from odoo import SUPERUSER_ID, api, fields, models
+from odoo.exceptions import UserError
+from odoo.tools import email_normalize
+
+_logger = logging.getLogger(__name__)
+
+RECEIPT_TEMPLATE = "mpesa_payment.mail_template_mpesa_receipt_issued"
+
+
+class MpesaReceipt(models.Model):
+    # One file per feature: the ledger lives in mpesa_receipt.py.
+    _inherit = "mpesa.receipt"  # pylint: disable=consider-merging-classes-inherited
+
+    receipt_issued_on = fields.Datetime(
+        readonly=True, copy=False, help="When the PDF receipt was last sent."
+    )
+    receipt_issued_by = fields.Many2one("res.users", readonly=True, copy=False)
+    receipt_sent_to = fields.Char(readonly=True, copy=False)
+
+    # === WHAT THE RECEIPT SAYS === #
+
+    def _get_report_base_filename(self):
+        self.ensure_one()
+        return self.env._("M-PESA Receipt %s", self.name)
+
+    def _mpesa_portal_url(self):
+        """Where the customer downloads this receipt; none without a portal page
+        (mpesa_reports adds one)."""
+        return False
+
+    def _mpesa_paid_documents(self):
+        """What this money paid: the invoices, else the orders, of the receipt or of its
+        payment transaction(s). Read as superuser: the receipt's reader may not be
+        allowed to read accounting documents."""
+        self.ensure_one()
+        receipt = self.sudo()
+        txs = receipt.transaction_id | receipt.application_ids
+        invoices = receipt.invoice_id | txs.invoice_ids
+        if invoices:
+            return invoices
+        return receipt.sale_order_id | txs.sale_order_ids
+
+    def _mpesa_paid_lines(self):
+        """(description, quantity, amount) of the lines of the paid documents."""
+        documents = self._mpesa_paid_documents()
+        if documents._name == "account.move":
+            lines = documents.invoice_line_ids.filtered(
+                lambda line: line.display_type == "product"
+            )
+        else:
+            lines = documents.order_line.filtered(lambda line: not line.display_type)
+        return [
+            (
+                (line.product_id.display_name or line.name or "").strip(),
+                line.product_uom_qty
+                if line._name == "sale.order.line"
+                else line.quantity,
+                line.price_total,
+            )
+            for line in lines
+        ]
+
+    # === ISSUING === #
+
+    def _mpesa_is_payment_in(self):
+        """Money received from a customer. Statement imports (mpesa_reconciliation)
+        also record charges and withdrawals (``kind``): no receipt for those."""
+        self.ensure_one()
+        return self["kind"] == "payment" if "kind" in self._fields else True
+
+    def _mpesa_check_issuable(self):
+        for receipt in self:
+            if not receipt._mpesa_is_payment_in() or receipt.state == "reversed":
+                raise UserError(
+                    self.env._(
+                        "%s is not a payment received: no receipt can be issued.",
+                        receipt.name,
+                    )
+                )
+            if not receipt.partner_id.email:
+                raise UserError(
+                    self.env._(
+                        "Receipt %s: the customer has no email address. Link the "
+                        "customer or give them an email address first.",
+                        receipt.name,
+                    )
+                )
+
+    def _mpesa_issue_receipt(self, force=False):
+        """Email the PDF receipt to the customer and note it on the ledger record.
+
+        A receipt already issued is not sent again unless ``force``. Returns the
+        receipts sent."""
+        todo = self if force else self.filtered(lambda r: not r.receipt_issued_on)
+        if not todo:
+            return todo
+        todo._mpesa_check_issuable()
+        user = self.env.user
+        if not user._is_internal():
+            user = self.env["res.users"].browse(SUPERUSER_ID)
+        template = self.env.ref(RECEIPT_TEMPLATE).sudo()
+        for receipt in todo.with_user(user).sudo():
+            receipt.message_post_with_source(
+                template,
+                message_type="comment",
+                subtype_xmlid="mail.mt_comment",
+                email_layout_xmlid="mail.mail_notification_light",
+            )
+            receipt.write(
+                {
+                    "receipt_issued_on": fields.Datetime.now(),
+                    "receipt_issued_by": user.id,
+                    "receipt_sent_to": receipt.partner_id.email,
+                }
+            )
+        return todo
+
+    def _mpesa_auto_issue(self):
+        """A payment just applied to a known customer: send the receipt once. Never let
+        a receipt problem (no template, PDF engine down) fail the money's recording."""
+        for receipt in self.filtered(
+            lambda r: (
+                r._mpesa_is_payment_in()
+                and r.state == "applied"
+                and not r.receipt_issued_on
+                and email_normalize(r.partner_id.email)
+            )
+        ):
+            try:
+                with self.env.cr.savepoint():
+                    receipt._mpesa_issue_receipt()
+            except (UserError, ValueError, OSError) as error:
+                _logger.warning(
+                    "M-PESA receipt %s could not be issued: %s", receipt.name, error
+                )
+                receipt.sudo().message_post(
+                    body=self.env._(
+                        "The receipt could not be sent automatically: %s", error
+                    )
+                )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        receipts = super().create(vals_list)
+        if receipts.filtered(lambda r: r.state == "applied"):
+            self._mpesa_schedule_issuing()
+        return receipts
+
+    def write(self, vals):
+        res = super().write(vals)
+        if vals.get("state") == "applied":
+            self._mpesa_schedule_issuing()
+        return res
+
+    @api.model
+    def _mpesa_schedule_issuing(self):
+        """Receipts are rendered (wkhtmltopdf) and mailed by a job, never inside the
+        callback: a PDF rendered by a busy worker waits for another worker to serve
+        its assets, and Safaricom's callback must be answered at once."""
+        self.env.ref("mpesa_payment.cron_issue_receipts")._trigger()
+
+    @api.model
+    def _cron_issue_receipts(self):
+        domain = [
+            ("state", "=", "applied"),
+            ("receipt_issued_on", "=", False),
+            ("partner_id.email", "!=", False),
+        ]
+        if "kind" in self._fields:
+            domain.append(("kind", "=", "payment"))
+        self.search(domain, limit=200)._mpesa_auto_issue()
