@@ -27,6 +27,7 @@
         "views/res_partner_views.xml",
         "views/sale_subscription_views.xml",
         "views/payment_mpesa_templates.xml",
+        "views/mpesa_how_to_pay_templates.xml",
         "views/mpesa_api_request_views.xml",
         "views/mpesa_collection_views.xml",
         "wizards/mpesa_receipt_lookup_views.xml",

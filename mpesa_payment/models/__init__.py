@@ -5,6 +5,7 @@ from . import mpesa_collection
 from . import mpesa_push_attempt
 from . import mpesa_receipt
 from . import mpesa_receipt_notice
+from . import mpesa_how_to_pay
 from . import payment_provider
 from . import payment_transaction
 from . import res_partner

@@ -11,6 +11,18 @@ class AccountMove(models.Model):
         """Staff push a payment prompt to the customer's phone (mpesa.collection)."""
         return self.env["mpesa.collection"]._action_request(self)
 
+    def _mpesa_printed_reference(self):
+        """The account number printed on this invoice (mpesa_how_to_pay.py)."""
+        self.ensure_one()
+        return self.env["mpesa.receipt"]._mpesa_printed_reference(self)
+
+    def _mpesa_how_to_pay(self):
+        """How to pay this invoice by paybill or till, as printed; or False."""
+        self.ensure_one()
+        if self.move_type != "out_invoice" or self.state != "posted":
+            return False
+        return self.env["payment.provider"]._mpesa_how_to_pay(self)
+
     def _mpesa_paybill(self):
         """The paybill to print on this invoice's reminders, with its number as the
         account number (never a till: Buy Goods takes no account number)."""

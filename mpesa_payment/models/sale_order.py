@@ -12,6 +12,18 @@ class SaleOrder(models.Model):
         """Staff push a payment prompt to the customer's phone (mpesa.collection)."""
         return self.env["mpesa.collection"]._action_request(self)
 
+    def _mpesa_printed_reference(self):
+        """The account number printed on this order (mpesa_how_to_pay.py)."""
+        self.ensure_one()
+        return self.env["mpesa.receipt"]._mpesa_printed_reference(self)
+
+    def _mpesa_how_to_pay(self):
+        """How to pay this order by paybill or till, as printed; or False."""
+        self.ensure_one()
+        if self.state not in ("draft", "sent", "sale"):
+            return False
+        return self.env["payment.provider"]._mpesa_how_to_pay(self)
+
     def _mpesa_balance_due(self):
         """What is left to pay on a confirmed order after its deposit (core shows no
         Pay button once the order is confirmed)."""

@@ -1,11 +1,18 @@
+import base64
 import json
+import re
 import time
 
+from odoo import Command
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
 from ..references import msisdn_hash
 from .common import PHONE, SHORTCODE, MpesaHttpCommon, stk_payload
+from .customer_view import printed
+
+QR_PATH = "/mpesa/qrcode/v1/generate"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @tagged("post_install", "-at_install")
@@ -286,3 +293,97 @@ class TestC2B(MpesaHttpCommon):
         self.assertEqual(response.status_code, 403)
         self.env.invalidate_all()
         self.assertFalse(self.env["mpesa.callback"].search([("kind", "like", "c2b")]))
+
+    # === how to pay: printed where customers look (issue 16) === #
+
+    def _qr_requests(self):
+        return [body for _m, path, body in self.emulator.request_log if path == QR_PATH]
+
+    def _invoice_html(self, invoice):
+        return (
+            self.env["ir.actions.report"]
+            ._render_qweb_html("account.account_invoices", invoice.ids)[0]
+            .decode()
+        )
+
+    def test_invoice_pdf_email_and_portal_order_say_how_to_pay(self):
+        with self._db_lock():
+            self.mpesa.mpesa_dynamic_qr = True
+            invoice = self._invoice(1000)
+            html = self._invoice_html(invoice)
+        account = invoice._mpesa_printed_reference()
+        self.assertRegex(account, r"^[A-Z0-9]+$", "letters and digits only")
+        self.assertEqual(printed(html, "o_mpesa_account_number"), account)
+        self.assertEqual(printed(html, "o_mpesa_business_number"), SHORTCODE)
+        self.assertIn("1,000.00", printed(html, "o_mpesa_amount"))
+        # The QR code is Daraja's, for this paybill, account number and amount.
+        [request] = self._qr_requests()
+        self.assertEqual(
+            {k: request[k] for k in ("RefNo", "Amount", "TrxCode", "CPI")},
+            {"RefNo": account, "Amount": 1000, "TrxCode": "PB", "CPI": SHORTCODE},
+        )
+        img = re.search(r"<img[^>]*o_mpesa_qr[^>]*>", html).group(0)
+        qr = re.search(r'src="data:image/png;base64,([^"]+)"', img)
+        self.assertEqual(base64.b64decode(qr.group(1))[:8], PNG_SIGNATURE)
+
+        # Printed again, and sent by email: Daraja is not asked again.
+        with self._db_lock():
+            self._invoice_html(invoice)
+            wizard = self.env["account.move.send.wizard"].create(
+                {"move_id": invoice.id}
+            )
+            body = str(wizard.mail_body)
+        self.assertEqual(len(self._qr_requests()), 1, "the QR code is cached")
+        self.assertEqual(printed(body, "o_mpesa_account_number"), account)
+        self.assertIn("o_mpesa_qr", body)
+
+        # A part paid by other means changes the amount: a new QR code for the rest.
+        with self._db_lock():
+            self.env["account.payment.register"].with_context(
+                active_model="account.move", active_ids=invoice.ids
+            ).create({"amount": 400})._create_payments()
+            html = self._invoice_html(invoice)
+        self.assertEqual(len(self._qr_requests()), 2)
+        self.assertEqual(self._qr_requests()[-1]["Amount"], 600)
+        self.assertIn("600.00", printed(html, "o_mpesa_amount"))
+
+        # The portal order page tells the same for a quotation.
+        with self._db_lock():
+            order = self.env["sale.order"].create(
+                {
+                    "partner_id": self.partner.id,
+                    "currency_id": self.currency_kes.id,
+                    "order_line": [
+                        Command.create(
+                            {
+                                "product_id": self.product_a.id,
+                                "price_unit": 750,
+                                "tax_id": [Command.clear()],
+                            }
+                        )
+                    ],
+                }
+            )
+            url = order.get_portal_url()
+            self.env.flush_all()
+        page = self.url_open(url).text
+        self.assertEqual(printed(page, "o_mpesa_account_number"), order.name.upper())
+        self.assertIn("750.00", printed(page, "o_mpesa_amount"))
+        self.assertIn("o_mpesa_qr", page)
+
+    def test_daraja_failing_prints_no_qr_and_no_error(self):
+        with self._db_lock():
+            self.mpesa.write({"mpesa_dynamic_qr": True})
+            invoice = self._invoice(1000)
+            # Nobody answers there: M-PESA cannot be reached.
+            self.mpesa.mpesa_api_url = "http://127.0.0.1:9"
+            html = self._invoice_html(invoice)
+            self.mpesa.mpesa_api_url = self.emulator.base_url
+            again = self._invoice_html(invoice)
+        for rendered in (html, again):
+            self.assertEqual(
+                printed(rendered, "o_mpesa_account_number"),
+                invoice._mpesa_printed_reference(),
+            )
+            self.assertNotIn("o_mpesa_qr", rendered)
+        self.assertFalse(self._qr_requests(), "a failure is not retried at once")

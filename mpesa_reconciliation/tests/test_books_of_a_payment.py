@@ -8,7 +8,9 @@ what a production server does.
 from odoo import Command
 from odoo.tests import tagged
 
-from .common import ReconciliationCommon
+from odoo.addons.mpesa_payment.tests.customer_view import printed
+
+from .common import SHORTCODE, ReconciliationCommon
 
 
 @tagged("post_install", "-at_install")
@@ -55,5 +57,29 @@ class TestBooksOfAPayment(ReconciliationCommon):
         before = self._receivable_balance(invoice.partner_id)
         receipt = self._c2b(invoice.name, 1000)
         self._post_process(receipt)
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        self.assertBooksOfPayment(receipt, invoice.partner_id, before, 1000)
+
+    def test_paybill_payment_with_the_printed_account_number_is_booked_once(self):
+        """How to pay (issue 16): the account number printed on the invoice (PDF and
+        portal), typed as a customer would, lower case with spaces, pays it."""
+        invoice = self._invoice(1000)
+        with self._db_lock():
+            html = self.env["ir.actions.report"]._render_qweb_html(
+                "account.account_invoices", invoice.ids
+            )[0]
+            portal_url = invoice.get_portal_url(report_type="html")
+            self.env.flush_all()
+        account = printed(html, "o_mpesa_account_number")
+        self.assertEqual(printed(html, "o_mpesa_business_number"), SHORTCODE)
+        portal = self.url_open(portal_url).text
+        self.assertEqual(printed(portal, "o_mpesa_account_number"), account)
+        self.assertEqual(account, invoice.name.replace("/", ""))  # INV202600001
+        typed = f" {account[:3].lower()} {account[3:7]} {account[7:]}"
+        before = self._receivable_balance(invoice.partner_id)
+        receipt = self._c2b(typed, 1000)
+        self._post_process(receipt)
+        self.assertEqual(receipt.reference, typed.strip())
+        self.assertEqual(receipt.state, "applied")
         self.assertIn(invoice.payment_state, ("paid", "in_payment"))
         self.assertBooksOfPayment(receipt, invoice.partner_id, before, 1000)
