@@ -21,6 +21,7 @@
         "security/mpesa_security.xml",
         "security/ir.model.access.csv",
         "views/payment_provider_views.xml",
+        "views/payment_provider_readiness_views.xml",
         "views/payment_transaction_views.xml",
         "views/mpesa_callback_views.xml",
         "views/mpesa_receipt_views.xml",

@@ -7,6 +7,7 @@ from . import mpesa_receipt
 from . import mpesa_receipt_notice
 from . import mpesa_how_to_pay
 from . import payment_provider
+from . import payment_provider_readiness
 from . import payment_transaction
 from . import res_partner
 from . import sale_order

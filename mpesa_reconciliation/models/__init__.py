@@ -13,4 +13,5 @@ from . import res_config_settings
 from . import books_check
 from . import mpesa_api_request
 from . import payment_provider
+from . import payment_provider_readiness
 from . import mpesa_collection

@@ -272,3 +272,27 @@ class TestPull(ReconciliationCommon):
         self.assertEqual(receipt.state, "reversed")
         self.assertEqual(receipt.channels, "c2b,import")
         self.assertEqual(self.mpesa._mpesa_check_books(), [])
+
+    # === GO-LIVE CHECKLIST === #
+
+    def _pull_item(self):
+        self.mpesa.invalidate_recordset()
+        items = self.mpesa._mpesa_readiness_items()
+        return next(item for item in items if item["key"] == "pull_job")
+
+    def test_checklist_pull_job(self):
+        """The checklist's pull item is red until the shortcode is registered for
+        Pull Transactions, and while the scheduled pull is switched off."""
+        item = self._pull_item()
+        self.assertEqual(item["state"], "missing")
+        self.assertIn("not registered for Pull Transactions", item["sentence"])
+        self.assertIn("Register for Pull Transactions", item["fix"])
+        self._register()
+        self.assertEqual(self._pull_item()["state"], "ok")
+        cron = self.env.ref("mpesa_reconciliation.cron_mpesa_pull")
+        cron.active = False
+        item = self._pull_item()
+        self.assertEqual(item["state"], "missing")
+        self.assertIn(cron.name, item["sentence"])
+        cron.active = True
+        self.assertEqual(self._pull_item()["state"], "ok")
