@@ -121,3 +121,40 @@ class TestMpesaTours(MpesaE2ECommon):
         self.assertEqual(tx.mpesa_collection_id.sudo().user_id, clerk)
         self._assert_paid_by_mpesa(tx, 1800.0)
         self._assert_invoice_paid_by(invoice, tx)
+
+    def test_admin_readiness_checklist(self):
+        """Issue #12: an admin opens the provider form, sees the go-live checklist
+        with the callback IP allow-list red, fills it in, and sees it turn green;
+        Run checks asks the emulator and turns the consumer key and secret green."""
+        admin = self.env.ref("base.user_admin")
+        admin.write(
+            {"company_ids": [(4, self.company.id)], "company_id": self.company.id}
+        )
+        self.mpesa.mpesa_callback_ips = False
+
+        self.start_tour(
+            f"/odoo/action-payment.action_payment_provider/{self.mpesa.id}",
+            "mpesa_e2e_readiness_checklist",
+            login="admin",
+            timeout=120,
+        )
+
+        # The balance query of Run checks is answered on our result URL, from an
+        # address of the allow-list the admin typed.
+        [result] = self.emulator.wait_for_deliveries(1, timeout=20, kind="result")
+        self.assertEqual(result.status, 200, result.response_text)
+        self._wait_remaining_requests()
+        with self._db_lock():
+            self.env.invalidate_all()
+            self.assertEqual(
+                self.mpesa.mpesa_callback_ips, "196.201.214.0/24, 127.0.0.1"
+            )
+            items = {
+                item["key"]: item["state"]
+                for item in self.mpesa._mpesa_readiness_items()
+            }
+        self.assertEqual(items["callback_ips"], "ok")
+        self.assertEqual(items["oauth"], "ok")
+        # The credential is the password really encrypted with the emulator's key.
+        self.assertEqual(items["initiator"], "ok")
+        self.assertTrue(self.mpesa.mpesa_ready_checked_on)
