@@ -66,15 +66,9 @@ class PaymentProvider(models.Model):
         """The M-PESA account customers of ``company`` are told to pay: a paybill
         (it takes an account number, so the payment names the document), else a
         till. Read as superuser: shortcodes are admin-only fields."""
-        providers = self.sudo().search(
-            [
-                ("code", "=", "mpesa"),
-                ("company_id", "=", company.id),
-                ("state", "in", ("enabled", "test")),
-            ]
+        return (
+            self._mpesa_paybill_provider(company) or self._mpesa_providers(company)[:1]
         )
-        paybills = providers.filtered(lambda p: p.mpesa_shortcode_type != "till")
-        return (paybills or providers)[:1]
 
     @api.model
     def _mpesa_how_to_pay(self, document):

@@ -378,6 +378,10 @@ class TestSeveralShortcodes(ReportsCommon):
         self._write(self.till, {"sequence": self.paybill.sequence - 1})
         self.assertEqual(self._offered_providers(invoice), self.till)
         self.assertEqual(invoice._mpesa_paybill(), SHORTCODE, "never the till")
+        how_to_pay = invoice._mpesa_how_to_pay()
+        self.assertEqual(
+            (how_to_pay["kind"], how_to_pay["number"]), ("paybill", SHORTCODE)
+        )
         action = self.env["mpesa.collection"]._action_request(invoice)
         collection = self.env["mpesa.collection"].create(
             {
