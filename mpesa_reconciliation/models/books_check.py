@@ -73,6 +73,17 @@ class PaymentProvider(models.Model):
                 GROUP BY company_id, shortcode, name HAVING count(*) > 1"""
         )
         found = [(code, f"in the ledger {count} times") for code, count in rows]
+        # Receipt codes are unique across M-PESA: one under two shortcodes of the
+        # company (a statement imported under the wrong account) is booked twice.
+        rows = self._mpesa_books_query(
+            """SELECT r.name, min(o.shortcode) FROM mpesa_receipt r
+                 JOIN mpesa_receipt o ON o.company_id = r.company_id
+                      AND o.name = r.name AND o.shortcode != r.shortcode
+                WHERE r.provider_id = %(provider)s GROUP BY r.name"""
+        )
+        found += [
+            (code, f"also in the ledger of shortcode {other}") for code, other in rows
+        ]
         # Confirmed by status query only: paid, but not yet in the ledger. After a
         # day the statement import or the Pull API should have brought its code.
         rows = self._mpesa_books_query(

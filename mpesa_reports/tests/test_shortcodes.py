@@ -350,6 +350,21 @@ class TestSeveralShortcodes(ReportsCommon):
         self._post_process(receipt)
         self.assertTrue(receipt.statement_line_id.is_reconciled)
         self.assertEqual(self._check_books(), [])
+        # Had it been imported as the paybill's, the books check would say so.
+        with self._db_lock():
+            self.env["mpesa.receipt"].sudo().create(
+                {
+                    "name": receipt.name,
+                    "provider_id": self.paybill.id,
+                    "shortcode": SHORTCODE,
+                    "amount": 820,
+                    "reference": receipt.reference,
+                }
+            )
+        self.assertIn(
+            (SHORTCODE, receipt.name, f"also in the ledger of shortcode {STORE}"),
+            self._check_books(),
+        )
 
     def _import_statement(self, provider, content):
         with self._db_lock():
