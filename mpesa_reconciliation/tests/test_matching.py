@@ -376,6 +376,32 @@ class TestMatching(BaseCase):
             ],
         )
 
+    def test_masked_payer_alone_is_never_automatic(self):
+        """Payer masking (2026): with no account reference, a masked number and a
+        masked name that fit one customer, the exact amount and the same day only
+        suggest; nothing is reconciled without the reference (issue #12, point 7)."""
+        matcher = self.matcher()
+        auto, suggestions = matcher.decide(
+            line(phone="2547****678", customer_name="M*** W****** K****")
+        )
+        self.assertIsNone(auto)
+        self.assertSuggestions(
+            suggestions,
+            [
+                (
+                    "account.move",
+                    1,
+                    43.0,
+                    ("amount exact", "partner from masked phone", "date within 3 days"),
+                )
+            ],
+        )
+        # The masked name alone points at nobody.
+        self.assertEqual(matcher.suggest(line(customer_name="M*** W****** K****")), [])
+        # With the account reference it is the invoice, automatically.
+        auto, _suggestions = matcher.decide(line("inv 2026 00001", phone="2547****678"))
+        self.assertEqual((auto.model, auto.record_id), ("account.move", 1))
+
     def test_partner_from_customer_name(self):
         matcher = self.matcher()
         self.assertSuggestions(
