@@ -258,6 +258,8 @@ def setup_provider(env, company):
         "mpesa_initiator_name": "testapi",
         "mpesa_certificate": emulator_certificate(),
         "mpesa_api_url": EMULATOR_URL,
+        # Invoices and orders print Daraja's QR code (the emulator makes one).
+        "mpesa_dynamic_qr": True,
     }
     missing = [name for name in values if name not in provider._fields]
     if missing:
