@@ -9,6 +9,25 @@ class PaymentProvider(models.Model):
     # One file per feature: the Daraja fields and flows live in payment_provider.py.
     _inherit = "payment.provider"  # pylint: disable=consider-merging-classes-inherited
 
+    def copy_data(self, default=None):
+        """A second shortcode is added by duplicating the M-PESA provider (Odoo lists
+        no New provider). A copy in the same company is named apart: its payment
+        method line takes the provider's name, and core refuses two lines of one name
+        on a journal, so the copy could not be enabled on the original's journal (the
+        default one). Copies for a new company (core's) keep the name."""
+        vals_list = super().copy_data(default=default)
+        default = default or {}
+        if "name" in default:
+            return vals_list
+        return [
+            {**vals, "name": self.env._("%s (copy)", provider.name)}
+            if provider.code == "mpesa"
+            and default.get("company_id", provider.company_id.id)
+            == provider.company_id.id
+            else vals
+            for provider, vals in zip(self, vals_list, strict=True)
+        ]
+
     @api.model
     def _mpesa_providers(self, companies=None, active=True):
         """The M-PESA providers of ``companies`` (default: the user's companies), in

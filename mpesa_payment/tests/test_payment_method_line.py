@@ -140,6 +140,29 @@ class TestPaymentMethodLine(AccountTestInvoicingCommon):
         self.assertEqual(len(mpesa_lines), 2, "one line each")
         self.assertEqual(self._lines(till).name, "M-PESA Till")
 
+    def test_duplicated_provider_is_enabled_beside_the_original(self):
+        """A second shortcode (a till) is added by duplicating the M-PESA provider:
+        Odoo lists no New provider. Enabled as it comes, on the company's first bank
+        journal like the original, it gets its own line there instead of failing on
+        two lines of the same name (issue #12, point 5)."""
+        self.provider.write({"state": "test"})
+        till = self.provider.copy()
+        self.assertNotEqual(till.name, self.provider.name)
+        till.write({"state": "test"})
+        journal = self._reread_journal(till)
+        self.assertEqual(journal, self._reread_journal(), "the same first bank journal")
+        mpesa_lines = self.Line.search(
+            [("journal_id", "=", journal.id), ("code", "=", "mpesa")]
+        )
+        self.assertEqual(mpesa_lines.payment_provider_id, self.provider | till)
+        self.assertEqual(len(mpesa_lines), 2, "one line each")
+        till.write({"journal_id": self.other_bank.id})
+        self.assertEqual(self._lines(till).journal_id, self.other_bank)
+        self.assertEqual(len(self._lines()), 1)
+        other_company = self.env["res.company"].create({"name": "Other Traders"})
+        for_other = self.provider.copy({"company_id": other_company.id})
+        self.assertEqual(for_other.name, self.provider.name, "another company's")
+
     def test_missing_line_is_made_once_under_the_provider_lock(self):
         """A line still missing (removed, or a provider enabled before this fix) is
         made by the first read, after the provider row is taken: a concurrent
