@@ -185,7 +185,7 @@ class MpesaReceipt(models.Model):
         oldest open invoice). False when no form of the references names it alone."""
         candidates = []
         if document._name == "account.move":
-            subscription = document.subscription_id
+            subscription = document.sudo().subscription_id
             if subscription.mpesa_account_ref:
                 candidates.append((subscription.mpesa_account_ref, subscription))
             candidates += [
@@ -201,7 +201,9 @@ class MpesaReceipt(models.Model):
             reference = normalize_reference(reference)
             if not reference:
                 continue
-            found = self._documents_by_reference(reference, document.company_id)
+            # As the resolver sees them (it runs as superuser): whoever prints the
+            # document may not read subscriptions or customers' account numbers.
+            found = self.sudo()._documents_by_reference(reference, document.company_id)
             if [(doc._name, doc.id) for doc in found] == [(target._name, target.id)]:
                 return reference
         return False

@@ -5,7 +5,7 @@ import time
 
 from odoo import Command
 from odoo.exceptions import UserError
-from odoo.tests import tagged
+from odoo.tests import new_test_user, tagged
 
 from ..references import msisdn_hash
 from .common import PHONE, SHORTCODE, MpesaHttpCommon, stk_payload
@@ -329,8 +329,14 @@ class TestC2B(MpesaHttpCommon):
         # Printed again, and sent by email: Daraja is not asked again.
         with self._db_lock():
             self._invoice_html(invoice)
-            wizard = self.env["account.move.send.wizard"].create(
-                {"move_id": invoice.id}
+            # Sent by a Billing user, who sees no subscriptions nor M-PESA settings.
+            billing = new_test_user(
+                self.env, "billing_clerk", groups="account.group_account_invoice"
+            )
+            wizard = (
+                self.env["account.move.send.wizard"]
+                .with_user(billing)
+                .create({"move_id": invoice.id})
             )
             body = str(wizard.mail_body)
         self.assertEqual(len(self._qr_requests()), 1, "the QR code is cached")
