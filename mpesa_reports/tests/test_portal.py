@@ -19,6 +19,16 @@ SUBJECT = "Your receipt for M-PESA payment"
 class TestPortal(ReportsCommon):
     """My M-PESA payments, the PDF receipt and its issuing by email."""
 
+    @classmethod
+    def setup_independent_company(cls, **kwargs):
+        # Swahili for test_in_swahili, loaded before the test company copies the
+        # M-PESA provider and its texts.
+        swahili = cls.env["res.lang"]._activate_lang("sw")
+        cls.env["ir.module.module"]._load_module_terms(
+            ["mpesa_payment", "mpesa_reports"], [swahili.code]
+        )
+        return super().setup_independent_company(**kwargs)
+
     def _customer_receipt(self, partner, amount, code, lines=None):
         invoice = self._product_invoice(lines or [(self.lamp, amount)], partner=partner)
         receipt = self._c2b(invoice.name, amount, trans_id=code)
@@ -286,3 +296,71 @@ class TestPortal(ReportsCommon):
             self.assertIn(text, str(message.body))
             self.assertIn(text, receipt_text)
         self.assertIn("My M-PESA payments", str(message.body))
+
+    # === SWAHILI === #
+
+    def test_in_swahili(self):
+        """A customer who reads Swahili: the receipt email, My M-PESA payments and the
+        PDF receipt in Swahili (i18n/sw.po of mpesa_payment and mpesa_reports)."""
+        self._write(self.portal_partner, {"lang": "sw"})
+        if "website" in self.env:  # the portal speaks the website's languages
+            self._write(
+                self.env["website"].search([]),
+                {"language_ids": [Command.link(self.env.ref("base.lang_sw").id)]},
+            )
+        last_message = self.env["mail.message"].search([], order="id desc", limit=1)
+        with self._real_pdf():
+            receipt, invoice = self._customer_receipt(
+                self.portal_partner, 1500, "QSWA000001"
+            )
+            with self._db_lock():
+                self.env["mpesa.receipt"].with_user(
+                    self.env.ref("base.user_root")
+                )._cron_issue_receipts()
+                self.env.flush_all()
+
+        # The email: its subject, its words and its PDF.
+        [email] = emails_to(self.env, self.portal_partner, last_message.id)
+        self.assertEqual(email.subject, "Risiti yako ya malipo ya M-PESA QSWA000001")
+        body = str(email.body)
+        self.assertIn("Habari Wanjiku Kamau,", body)
+        self.assertIn("Tumepokea malipo yako ya M-PESA ya", body)
+        self.assertIn("Nambari ya risiti ya M-PESA: <strong>QSWA000001</strong>", body)
+        self.assertNotIn("We received", body)
+        self.assertIn("Risiti ya Malipo QSWA000001", pdf_text(email.attachment_ids.raw))
+
+        # My M-PESA payments.
+        self.authenticate(self.portal_user.login, self.portal_user.login)
+        page = self.url_open("/my/mpesa")
+        self.assertEqual(page.status_code, 200)
+        self.assertIn("/sw/my/mpesa", page.url)
+        for text in (
+            "Malipo ya M-PESA",
+            "Tarehe (saa za Nairobi)",
+            'text-bg-success">Imelipwa</span>',
+            'title="Pakua risiti ya PDF"',
+            "QSWA000001",
+        ):
+            self.assertIn(text, page.text)
+        self.assertNotIn("Download the PDF receipt", page.text)
+
+        # The PDF receipt it downloads.
+        with self._real_pdf():
+            response = self.url_open(f"/my/mpesa/{receipt.id}/receipt")
+        self.assertEqual(response.headers["Content-Type"], "application/pdf")
+        text = pdf_text(response.content)
+        for expected in (
+            "Risiti ya Malipo QSWA000001",
+            "Imepokelewa kutoka kwa Wanjiku Kamau",
+            "Nambari ya risiti ya M-PESA QSWA000001",
+            "Tarehe 02/03/2026 10:15:00 EAT (saa za Nairobi)",
+            "Nambari ya akaunti " + invoice.name,
+            "Kiasi kilichopokelewa",
+            "1,500.00",
+            "Malipo ya " + invoice.name,
+            "Maelezo Idadi Kiasi",
+            "Solar Lamp",
+            "Risiti hii inathibitisha kwamba malipo ya M-PESA",
+        ):
+            self.assertIn(expected, text)
+        self.assertNotIn("Payment Receipt", text)
