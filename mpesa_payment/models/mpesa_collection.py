@@ -100,8 +100,12 @@ class MpesaCollection(models.Model):
     def _compute_link_text(self):
         for collection in self:
             document = collection.show_link and collection._paid_document()
+            # Sent to the customer (SMS, email): in their language.
+            customer_env = collection.with_context(
+                lang=collection.partner_id.lang or self.env.lang
+            ).env
             collection.link_text = (
-                self.env._(
+                customer_env._(
                     "%(company)s: please pay %(document)s, %(currency)s %(amount)s, "
                     "with M-PESA here: %(link)s",
                     company=collection.company_id.name,
