@@ -7,8 +7,10 @@ from . import mpesa_receipt
 from . import mpesa_receipt_notice
 from . import mpesa_how_to_pay
 from . import payment_provider
+from . import payment_provider_refund
 from . import payment_provider_readiness
 from . import payment_transaction
+from . import payment_transaction_refund
 from . import res_partner
 from . import sale_order
 from . import sale_subscription

@@ -1,11 +1,13 @@
+import datetime as dt
 import logging
+import uuid
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from .. import const
 from ..daraja.client import DarajaError
-from ..daraja.payloads import parse_initiator_result, parse_timestamp
+from ..daraja.payloads import KENYA_TZ, parse_initiator_result, parse_timestamp
 
 _logger = logging.getLogger(__name__)
 
@@ -13,6 +15,8 @@ PATHS = {
     "status": "/mpesa/transactionstatus/v1/query",
     "reversal": "/mpesa/reversal/v1/request",
     "balance": "/mpesa/accountbalance/v1/query",
+    # B2C v3: the caller names the request (OriginatorConversationID).
+    "b2c": "/mpesa/b2c/v3/paymentrequest",
 }
 # Result codes of the initiator APIs that we explain in plain words.
 RESULT_MEANINGS = {
@@ -36,6 +40,7 @@ class MpesaApiRequest(models.Model):
             ("status", "Transaction Status"),
             ("reversal", "Reversal"),
             ("balance", "Account Balance"),
+            ("b2c", "B2C Payment (Refund)"),
         ],
         required=True,
         readonly=True,
@@ -45,6 +50,14 @@ class MpesaApiRequest(models.Model):
     receipt_code = fields.Char(readonly=True, index=True)
     receipt_id = fields.Many2one("mpesa.receipt", readonly=True, index="btree_not_null")
     amount = fields.Float(readonly=True)
+    phone = fields.Char(readonly=True, help="B2C: the phone the money is sent to.")
+    transaction_id = fields.Many2one(
+        "payment.transaction",
+        string="Refund",
+        readonly=True,
+        index="btree_not_null",
+        help="The refund this reversal or B2C payment pays.",
+    )
     remarks = fields.Char(readonly=True)
     user_id = fields.Many2one(
         "res.users", string="Requested By", readonly=True, default=lambda s: s.env.user
@@ -69,9 +82,22 @@ class MpesaApiRequest(models.Model):
     # === SENDING === #
 
     @api.model
-    def _send(self, provider, kind, receipt_code=None, amount=0.0, remarks=None):
+    def _send(
+        self, provider, kind, receipt_code=None, amount=0.0, remarks=None, **values
+    ):
+        """Send one initiator request; ``values``: more fields of the request
+        (receipt_id, transaction_id, phone)."""
         provider = provider.sudo()
-        if not (provider.mpesa_initiator_name and provider.mpesa_security_credential):
+        if kind == "b2c" and not provider._mpesa_can_send_b2c():
+            raise UserError(
+                self.env._(
+                    "Set the B2C shortcode, its initiator name and security credential "
+                    "on the M-PESA provider first: partial refunds are sent by B2C."
+                )
+            )
+        if kind != "b2c" and not (
+            provider.mpesa_initiator_name and provider.mpesa_security_credential
+        ):
             raise UserError(
                 self.env._(
                     "Set the initiator name and security credential on the M-PESA provider "
@@ -86,6 +112,10 @@ class MpesaApiRequest(models.Model):
                 "amount": amount,
                 "remarks": remarks,
                 "user_id": self.env.user.id,
+                "originator_conversation_id": uuid.uuid4().hex
+                if kind == "b2c"
+                else False,
+                **values,
             }
         )
         token = provider._mpesa_make_token("result", request.id)
@@ -103,7 +133,8 @@ class MpesaApiRequest(models.Model):
         request.write(
             {
                 "conversation_id": answer.get("ConversationID"),
-                "originator_conversation_id": answer.get("OriginatorConversationID"),
+                "originator_conversation_id": answer.get("OriginatorConversationID")
+                or request.originator_conversation_id,
             }
         )
         return request
@@ -124,6 +155,8 @@ class MpesaApiRequest(models.Model):
             "Remarks": (self.remarks or self.env._("Odoo"))[:100],
             **urls,
         }
+        if self.kind == "b2c":
+            return self._b2c_payload(urls)
         party = provider._mpesa_party_b()
         identifier = "2" if provider.mpesa_shortcode_type == "till" else "4"
         if self.kind == "status":
@@ -151,6 +184,23 @@ class MpesaApiRequest(models.Model):
             "CommandID": "AccountBalance",
             "PartyA": party,
             "IdentifierType": identifier,
+        }
+
+    def _b2c_payload(self, urls):
+        """Safaricom's B2C v3 request (see the emulator's b2c.py for the sources)."""
+        provider = self.provider_id.sudo()
+        return {
+            "OriginatorConversationID": self.originator_conversation_id,
+            "InitiatorName": provider.mpesa_b2c_initiator_name,
+            "SecurityCredential": provider.mpesa_b2c_security_credential,
+            "CommandID": "BusinessPayment",
+            "Amount": str(round(self.amount)),
+            "PartyA": provider.mpesa_b2c_shortcode,
+            "PartyB": self.phone,
+            "Remarks": (self.remarks or self.env._("Refund"))[:100],
+            # Daraja's own spelling:
+            "Occassion": "",
+            **urls,
         }
 
     # === RESULTS === #
@@ -184,6 +234,8 @@ class MpesaApiRequest(models.Model):
                     ),
                 }
             )
+            if self.transaction_id:
+                self.transaction_id._mpesa_refund_failed(self.result_message)
         return "processed"
 
     def _apply_status(self, result):
@@ -215,6 +267,7 @@ class MpesaApiRequest(models.Model):
         if (
             params.get("TransactionStatus") == "Reversed"
             and receipt.state != "reversed"
+            and not self._refunded_by_reversal(receipt)
         ):
             receipt._mark_reversed()
         elif receipt.state == "received" and not receipt.application_ids:
@@ -230,6 +283,22 @@ class MpesaApiRequest(models.Model):
                 }
             )
         self.write({"state": "done", "receipt_id": receipt.id})
+
+    def _refunded_by_reversal(self, receipt):
+        """A receipt reversed by our own refund stays applied: the refund's payment
+        (reconciled with its credit note) books the money that went back."""
+        return bool(
+            self.env["payment.transaction"]
+            .sudo()
+            .search_count(
+                [
+                    ("operation", "=", "refund"),
+                    ("mpesa_refund_method", "=", "reversal"),
+                    ("state", "=", "done"),
+                    ("source_transaction_id.mpesa_source_receipt_id", "=", receipt.id),
+                ]
+            )
+        )
 
     def _apply_confirmation(self, receipt, result):
         """The answer to a paybill notification we asked M-PESA to confirm."""
@@ -260,6 +329,13 @@ class MpesaApiRequest(models.Model):
         self.state = "done" if result.is_success else "failed"
 
     def _apply_reversal(self, result):
+        if self.transaction_id:
+            return self._apply_refund(
+                result,
+                result.transaction_id,
+                result.parameters.get("Amount"),
+                result.parameters.get("TransCompletedTime"),
+            )
         receipt = self.receipt_id
         if result.is_success or result.result_code == "R000001":
             if receipt and receipt.state != "reversed":
@@ -267,6 +343,28 @@ class MpesaApiRequest(models.Model):
             self.state = "done"
         else:
             self.state = "failed"
+
+    def _apply_b2c(self, result):
+        params = result.parameters
+        return self._apply_refund(
+            result,
+            str(params.get("TransactionReceipt") or result.transaction_id or ""),
+            params.get("TransactionAmount"),
+            params.get("TransactionCompletedDateTime"),
+        )
+
+    def _apply_refund(self, result, receipt_code, amount, completed):
+        """M-PESA's answer to a refund (reversal or B2C): paid, or not paid."""
+        # Booked in the refund's company: a callback runs as the main company.
+        refund = self.transaction_id.with_company(self.transaction_id.company_id)
+        if not result.is_success:
+            self.state = "failed"
+            refund._mpesa_refund_failed(self.result_message)
+            return
+        self.write({"state": "done", "receipt_code": receipt_code})
+        refund._mpesa_refund_paid(
+            receipt_code, float(amount or 0.0), self._result_time(completed)
+        )
 
     def _apply_balance(self, result):
         if not result.is_success:
@@ -305,6 +403,15 @@ class MpesaApiRequest(models.Model):
 
     @api.model
     def _result_time(self, value):
+        """YYYYMMDDHHMMSS, or B2C's "17.07.2017 10:54:57" (Kenya time), in UTC."""
+        if isinstance(value, str) and "." in value:
+            try:
+                local = dt.datetime.strptime(value.strip(), "%d.%m.%Y %H:%M:%S")
+            except ValueError:
+                return fields.Datetime.now()
+            return (
+                local.replace(tzinfo=KENYA_TZ).astimezone(dt.UTC).replace(tzinfo=None)
+            )
         try:
             return parse_timestamp(value) if value else fields.Datetime.now()
         except ValueError:

@@ -1,1 +1,2 @@
 from . import mpesa_receipt_lookup
+from . import payment_refund_wizard
