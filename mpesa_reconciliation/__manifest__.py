@@ -16,6 +16,7 @@
         "wizards/mpesa_exception_allocate_views.xml",
         "views/mpesa_receipt_views.xml",
         "views/mpesa_exception_views.xml",
+        "wizards/mpesa_exception_return_views.xml",
         "views/account_bank_statement_line_views.xml",
         "views/res_config_settings_views.xml",
         "views/mpesa_collection_views.xml",

@@ -226,7 +226,7 @@ class MpesaReceipt(models.Model):
         )
         vals_list, receipts = [], []
         for receipt in todo:
-            journal = receipt.provider_id.journal_id
+            journal = receipt._mpesa_statement_journal()
             if not journal:
                 _logger.warning(
                     "M-PESA provider %s has no journal: receipt %s not fed",
@@ -263,6 +263,10 @@ class MpesaReceipt(models.Model):
             receipt.statement_line_id = line
         for receipt in receipts:
             receipt._mpesa_reconcile_with_payment()
+
+    def _mpesa_statement_journal(self):
+        """The journal of this receipt's bank line: its shortcode's."""
+        return self.provider_id.journal_id
 
     def _mpesa_reconcile_with_payment(self):
         """A receipt already paid online: its statement line meets the payment(s)."""
@@ -322,7 +326,10 @@ class MpesaReceipt(models.Model):
         applied after all (a late confirmation) closes the one it had."""
         Exception_ = self.env["mpesa.exception"].sudo()
         for receipt in self:
-            open_ = receipt.exception_ids.filtered(lambda e: e.state == "open")
+            # A refund's exception is about the money sent back, not this one's.
+            open_ = receipt.exception_ids.filtered(
+                lambda e: e.state == "open" and e.kind != "refund_failed"
+            )
             if receipt.state == "applied" and open_ and not receipt._mpesa_left():
                 open_._resolve(
                     "allocated",

@@ -1,0 +1,238 @@
+"""Refunds of M-PESA payments (issue 12, point 4), over the real emulator: Odoo's
+Refund button (payment.refund.wizard), M-PESA's result on our signed result URL,
+and the books an accountant checks afterwards."""
+
+from daraja_emulator import DEFAULT_INITIATOR_PASSWORD
+
+from odoo import Command, fields
+from odoo.tests import tagged
+
+from odoo.addons.mpesa_payment.tests.common import PHONE
+
+from .common import ReconciliationCommon
+
+B2C_SHORTCODE = "600000"
+
+
+@tagged("post_install", "-at_install")
+class TestRefunds(ReconciliationCommon):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.b2c_code = cls.emulator.add_shortcode(B2C_SHORTCODE, balance=10000)
+        cls.b2c_journal = cls.env["account.journal"].create(
+            {
+                "name": "M-PESA B2C",
+                "type": "bank",
+                "code": "MB2C",
+                "company_id": cls.company.id,
+            }
+        )
+        cls.mpesa.write(
+            {
+                "mpesa_b2c_shortcode": B2C_SHORTCODE,
+                "mpesa_b2c_initiator_name": "testapi",
+                # encrypted with the emulator's certificate, as the admin would
+                "mpesa_b2c_initiator_password": DEFAULT_INITIATOR_PASSWORD,
+                "mpesa_b2c_journal_id": cls.b2c_journal.id,
+            }
+        )
+
+    def setUp(self):
+        super().setUp()
+        self.addCleanup(setattr, self.emulator, "b2c_silent", False)
+
+    # === helpers: what the customer and the accountant do === #
+
+    def _stk_pay(self, invoice, phone=PHONE):
+        with self._db_lock():
+            tx = self._create_mpesa_tx(
+                amount=invoice.amount_residual,
+                reference=f"{invoice.name}-1",
+                invoice_ids=[Command.set(invoice.ids)],
+            )
+            self.env.flush_all()
+        before = len([d for d in self.emulator.deliveries if d.kind == "stk_callback"])
+        self._push(tx, phone=phone)
+        self._wait_callbacks(before + 1)
+        with self._db_lock():
+            tx._post_process()
+            self.env.flush_all()
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        return tx
+
+    def _credit_note(self, invoice, amount):
+        with self._db_lock():
+            note = self.init_invoice(
+                "out_refund",
+                partner=invoice.partner_id,
+                amounts=[amount],
+                currency=self.currency_kes,
+                taxes=[],
+                invoice_date=fields.Date.today(),
+            )
+            note.reversed_entry_id = invoice
+            note.action_post()
+            self.env.flush_all()
+        return note
+
+    def _refund(self, tx, amount, wait=True):
+        """The accountant clicks Refund on the payment and confirms the wizard."""
+        before = len([d for d in self.emulator.deliveries if d.kind == "result"])
+        with self._db_lock():
+            wizard = (
+                self.env["payment.refund.wizard"]
+                .with_context(
+                    active_model="account.payment", active_id=tx.payment_id.id
+                )
+                .create({"amount_to_refund": amount})
+            )
+            summary = (wizard.mpesa_refund_method, wizard.mpesa_refund_phone)
+            credit_note = wizard.mpesa_credit_note_id
+            wizard.action_refund()
+            self.env.flush_all()
+        if wait:
+            self._wait_callbacks(before + 1, kind="result")
+        refund = tx.child_transaction_ids.filtered(lambda t: t.operation == "refund")
+        return refund, summary, credit_note
+
+    def _refund_receipt(self, refund):
+        return self.env["mpesa.receipt"].search(
+            [("transaction_id", "=", refund.id), ("kind", "=", "refund")]
+        )
+
+    def assertRefundBooked(self, refund, credit_note, journal):
+        """Paid out of ``journal`` once, the credit note paid, the bank line
+        reconciled with the outgoing payment, the books check clean."""
+        self.env.invalidate_all()
+        self.assertEqual(refund.state, "done")
+        payment = refund.payment_id
+        self.assertEqual(payment.payment_type, "outbound")
+        self.assertEqual(payment.amount, -refund.amount)
+        self.assertEqual(payment.journal_id, journal)
+        self.assertEqual(payment.state, "paid", "the payment meets its bank line")
+        self.assertIn(credit_note.payment_state, ("paid", "in_payment"))
+        receipt = self._refund_receipt(refund)
+        self.assertEqual(receipt.name, refund.mpesa_receipt)
+        line = receipt.statement_line_id
+        self.assertEqual(line.journal_id, journal)
+        self.assertEqual(line.amount, refund.amount, "money out of the M-PESA account")
+        self.assertTrue(line.is_reconciled)
+        self.assertEqual(self.mpesa._mpesa_check_books(), [])
+        told = credit_note.message_ids.filtered(
+            lambda m: refund.partner_id in m.partner_ids
+        )
+        self.assertIn(refund.mpesa_receipt, told[:1].body, "the customer is told")
+
+    def assertNothingBooked(self, refund, credit_note, why):
+        self.env.invalidate_all()
+        self.assertEqual(refund.state, "error")
+        self.assertIn(why, refund.state_message)
+        self.assertFalse(refund.payment_id)
+        self.assertFalse(self._refund_receipt(refund))
+        self.assertEqual(credit_note.payment_state, "not_paid")
+        exception = self.env["mpesa.exception"].search(
+            [("refund_transaction_id", "=", refund.id)]
+        )
+        self.assertEqual((exception.kind, exception.state), ("refund_failed", "open"))
+        self.assertEqual(self.mpesa._mpesa_check_books(), [])
+        self.assertEqual(self.b2c_code.balance, 10000, "no money left M-PESA")
+
+    # === tests === #
+
+    def test_full_refund_by_reversal(self):
+        invoice = self._invoice(1000)
+        tx = self._stk_pay(invoice)
+        credit_note = self._credit_note(invoice, 1000)
+        refund, (method, phone), proposed = self._refund(tx, 1000)
+        self.assertEqual((method, phone), ("reversal", False))
+        self.assertEqual(proposed, credit_note, "the invoice's open credit note")
+        self.assertRefundBooked(refund, credit_note, self.mpesa.journal_id)
+        source = tx.mpesa_source_receipt_id
+        self.assertEqual(source.state, "applied", "the invoice stays paid")
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+
+    def test_partial_refund_by_b2c(self):
+        invoice = self._invoice(1000)
+        tx = self._stk_pay(invoice)
+        credit_note = self._credit_note(invoice, 300)
+        refund, (method, phone), _note = self._refund(tx, 300)
+        self.assertEqual((method, phone), ("b2c", PHONE), "the confirmation shows")
+        self.assertRefundBooked(refund, credit_note, self.b2c_journal)
+        self.assertEqual(self.b2c_code.balance, 9700)
+        request = refund.mpesa_refund_request_ids
+        (sent,) = [
+            payment
+            for payment in self.emulator.b2c_payments.values()
+            if payment["originator"] == request.originator_conversation_id
+        ]
+        self.assertEqual((sent["phone"], sent["amount"]), (PHONE, 300))
+        self.assertEqual(tx.payment_id.amount_available_for_refund, 700)
+        # M-PESA repeats its result: nothing more is booked
+        callback = request.env["mpesa.callback"].search(
+            [("api_request_id", "=", request.id), ("kind", "=", "result")]
+        )
+        self.assertEqual(request.state, "done")
+        self.assertEqual(request._apply_result(callback._payload()), "duplicate")
+
+    def test_refused_b2c_books_nothing(self):
+        invoice = self._invoice(1000)
+        tx = self._stk_pay(invoice, phone="254700002040")  # not a registered customer
+        credit_note = self._credit_note(invoice, 300)
+        refund, _summary, _note = self._refund(tx, 300)
+        self.assertNothingBooked(refund, credit_note, "Credit Party customer type")
+
+    def test_refund_never_answered_books_nothing(self):
+        self.emulator.b2c_silent = True
+        invoice = self._invoice(1000)
+        tx = self._stk_pay(invoice)
+        credit_note = self._credit_note(invoice, 300)
+        refund, _summary, _note = self._refund(tx, 300, wait=False)
+        with self._db_lock():
+            self.assertEqual(refund.state, "pending")
+            self.env["payment.transaction"]._cron_mpesa_refund_overdue()
+            self.assertEqual(refund.state, "pending", "not before the timeout")
+            self.mpesa.mpesa_refund_timeout = 0
+            self.env["payment.transaction"]._cron_mpesa_refund_overdue()
+            self.env.flush_all()
+        self.assertNothingBooked(refund, credit_note, "has not answered")
+
+    def test_overpayment_sent_back_from_the_exception_queue(self):
+        invoice = self._invoice(1250)
+        self.emulator.set_scenario(PHONE, amount=1500)
+        with self._db_lock():
+            tx = self._create_mpesa_tx(
+                reference="OVER-1", invoice_ids=[Command.set(invoice.ids)]
+            )
+            self.env.flush_all()
+        self._push(tx)
+        self._wait_callbacks()
+        self.emulator.reset()
+        receipt = self.env["mpesa.receipt"].search([("name", "=", tx.mpesa_receipt)])
+        exception = receipt.exception_ids
+        self.assertEqual(exception.kind, "overpaid")
+        before = len([d for d in self.emulator.deliveries if d.kind == "result"])
+        with self._db_lock():
+            action = exception.action_return_overpayment()
+            wizard = self.env[action["res_model"]].with_context(**action["context"])
+            wizard = wizard.create({})
+            self.assertEqual((wizard.amount_due, wizard.amount), (1250, 250))
+            self.assertEqual(wizard.phone, PHONE)
+            wizard.action_confirm()
+            self.env.flush_all()
+            self.assertEqual(exception.state, "open", "until M-PESA answers")
+        self._wait_callbacks(before + 1, kind="result")
+        self.env.invalidate_all()
+        refund = exception.refund_transaction_id
+        self.assertEqual(refund.state, "done")
+        self.assertEqual(exception.resolution, "reversed")
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        self.assertEqual(self.b2c_code.balance, 9750)
+        self.assertEqual(self._refund_receipt(refund).statement_line_id.amount, -250)
+        self.assertTrue(self._refund_receipt(refund).statement_line_id.is_reconciled)
+        self.assertEqual(
+            self._receivable_balance(self.partner),
+            0.0,
+            "invoice paid, credit sent back: the customer owes nothing, is owed nothing",
+        )
+        self.assertEqual(self.mpesa._mpesa_check_books(), [])
