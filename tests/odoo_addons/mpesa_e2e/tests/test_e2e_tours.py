@@ -1,9 +1,14 @@
+from daraja_emulator import DEFAULT_INITIATOR, DEFAULT_INITIATOR_PASSWORD
+
+from odoo import Command, fields
 from odoo.tests import new_test_user, tagged
 
 from .common import CANCEL_REASON, PHONE, PHONE_CANCELS, MpesaE2ECommon
 
 # The prompt stays on the phone this long: the status page shows "check your phone" first.
 PROMPT_SECONDS = 4
+# The B2C shortcode that sends partial refunds (an emulator shortcode with money).
+REFUND_B2C_SHORTCODE = "600000"
 
 
 @tagged("post_install", "-at_install", "is_tour")
@@ -158,3 +163,59 @@ class TestMpesaTours(MpesaE2ECommon):
         # The credential is the password really encrypted with the emulator's key.
         self.assertEqual(items["initiator"], "ok")
         self.assertTrue(self.mpesa.mpesa_ready_checked_on)
+
+    def test_accountant_refunds_part_of_a_payment(self):
+        """Issue #12: an accountant refunds part of an M-PESA payment from the
+        payment (Refund); M-PESA sends it by B2C and the credit note ends paid."""
+        self.emulator.add_shortcode(REFUND_B2C_SHORTCODE, balance=5000)
+        self.mpesa.write(
+            {
+                "mpesa_b2c_shortcode": REFUND_B2C_SHORTCODE,
+                "mpesa_b2c_initiator_name": DEFAULT_INITIATOR,
+                # pasted as encrypted elsewhere (with the emulator's certificate)
+                "mpesa_b2c_security_credential": self.emulator.security_credential(
+                    DEFAULT_INITIATOR_PASSWORD
+                ),
+            }
+        )
+        accountant = new_test_user(
+            self.env,
+            login="mpesa_accountant",
+            groups="base.group_user,account.group_account_manager",
+            company_id=self.company.id,
+        )
+        invoice = self._create_posted_invoice(1000.0)
+        tx = self._create_transaction(
+            flow="direct",
+            amount=1000.0,
+            reference=f"{invoice.name}-1",
+            invoice_ids=[Command.set(invoice.ids)],
+        )
+        with self._db_lock():
+            tx._mpesa_send_stk_push(PHONE)
+            self.env.flush_all()
+        self._wait_callbacks(1)
+        with self._db_lock():
+            tx._post_process()
+            credit_note = invoice._reverse_moves(
+                [{"invoice_date": fields.Date.today()}]
+            )
+            credit_note.invoice_line_ids.price_unit = 300.0
+            credit_note.action_post()
+            self.env.flush_all()
+
+        self.start_tour(
+            f"/odoo/action-account.action_account_payments/{tx.payment_id.id}",
+            "mpesa_e2e_partial_refund",
+            login=accountant.login,
+            timeout=120,
+        )
+
+        self.emulator.wait_for_deliveries(1, timeout=20, kind="result")
+        with self._db_lock():
+            self.env.invalidate_all()
+            refund = tx.child_transaction_ids
+            self.assertEqual((refund.state, refund.amount), ("done", -300.0))
+            self.assertEqual(refund.payment_id.reconciled_invoice_ids, credit_note)
+            self.assertEqual(credit_note.payment_state, "paid")
+            self.assertEqual(self.mpesa._mpesa_check_books(), [])
