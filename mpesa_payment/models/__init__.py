@@ -10,6 +10,7 @@ from . import payment_provider
 from . import payment_provider_refund
 from . import payment_provider_readiness
 from . import payment_transaction
+from . import payment_transaction_mail
 from . import payment_transaction_refund
 from . import res_partner
 from . import sale_order

@@ -24,6 +24,16 @@ class SaleOrder(models.Model):
             return False
         return self.env["payment.provider"]._mpesa_how_to_pay(self)
 
+    def _send_order_confirmation_mail(self):
+        if self.env.context.get("mpesa_receipt_is_the_message"):
+            return  # confirmed by an M-PESA payment: its receipt email says it
+        return super()._send_order_confirmation_mail()
+
+    def _send_payment_succeeded_for_order_mail(self):
+        if self.env.context.get("mpesa_receipt_is_the_message"):
+            return  # the M-PESA receipt email is the customer's one message
+        return super()._send_payment_succeeded_for_order_mail()
+
     def _mpesa_balance_due(self):
         """What is left to pay on a confirmed order after its deposit (core shows no
         Pay button once the order is confirmed)."""

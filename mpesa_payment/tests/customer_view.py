@@ -16,10 +16,14 @@ def printed(html, css_class):
 
 
 def emails_to(env, partner, after):
-    """Messages emailed to ``partner`` since message id ``after``: notifications,
-    direct mails, whatever sent them."""
-    notified = env["mail.message"].search(
-        [("id", ">", after), ("notified_partner_ids", "in", partner.ids)]
+    """Messages emailed to ``partner`` since message id ``after``, whatever sent them:
+    notifications by email (any message type) and mails sent directly."""
+    notified = env["mail.notification"].search(
+        [
+            ("mail_message_id", ">", after),
+            ("res_partner_id", "=", partner.id),
+            ("notification_type", "=", "email"),
+        ]
     )
     mails = env["mail.mail"].search(
         [
@@ -29,6 +33,4 @@ def emails_to(env, partner, after):
             ("email_to", "ilike", partner.email),
         ]
     )
-    return (notified | mails.mail_message_id).filtered(
-        lambda m: m.message_type != "notification"
-    )
+    return notified.mail_message_id | mails.mail_message_id

@@ -333,3 +333,52 @@ class TestProcessingFlows(MpesaCommon, HttpCase):
         receipt_text = attachment.raw.decode()
         for text in (code, "1,250.00", invoice.name):
             self.assertIn(text, receipt_text)
+
+    def _order(self, price):
+        return self.env["sale.order"].create(
+            {
+                "partner_id": self.partner.id,
+                "currency_id": self.currency_kes.id,
+                "order_line": [
+                    Command.create(
+                        {
+                            "product_id": self.product_a.id,
+                            "price_unit": price,
+                            "tax_id": [Command.clear()],
+                        }
+                    )
+                ],
+            }
+        )
+
+    def test_one_email_when_an_order_is_paid(self):
+        """A quotation confirmed by its payment, and the balance of a confirmed
+        order: sale's order confirmation and "payment received" emails would each be
+        a second message beside the receipt's."""
+        with self._db_lock():
+            self.partner.email = "customer@example.com"
+            quotation, confirmed = self._order(900), self._order(700)
+            confirmed.action_confirm()
+            self.env.flush_all()
+        for order in (quotation, confirmed):
+            with self._db_lock():
+                tx = self._create_mpesa_tx(
+                    amount=order.amount_total,
+                    reference=order.name,
+                    sale_order_ids=[Command.set(order.ids)],
+                )
+                self.env.flush_all()
+                last = self.env["mail.message"].search([], order="id desc", limit=1)
+            self._push(tx, PHONE)
+            self._wait_callbacks(1)
+            with self._db_lock():
+                tx._post_process()
+                self.env["mpesa.receipt"]._cron_issue_receipts()
+                self.env.flush_all()
+                mails = emails_to(self.env, self.partner, after=last.id)
+            self.assertEqual(order.state, "sale")
+            self.assertEqual(order.amount_paid, order.amount_total)
+            self.assertEqual(len(mails), 1, mails.mapped("subject"))
+            self.assertIn(tx.mpesa_receipt, mails.subject)
+            self.assertIn(order.name, str(mails.body))
+            self.emulator.reset()
