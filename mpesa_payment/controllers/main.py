@@ -3,7 +3,12 @@ import logging
 import re
 
 import psycopg2
-from werkzeug.exceptions import Forbidden, NotFound, RequestEntityTooLarge
+from werkzeug.exceptions import (
+    Forbidden,
+    NotFound,
+    RequestEntityTooLarge,
+    UnsupportedMediaType,
+)
 
 from odoo import http
 from odoo.exceptions import ValidationError
@@ -45,16 +50,15 @@ class MpesaController(http.Controller):
     _stk_callback_route = "/payment/daraja/stk/<string:token>"
 
     @http.route("/payment/mpesa/stk_push", type="json", auth="public")
-    def mpesa_stk_push(self, reference, access_token, phone):
+    def mpesa_stk_push(self, reference=None, access_token=None, phone=None):
         """Send the STK prompt for a transaction created by the payment form."""
-        tx_sudo = (
-            request.env["payment.transaction"]
-            .sudo()
-            .search(
+        tx_sudo = request.env["payment.transaction"].sudo()
+        # Only text is looked up: a list would be read as "in", a NUL breaks the query.
+        if isinstance(reference, str) and "\x00" not in reference:
+            tx_sudo = tx_sudo.search(
                 [("reference", "=", reference), ("provider_code", "=", "mpesa")],
                 limit=1,
             )
-        )
         if not tx_sudo or not tx_sudo._mpesa_check_access_token(access_token):
             raise ValidationError(
                 request.env._("This payment link is not valid anymore.")
@@ -110,7 +114,9 @@ class MpesaController(http.Controller):
         return self._answer(ACCEPTED)
 
     @http.route(
-        "/payment/daraja/c2b/<int:provider_id>/<string:signature>/<string:kind>",
+        # Read as text: Odoo's int converter fails with a 500 on 5000 digits.
+        "/payment/daraja/c2b/<string(maxlength=10):provider_id>/<string:signature>"
+        "/<string:kind>",
         type="http",
         auth="public",
         methods=["POST"],
@@ -118,12 +124,14 @@ class MpesaController(http.Controller):
         save_session=False,
     )
     def mpesa_c2b(self, provider_id, signature, kind):
-        if kind not in ("validation", "confirmation"):
+        if kind not in ("validation", "confirmation") or not (
+            provider_id.isascii() and provider_id.isdigit()
+        ):
             raise NotFound()
         provider = (
             request.env["payment.provider"]
             .sudo()
-            ._mpesa_check_c2b_signature(provider_id, signature)
+            ._mpesa_check_c2b_signature(int(provider_id), signature)
         )
         if not provider:
             _logger.warning(
@@ -197,6 +205,13 @@ class MpesaController(http.Controller):
         environ = request.httprequest.environ
         if BODY_KEY in environ:
             return environ[BODY_KEY]
+        if request.httprequest.mimetype in (
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ):
+            # Odoo parses a form before the controller runs, draining the stream:
+            # the body would be stored empty. Daraja always sends JSON.
+            raise UnsupportedMediaType()
         length = request.httprequest.content_length
         if length is not None and length > MAX_BODY_BYTES:
             raise RequestEntityTooLarge()

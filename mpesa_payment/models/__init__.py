@@ -16,3 +16,4 @@ from . import res_partner
 from . import sale_order
 from . import sale_subscription
 from . import payment_provider_shortcodes
+from . import ir_http

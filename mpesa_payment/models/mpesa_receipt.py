@@ -456,24 +456,47 @@ class MpesaReceipt(models.Model):
         )
         request.receipt_id = self
 
+    def _mpesa_try_ask_confirmation(self):
+        """Ask M-PESA now where initiator credentials allow; otherwise (or if Daraja
+        fails) the confirmation job asks again, and a statement or Pull row confirms."""
+        self.ensure_one()
+        if not self.provider_id._mpesa_can_verify():
+            return
+        try:
+            with self.env.cr.savepoint():
+                self._mpesa_ask_confirmation()
+        except UserError:
+            _logger.info("M-PESA could not be asked about %s yet", self.name)
+
+    def _mpesa_same_amount(self, amount):
+        return not float_compare(
+            amount, self.amount, precision_rounding=self.currency_id.rounding
+        )
+
     def _mpesa_confirmed(self, amount):
         """M-PESA confirmed this receipt: book it, when it says the same amount."""
         self.ensure_one()
         self._mpesa_lock()
         if self.verification != "pending":
             return
-        if float_compare(
-            amount, self.amount, precision_rounding=self.currency_id.rounding
-        ):
+        if not self._mpesa_same_amount(amount):
             self._mpesa_unknown(
                 self.env._(
                     "M-PESA says KES %s for this receipt.", format(amount, ",.2f")
                 )
             )
             return
+        self._mpesa_confirmed_by_prompt()
+        # Money already applied (its prompt) or waiting for a person (a prompt paid
+        # with another amount) is not applied again by its account number.
+        if self.state == "received" and not self.application_ids:
+            self._apply_c2b_money()
+
+    def _mpesa_confirmed_by_prompt(self):
+        """Confirmed (by Transaction Status, a statement, or the verified prompt that
+        carried the same amount): the money enters the books."""
         self.sudo().verification = "verified"
         self._mpesa_feed()
-        self._apply_c2b_money()
 
     def _mpesa_unknown(self, why):
         """M-PESA does not confirm this paybill notification: never booked."""
@@ -516,7 +539,7 @@ class MpesaReceipt(models.Model):
         for receipt in stale:
             receipt._mpesa_flag_unconfirmed(
                 self.env._(
-                    "Paybill notification not confirmed by M-PESA after a day: check "
+                    "Payment not confirmed by M-PESA after a day: check "
                     "it against the statement."
                 )
             )
@@ -635,6 +658,7 @@ class MpesaReceipt(models.Model):
         should a caller skip this method."""
         self.ensure_one()
         self._mpesa_lock()
+        self._mpesa_check_confirmed()
         left = self._mpesa_left()
         if (
             float_compare(tx.amount, left, precision_rounding=self.currency_id.rounding)
@@ -651,6 +675,16 @@ class MpesaReceipt(models.Model):
             )
         self.sudo().write({"applied_amount": self.applied_amount + tx.amount})
         tx.sudo().mpesa_source_receipt_id = self
+
+    def _mpesa_check_confirmed(self):
+        """Money M-PESA has not confirmed (or does not know) pays nothing."""
+        if self.verification in ("pending", "refused"):
+            raise UserError(
+                self.env._(
+                    "M-PESA has not confirmed receipt %s: it cannot pay anything yet.",
+                    self.name,
+                )
+            )
 
     def _mpesa_apply(self, target, amount=None):
         """Pay ``target`` (invoice, order, subscription, or a customer: credit) with

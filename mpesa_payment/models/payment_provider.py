@@ -21,6 +21,12 @@ from ..daraja.credential import (
 _logger = logging.getLogger(__name__)
 
 
+def _same_signature(expected, given):
+    """Constant-time comparison of a URL signature. consteq raises TypeError on
+    non-ASCII text: a signature that is not ASCII is simply not ours."""
+    return isinstance(given, str) and given.isascii() and consteq(expected, given)
+
+
 def _new_secret(*_args):
     return secrets.token_urlsafe(32)
 
@@ -614,7 +620,7 @@ class PaymentProvider(models.Model):
         providers = self.sudo().search([("code", "=", "mpesa")])
         for provider in providers:
             expected = provider._mpesa_sign(f"{scope}:{record_id}:{expiry}")
-            if consteq(expected, signature):
+            if _same_signature(expected, signature):
                 return provider, record_id
         return None
 
@@ -675,7 +681,7 @@ class PaymentProvider(models.Model):
         if (
             provider
             and provider.code == "mpesa"
-            and consteq(provider._mpesa_c2b_signature(), signature or "")
+            and _same_signature(provider._mpesa_c2b_signature(), signature)
         ):
             return provider
         return None

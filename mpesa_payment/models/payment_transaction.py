@@ -137,9 +137,12 @@ class PaymentTransaction(models.Model):
     def _mpesa_check_access_token(self, token):
         from odoo.addons.payment import utils as payment_utils
 
-        # A token sent as a list or an object is refused, not compared.
-        return isinstance(token, str) and payment_utils.check_access_token(
-            token, self.reference, self.amount
+        # A token sent as a list, an object or non-ASCII text is refused, not
+        # compared (consteq raises TypeError on those).
+        return (
+            isinstance(token, str)
+            and token.isascii()
+            and payment_utils.check_access_token(token, self.reference, self.amount)
         )
 
     def _mpesa_lost_its_request(self):
@@ -287,7 +290,10 @@ class PaymentTransaction(models.Model):
         if phone is not None and (
             not isinstance(phone, (str, int)) or isinstance(phone, bool)
         ):
-            phone = str(phone)  # a list or an object from a hostile client
+            # A list or an object from a hostile client: its repr may hold a number.
+            raise ValidationError(
+                self.env._("Enter the M-PESA phone number that will pay.")
+            )
         try:
             return normalize_msisdn(phone)
         except PhoneError as error:
@@ -508,7 +514,10 @@ class PaymentTransaction(models.Model):
             vals["mpesa_phone"] = phone
         self.sudo().write(vals)
         if amount is not None and not self._mpesa_amount_matches(amount):
-            self._mpesa_register_receipt(paid_at)
+            # Another amount than we asked for: the STK query cannot confirm an
+            # amount, so the receipt waits unconfirmed (not booked) until Transaction
+            # Status, a statement or a Pull row confirms it (a forged body books nothing).
+            self._mpesa_register_receipt(paid_at, confirmed=False)
             self._mpesa_flag_review(
                 self.env._(
                     "Received KES %(paid)s on M-PESA (receipt %(receipt)s) for a payment of "
@@ -612,9 +621,10 @@ class PaymentTransaction(models.Model):
             )
         )
 
-    def _mpesa_register_receipt(self, paid_at, applied=False):
+    def _mpesa_register_receipt(self, paid_at, applied=False, confirmed=True):
         """The money on the ledger; ``applied`` once it pays this transaction (the
-        money path records it on the receipt)."""
+        money path records it on the receipt). ``confirmed``: False when M-PESA has
+        not confirmed the amount, which is then asked for."""
         if not self.mpesa_receipt:
             return
         receipt = (
@@ -630,10 +640,18 @@ class PaymentTransaction(models.Model):
                     "transaction_id": self.id,
                     "partner_id": self.partner_id.id,
                     "reference": self._mpesa_account_reference(),
+                    "verification": "verified" if confirmed else "pending",
                 },
                 channel="stk",
             )
         )
+        if not confirmed:
+            receipt._mpesa_try_ask_confirmation()
+            return
+        if receipt.verification == "pending" and receipt._mpesa_same_amount(
+            self.mpesa_paid_amount or self.amount
+        ):
+            receipt._mpesa_confirmed_by_prompt()
         if applied and self not in receipt.application_ids:
             receipt._mpesa_take(self)
             receipt.write({"state": "applied", "review_reason": False})

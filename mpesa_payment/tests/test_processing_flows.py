@@ -95,6 +95,12 @@ class TestProcessingFlows(MpesaCommon, HttpCase):
         self.assertEqual(tx.state, "pending")
         self.assertTrue(tx.mpesa_needs_review)
         self.assertEqual(tx.mpesa_paid_amount, 1000)
+        receipt = self.env["mpesa.receipt"].search([("name", "=", tx.mpesa_receipt)])
+        # The STK query cannot confirm an amount: Transaction Status is asked first.
+        self._wait_callbacks(kind="result")
+        self.assertEqual(receipt.verification, "verified")
+        self.assertEqual(receipt.amount, 1000)
+        self.assertFalse(receipt.applied_amount, "money under review pays nothing")
 
     def test_success_without_metadata_is_not_paid(self):
         self.emulator.set_scenario(PHONE, metadata_missing=True)

@@ -24,6 +24,7 @@ class TestExceptions(ReconciliationCommon):
             self.emulator.set_scenario(PHONE, amount=paid)
             tx = self._push(self._create_mpesa_tx(reference=f"AMT-{paid}"))
             self._wait_callbacks()
+            self._wait_callbacks(kind="result")  # Transaction Status confirms it
             self.emulator.reset()
             receipt = self.env["mpesa.receipt"].search(
                 [("name", "=", tx.mpesa_receipt)]

@@ -84,6 +84,9 @@ class TestMpesaFlows(MpesaE2ECommon):
         processing = self._create_tx_through_route(self._shop_context(order))
         self._stk_push(processing)
         self._wait_callbacks(1)
+        # Another amount than asked: Transaction Status is asked to confirm it.
+        self.emulator.wait_for_deliveries(1, timeout=20, kind="result")
+        self._wait_remaining_requests()
         self.assertEqual(self._poll()["state"], "pending", "not a final state")
 
         tx = self._tx(processing)
