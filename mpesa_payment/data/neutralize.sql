@@ -6,6 +6,7 @@ UPDATE payment_provider
        mpesa_consumer_secret = NULL,
        mpesa_passkey = NULL,
        mpesa_security_credential = NULL,
+       mpesa_b2c_security_credential = NULL,
        mpesa_access_token = NULL,
        mpesa_token_expiry = NULL,
        mpesa_webhook_secret = md5(random()::text || clock_timestamp()::text),

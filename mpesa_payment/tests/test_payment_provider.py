@@ -11,6 +11,7 @@ CREDENTIAL_FIELDS = (
     "mpesa_consumer_secret",
     "mpesa_passkey",
     "mpesa_security_credential",
+    "mpesa_b2c_security_credential",
     "mpesa_webhook_secret",
     "mpesa_access_token",
 )
@@ -127,7 +128,11 @@ class TestNeutralize(MpesaCommon):
 
     def test_neutralized_copy_keeps_no_credentials(self):
         self.mpesa.sudo().write(
-            {"state": "enabled", "mpesa_access_token": "live-token"}
+            {
+                "state": "enabled",
+                "mpesa_access_token": "live-token",
+                "mpesa_b2c_security_credential": "live-b2c-credential",
+            }
         )
         secrets = self.mpesa.sudo().read(["mpesa_webhook_secret", "mpesa_c2b_secret"])[
             0
