@@ -197,6 +197,27 @@ class TestRefunds(ReconciliationCommon):
             self.env.flush_all()
         self.assertNothingBooked(refund, credit_note, "has not answered")
 
+    def test_queue_timeout_then_late_success_books_it_then(self):
+        """Not paid as far as we know after the queue timeout (an exception); when
+        M-PESA's result still comes, the refund is booked and the exception closes."""
+        self.emulator.queue_timeouts = self.emulator.result_after_timeout = True
+        self.addCleanup(setattr, self.emulator, "queue_timeouts", False)
+        self.addCleanup(setattr, self.emulator, "result_after_timeout", False)
+        invoice = self._invoice(1000)
+        tx = self._stk_pay(invoice)
+        credit_note = self._credit_note(invoice, 300)
+        refund, _summary, _note = self._refund(tx, 300)  # waits for the result
+        timeout = self.env["mpesa.callback"].search(
+            [("api_request_id", "=", refund.mpesa_refund_request_ids.id)]
+        )
+        self.assertEqual(sorted(timeout.mapped("kind")), ["result", "timeout"])
+        exception = self.env["mpesa.exception"].search(
+            [("refund_transaction_id", "=", refund.id)]
+        )
+        self.assertEqual(exception.kind, "refund_failed", "opened at the timeout")
+        self.assertEqual(exception.resolution, "reversed", "closed by the result")
+        self.assertRefundBooked(refund, credit_note, self.b2c_journal)
+
     def test_overpayment_sent_back_from_the_exception_queue(self):
         invoice = self._invoice(1250)
         self.emulator.set_scenario(PHONE, amount=1500)
