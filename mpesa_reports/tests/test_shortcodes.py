@@ -148,6 +148,16 @@ class TestSeveralShortcodes(ReportsCommon):
             [("receipt_id", "=", by_till.id), ("state", "=", "open")]
         )
         self.assertEqual(len(exception), 1, "the till's payment waits in the queue")
+        # The queue's "Paybill / Till" search (mpesa_exception_views.xml).
+        self.assertEqual(
+            self.env["mpesa.exception"].search(
+                [
+                    ("receipt_id.provider_id", "ilike", self.till.name),
+                    ("state", "=", "open"),
+                ]
+            ),
+            exception,
+        )
         wizard = (
             self.env["mpesa.exception.allocate"]
             .with_context(default_exception_id=exception.id)
