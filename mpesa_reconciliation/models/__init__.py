@@ -11,7 +11,7 @@ from . import payment_transaction
 from . import res_users
 from . import res_config_settings
 from . import books_check
-from . import mpesa_refund
+from . import refund
 from . import mpesa_api_request
 from . import payment_provider
 from . import payment_provider_readiness
