@@ -146,8 +146,8 @@ class PaymentTransaction(models.Model):
                 self.env._(
                     "M-PESA sent KES %(paid)s for a refund of KES %(asked)s (receipt "
                     "%(code)s): check it before booking anything.",
-                    paid=f"{amount:,.2f}",
-                    asked=f"{-self.amount:,.2f}",
+                    paid=format(amount, ",.2f"),
+                    asked=format(-self.amount, ",.2f"),
                     code=receipt_code,
                 )
             )
@@ -209,7 +209,7 @@ class PaymentTransaction(models.Model):
         body = Markup("<p>%s</p>") % self.env._(
             "We have refunded KES %(amount)s to your M-PESA (%(phone)s). M-PESA "
             "receipt: %(code)s.",
-            amount=f"{-self.amount:,.2f}",
+            amount=format(-self.amount, ",.2f"),
             phone=self.mpesa_phone or self.env._("the phone that paid"),
             code=self.mpesa_receipt,
         )

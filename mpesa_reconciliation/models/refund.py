@@ -114,7 +114,7 @@ class PaymentTransaction(models.Model):
             "reversed",
             self.env._(
                 "Refunded on M-PESA: KES %(amount)s, receipt %(code)s.",
-                amount=f"{amount:,.2f}",
+                amount=format(amount, ",.2f"),
                 code=receipt_code,
             ),
         )
@@ -222,7 +222,7 @@ class MpesaException(models.Model):
         self.message_post(
             body=self.env._(
                 "KES %(amount)s sent back by B2C to %(phone)s; waiting for M-PESA.",
-                amount=f"{rest:,.2f}",
+                amount=format(rest, ",.2f"),
                 phone=refund.mpesa_phone,
             )
         )
