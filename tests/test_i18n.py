@@ -5,6 +5,7 @@ Refresh the files with ./setup/i18n.sh (README, "Translations"); the Odoo test
 mpesa_reports/tests/test_swahili.py shows the pages and the receipt in Swahili.
 """
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -109,3 +110,39 @@ def test_swahili_covers_every_customer_text(addon):
         assert sorted(PLACEHOLDER.findall(entry.msgstr)) == sorted(
             PLACEHOLDER.findall(entry.msgid)
         ), f"placeholders differ: {entry.msgid!r} -> {entry.msgstr!r}"
+
+
+def _catalog(path, entries, header=""):
+    catalog = polib.POFile()
+    catalog.header = header
+    for msgid, msgstr in entries:
+        catalog.append(polib.POEntry(msgid=msgid, msgstr=msgstr))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    catalog.save(str(path))
+
+
+def test_refresh_keeps_translations(tmp_path):
+    """setup/i18n_merge.py (run by setup/i18n.sh): a text moved to another addon keeps
+    its Swahili, a new text is left to translate, a removed one goes, the glossary at
+    the top stays."""
+    spec = importlib.util.spec_from_file_location(
+        "i18n_merge", REPO / "setup" / "i18n_merge.py"
+    )
+    i18n_merge = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(i18n_merge)
+    floor, top = tmp_path / "mpesa_payment", tmp_path / "mpesa_reports"
+    _catalog(floor / "i18n" / "sw.po", [("Try again", "Jaribu tena")], "Glossary")
+    _catalog(floor / "i18n" / "mpesa_payment.pot", [("Try again", ""), ("Receipt", "")])
+    _catalog(top / "i18n" / "sw.po", [("Receipt", "Risiti"), ("Old", "Zamani")])
+    _catalog(top / "i18n" / "mpesa_reports.pot", [("New", "")])
+
+    i18n_merge.main([str(floor), str(top)])
+
+    floor_sw = polib.pofile(str(floor / "i18n" / "sw.po"))
+    assert {e.msgid: e.msgstr for e in floor_sw} == {
+        "Try again": "Jaribu tena",
+        "Receipt": "Risiti",
+    }
+    assert floor_sw.header == "Glossary"
+    top_sw = polib.pofile(str(top / "i18n" / "sw.po"))
+    assert {e.msgid: e.msgstr for e in top_sw} == {"New": ""}
