@@ -7,7 +7,7 @@ class PaymentProvider(models.Model):
     paybill or till that received it); a partial refund, or an overpayment sent back,
     is a B2C payment (BusinessPayment) from the business's B2C shortcode."""
 
-    _inherit = "payment.provider"
+    _inherit = "payment.provider"  # pylint: disable=consider-merging-classes-inherited
 
     mpesa_b2c_shortcode = fields.Char(
         string="B2C Shortcode",

@@ -19,7 +19,7 @@ class PaymentTransaction(models.Model):
     fails (error) and nothing is booked. A refund is never booked before M-PESA
     says the money left."""
 
-    _inherit = "payment.transaction"
+    _inherit = "payment.transaction"  # pylint: disable=consider-merging-classes-inherited
 
     mpesa_refund_method = fields.Selection(
         [("reversal", "Reversal"), ("b2c", "B2C Payment")],
@@ -78,6 +78,16 @@ class PaymentTransaction(models.Model):
 
     def _mpesa_check_refund(self, amount, method):
         self.ensure_one()
+        if self.child_transaction_ids.filtered(
+            lambda tx: tx.operation == "refund" and tx.state in ("draft", "pending")
+        ):
+            # Its money may be leaving M-PESA right now: no second one meanwhile.
+            raise UserError(
+                self.env._(
+                    "A refund of this payment is waiting for M-PESA's answer: wait "
+                    "for it (or for its timeout) before refunding again."
+                )
+            )
         if not self._mpesa_refund_receipt():
             raise UserError(
                 self.env._("This payment has no M-PESA receipt: it cannot be refunded.")

@@ -10,7 +10,7 @@ from odoo.exceptions import UserError
 
 
 class MpesaReceipt(models.Model):
-    _inherit = "mpesa.receipt"
+    _inherit = "mpesa.receipt"  # pylint: disable=consider-merging-classes-inherited
 
     kind = fields.Selection(
         selection_add=[("refund", "Refund Out")], ondelete={"refund": "cascade"}
@@ -45,7 +45,7 @@ class MpesaReceipt(models.Model):
 
 
 class PaymentProvider(models.Model):
-    _inherit = "payment.provider"
+    _inherit = "payment.provider"  # pylint: disable=consider-merging-classes-inherited
 
     def _mpesa_books_journal(self):
         """A refund's receipt is in the journal of its payment (the B2C shortcode's
@@ -81,7 +81,7 @@ class PaymentProvider(models.Model):
 
 
 class PaymentTransaction(models.Model):
-    _inherit = "payment.transaction"
+    _inherit = "payment.transaction"  # pylint: disable=consider-merging-classes-inherited
 
     def _mpesa_refund_paid(self, receipt_code, amount, paid_at):
         paid = super()._mpesa_refund_paid(receipt_code, amount, paid_at)
@@ -150,7 +150,7 @@ class PaymentTransaction(models.Model):
 
 
 class MpesaException(models.Model):
-    _inherit = "mpesa.exception"
+    _inherit = "mpesa.exception"  # pylint: disable=consider-merging-classes-inherited
 
     kind = fields.Selection(
         selection_add=[("refund_failed", "Refund Not Paid")],

@@ -2,9 +2,12 @@
 Refund button (payment.refund.wizard), M-PESA's result on our signed result URL,
 and the books an accountant checks afterwards."""
 
+import time
+
 from daraja_emulator import DEFAULT_INITIATOR_PASSWORD
 
 from odoo import Command, fields
+from odoo.exceptions import UserError
 from odoo.tests import tagged
 
 from odoo.addons.mpesa_payment.tests.common import PHONE
@@ -55,6 +58,7 @@ class TestRefunds(ReconciliationCommon):
         before = len([d for d in self.emulator.deliveries if d.kind == "stk_callback"])
         self._push(tx, phone=phone)
         self._wait_callbacks(before + 1)
+        self._wait_results_settled()
         with self._db_lock():
             tx._post_process()
             self.env.flush_all()
@@ -95,6 +99,22 @@ class TestRefunds(ReconciliationCommon):
             self._wait_callbacks(before + 1, kind="result")
         refund = tx.child_transaction_ids.filtered(lambda t: t.operation == "refund")
         return refund, summary, credit_note
+
+    def _wait_results_settled(self, timeout=15):
+        """Every initiator request sent so far (e.g. the status query verifying a
+        payment) has had its result delivered: none lands during what follows."""
+        deadline = time.monotonic() + timeout
+        while True:
+            asked = [
+                path
+                for _method, path, _body in self.emulator.request_log
+                if path.startswith("/mpesa/transactionstatus/")
+            ]
+            done = [d for d in self.emulator.deliveries if d.kind == "result"]
+            if len(done) >= len(asked):
+                return
+            self.assertLess(time.monotonic(), deadline, "a result never came")
+            time.sleep(0.05)
 
     def _refund_receipt(self, refund):
         return self.env["mpesa.receipt"].search(
@@ -188,6 +208,8 @@ class TestRefunds(ReconciliationCommon):
         tx = self._stk_pay(invoice)
         credit_note = self._credit_note(invoice, 300)
         refund, _summary, _note = self._refund(tx, 300, wait=False)
+        with self.assertRaisesRegex(UserError, "waiting for M-PESA's answer"):
+            self._refund(tx, 100, wait=False)  # no second refund meanwhile
         with self._db_lock():
             self.assertEqual(refund.state, "pending")
             self.env["payment.transaction"]._cron_mpesa_refund_overdue()
@@ -228,10 +250,14 @@ class TestRefunds(ReconciliationCommon):
             self.env.flush_all()
         self._push(tx)
         self._wait_callbacks()
-        self.emulator.reset()
-        receipt = self.env["mpesa.receipt"].search([("name", "=", tx.mpesa_receipt)])
-        exception = receipt.exception_ids
-        self.assertEqual(exception.kind, "overpaid")
+        self.emulator.set_scenario(PHONE)  # the customer pays as asked again
+        self._wait_results_settled()
+        with self._db_lock():
+            receipt = self.env["mpesa.receipt"].search(
+                [("name", "=", tx.mpesa_receipt)]
+            )
+            exception = receipt.exception_ids
+            self.assertEqual(exception.kind, "overpaid")
         before = len([d for d in self.emulator.deliveries if d.kind == "result"])
         with self._db_lock():
             action = exception.action_return_overpayment()
