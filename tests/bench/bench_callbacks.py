@@ -62,7 +62,7 @@ from live.mpesa_live import LiveMpesa
 SUCCESS_PHONE = "254711000900"
 C2B_PHONE = "254711000950"
 PAID_STATES = ("paid", "in_payment")
-PAID_TIMEOUT = 900
+PAID_TIMEOUT = 600
 # Odoo's access log: "POST /path HTTP/1.1" 200 - <queries> <query time> <other time>
 ACCESS_RE = re.compile(
     r'"(?:POST|GET) (\S+) HTTP/1\.\d" (\d+) - (\d+) ([\d.]+) ([\d.]+)'

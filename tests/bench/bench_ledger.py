@@ -845,7 +845,9 @@ def main():
         elif section == "reports":
             from bench_reports import reports_and_books
 
-            result = reports_and_books(env, sizes)
+            result = reports_and_books(
+                env, sizes, save=lambda figures: write_json(out_path, figures)
+            )
         else:
             raise SystemExit(f"unknown section {section}")
     write_json(out_path, result)

@@ -158,7 +158,7 @@ def explain(cr, query, params):
     return "\n".join(row[0] for row in cr.fetchall())
 
 
-SQL_EXPLAIN_PREFIX = "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) "
+SQL_EXPLAIN_PREFIX = "EXPLAIN (ANALYZE, COSTS OFF, SUMMARY ON) "
 
 
 def _as_text(query):
@@ -237,7 +237,8 @@ def books_at(env):
     return figures
 
 
-def reports_and_books(env, sizes):
+def reports_and_books(env, sizes, save=None):
+    """``save(figures)`` after each size: a long run keeps what it measured."""
     out = {"sizes": {}}
     done = 0
     for size in sizes:
@@ -250,4 +251,6 @@ def reports_and_books(env, sizes):
             "reports": reports_at(env),
             "books": books_at(env),
         }
+        if save:
+            save(out)
     return out

@@ -31,7 +31,7 @@ DEFAULTS = {
     "BENCH_BOOKS": "2000" if QUICK else "100000",
     "BENCH_MATCH_SIZES": "300,3000" if QUICK else "1000,10000",
     "BENCH_OCA_SAMPLE": "30" if QUICK else "200",
-    "BENCH_IMPORT_SIZES": "1000,3000" if QUICK else "10000,100000",
+    "BENCH_IMPORT_SIZES": "1000,3000" if QUICK else "10000,99990",
     "BENCH_IMPORT_FULL": "100" if QUICK else "1000",
     "BENCH_LEDGER_SIZES": "2000,20000" if QUICK else "100000,1000000",
 }
@@ -113,7 +113,9 @@ def machine():
         "load": shell("cut -d' ' -f1-3 /proc/loadavg"),
         "python": platform.python_version(),
         "postgresql": shell("psql --version"),
-        "commit": shell(f"git -C {REPO} rev-parse --short HEAD"),
+        # BENCH_COMMIT names the commit exported to BENCH_ADDONS_ROOT, if any
+        "commit": os.environ.get("BENCH_COMMIT")
+        or shell(f"git -C {REPO} rev-parse --short HEAD"),
         "addons_root": os.environ.get("BENCH_ADDONS_ROOT") or str(REPO),
         "settings": {name: setting(name) for name in DEFAULTS},
     }
