@@ -449,6 +449,7 @@ class MpesaDashboard(models.AbstractModel):
                     "provider": provider.name,
                     "journal": journal.sudo().display_name,
                     "shortcode": provider.mpesa_shortcode,
+                    "label": provider._mpesa_shortcode_label(),
                     "mpesa": self._figure(
                         "mpesa.api.request",
                         [("provider_id", "=", provider.id), ("kind", "=", "balance")],

@@ -177,6 +177,7 @@ class MpesaDailySummary(models.TransientModel):
             rows.append(
                 {
                     "shortcode": provider.mpesa_shortcode,
+                    "label": provider._mpesa_shortcode_label(),
                     "provider": provider.name,
                     "journal": journal.name,
                     "mpesa_balance": provider.mpesa_balance,

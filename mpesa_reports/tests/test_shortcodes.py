@@ -254,9 +254,14 @@ class TestSeveralShortcodes(ReportsCommon):
         self.assertEqual(
             clicked.search(lines[f"Till {TILL}"]["domain"]).ids, by_till.ids
         )
-        balances = {b["shortcode"]: b["journal"] for b in figures["balances"]}
-        self.assertEqual(balances[STORE], self.till_journal.display_name)
-        self.assertNotEqual(balances[SHORTCODE], balances[STORE])
+        balances = {b["label"]: b["journal"] for b in figures["balances"]}
+        self.assertEqual(balances[f"Till {TILL}"], self.till_journal.display_name)
+        self.assertEqual(
+            balances[f"Paybill {SHORTCODE}"], self.paybill.journal_id.display_name
+        )
+        summary = self.env["mpesa.daily.summary"].create({"date": today})
+        rows = {row["label"]: row["journal"] for row in summary._balance_rows()}
+        self.assertEqual(rows[f"Till {TILL}"], self.till_journal.name)
 
         groups = (
             self.env["mpesa.receipt.report"]
