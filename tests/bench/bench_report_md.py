@@ -349,6 +349,16 @@ def import_tables(data):
     )
     for row in run["parse"]:
         rat = row["speedup"]
+        if rat is None:
+            table.add(
+                f"{row['rows']:,} rows {row['format'].upper()}: refused",
+                row.get("refused", "")[:90],
+                None,
+                None,
+                ">= 2x",
+                False,
+            )
+            continue
         table.add(
             f"{row['rows']:,} rows {row['format'].upper()}: read (s)",
             row["ours_s"],

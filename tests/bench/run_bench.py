@@ -71,7 +71,21 @@ def ledger(section, out, *extra):
     return lambda db: [script, section, db, str(OUT / out), *extra]
 
 
+STALE = {
+    "callbacks": ("callbacks.json",),
+    "matching": ("matching_*.json",),
+    "import": ("import.json",),
+    "reports": ("reports.json",),
+}
+
+
 def run_sections(db, sections):
+    for (
+        section
+    ) in sections:  # figures of an earlier run would be reported as this one's
+        for pattern in STALE.get(section, ()):
+            for path in OUT.glob(pattern):
+                path.unlink()
     base = f"{db}_base"
     copy_database(db, base)
     run(ledger("configure", "configure.json")(base), "configure")
