@@ -421,3 +421,23 @@ def test_pull_includes_stk_and_c2b(emu, client, receiver):
     rows = pull(client, now - timedelta(minutes=5), now + timedelta(minutes=5))[1]
     sources = sorted(r["billreference"] for r in rows["Response"][0])
     assert sources == ["ACC", "INV00042"]
+
+
+def test_till_asked_by_its_till_number(emu, client, receiver):
+    """A Buy Goods till is queried by its till number (IdentifierType 2): the
+    balance and the status of a payment made to it."""
+    emu.add_shortcode("600100", kind="till", till="600200", balance=300)
+    receipt = emu.c2b_pay("600200", "254708374149", 120, "", msisdn_style="plain")
+    for _ in range(100):  # the payment is recorded by a worker thread
+        if receipt in emu.payments:
+            break
+        time.sleep(0.02)
+    body = initiator_body(
+        receiver, CommandID="AccountBalance", PartyA="600200", IdentifierType="2"
+    )
+    check_ack(*client.post("/mpesa/accountbalance/v1/query", body))
+    assert "Utility Account|KES|420.00|" in params(result_of(emu))["AccountBalance"]
+    check_ack(
+        *status_query(client, receiver, receipt, PartyA="600200", IdentifierType="2")
+    )
+    assert result_of(emu, 2)["ResultCode"] == 0

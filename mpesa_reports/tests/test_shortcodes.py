@@ -178,7 +178,7 @@ class TestSeveralShortcodes(ReportsCommon):
         self.assertBooksOfPayment(
             by_paybill | by_till, customer, receivable_before, 1450
         )
-        self.assertEqual(self._check_books(), [])
+        self._assert_balances_per_journal({self.paybill: 1000, self.till: 450})
 
         # One shortcode's notification on the other's URL is refused, not booked.
         body = self._c2b_body("QXW0000001", "10.00", invoice.name)
@@ -222,6 +222,23 @@ class TestSeveralShortcodes(ReportsCommon):
         self.assertFalse(receipt.suggested_partner_id, "a mask identifies nobody")
         callback = receipt.callback_ids.filtered(lambda c: c.kind == "c2b_confirmation")
         self.assertEqual(json.loads(callback.body)["MSISDN"], receipt.phone)
+
+    def _assert_balances_per_journal(self, expected):
+        """Each shortcode's M-PESA balance (the till's asked by its till number)
+        against its own journal: the books check compares them one by one."""
+        kind = "result"
+        before = len([d for d in self.emulator.deliveries if d.kind == kind])
+        with self._db_lock():
+            for provider in expected:
+                provider.action_mpesa_check_balance()
+            self.env.flush_all()
+        self._wait_callbacks(before + len(expected), kind=kind)
+        with self._db_lock():
+            self.env.invalidate_all()
+            for provider, amount in expected.items():
+                self.assertEqual(provider.mpesa_balance, amount, provider.name)
+                self.assertEqual(provider.journal_id._mpesa_journal_balance(), amount)
+            self.assertEqual(self._check_books(), [])
 
     def _assert_pulled_by_shortcode(self, by_paybill, by_till):
         """Each provider pulls its own shortcode's rows: nothing new, nothing moved."""

@@ -290,7 +290,9 @@ def reversal(emu, data):
 
 def account_balance(emu, data):
     code, credential_ok = _initiator(emu, data, "PartyA", "AccountBalance")
-    _identifier(data, "IdentifierType", ("4",))
+    # A shortcode (4) or a till number (2): Safaricom's page is "Enquire the balance
+    # on an M-Pesa BuyGoods (Till Number)" (developer.safaricom.co.ke/apis/AccountBalance).
+    _identifier(data, "IdentifierType", ("2", "4"))
     if not credential_ok:
         return 200, orgapi.invalid_initiator(emu, data, "balance")
     return 200, orgapi.account_balance(emu, code, data)
