@@ -502,6 +502,17 @@ def header(machine, data):
         f"- Sizes: {machine.get('settings')}",
         "",
     ]
+    out += [
+        (
+            "Ratio column: ours divided by the anchor, except for times where we are "
+            "compared as a speed-up (matching ms per line, import read times): there it "
+            "is the anchor's time divided by ours (how many times faster). '-' where a "
+            "figure has no anchor."
+        ),
+        "",
+    ]
+    if machine.get("note"):
+        out += [machine["note"], ""]
     cb = data.get("callbacks")
     if cb:
         out += [
