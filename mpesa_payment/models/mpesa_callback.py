@@ -4,10 +4,11 @@ import logging
 import psycopg2
 
 from odoo import api, fields, models
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import UserError
 
 from .. import const
-from ..daraja.payloads import PayloadError, parse_c2b, parse_stk_callback
+from ..daraja.payloads import PayloadError, parse_c2b
+from .payment_transaction import MpesaNoTransactionYet
 
 _logger = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class MpesaCallback(models.Model):
         string="CheckoutRequestID", readonly=True, index=True
     )
     receipt_code = fields.Char(readonly=True, index=True)
+    result_code = fields.Char(readonly=True, help="The STK ResultCode reported.")
     receipt_id = fields.Many2one("mpesa.receipt", readonly=True, index=True)
     api_request_id = fields.Many2one(
         "mpesa.api.request", readonly=True, index="btree_not_null", ondelete="set null"
@@ -155,54 +157,53 @@ class MpesaCallback(models.Model):
         return self
 
     def _process_stk(self):
+        """Through the payment framework, as core providers do, once the body is
+        stored. The inbox itself only tells a repeated outcome from a new one."""
         data = self._payload()
-        parsed = parse_stk_callback(data)
+        parsed = self.env["payment.transaction"]._mpesa_parse_stk(data)
         self.write(
             {
                 "checkout_request_id": parsed.checkout_request_id,
                 "receipt_code": parsed.receipt,
+                "result_code": str(parsed.result_code),
             }
         )
-        tx = self.env["payment.transaction"].search(
-            [
-                ("provider_code", "=", "mpesa"),
-                ("mpesa_checkout_request_id", "=", parsed.checkout_request_id),
-            ]
-        )
-        url_tx = self.transaction_id
-        if not tx and url_tx._mpesa_lost_its_request():
-            # Our push timed out after Daraja accepted it: the signed URL names the
-            # transaction, the body its request (a success is still verified by a
-            # status query before it counts).
-            url_tx._mpesa_adopt_request(parsed)
-            tx = url_tx
-        if not tx:
-            # Either the callback outran Daraja's answer to our push (it is picked up
-            # when that answer is stored) or nobody asked for it: both wait here.
-            self.error = self.env._(
-                "No payment request with this CheckoutRequestID (yet)."
-            )
-            return "unmatched"
-        if url_tx and url_tx != tx:
-            raise ValidationError(
-                self.env._("The callback URL belongs to another payment.")
-            )
-        self.transaction_id = tx
-        tx._mpesa_lock()
-        if (
-            tx.state == "done"
-            or (
-                # the same success is already recorded, waiting for its verification
-                parsed.is_success and tx.mpesa_receipt == parsed.receipt
-            )
-            or (
-                tx.state in ("cancel", "error")
-                and tx.mpesa_result_code == str(parsed.result_code)
-            )
-        ):
+        earlier = self._same_outcome_processed()
+        if earlier:
+            self.transaction_id = earlier.transaction_id
             return "duplicate"
-        tx._process_notification_data(data)
+        Tx = self.env["payment.transaction"].with_context(
+            mpesa_url_tx_id=self.transaction_id.id
+        )
+        try:
+            tx = Tx._handle_notification_data("mpesa", data)
+        except MpesaNoTransactionYet as error:
+            self.error = str(error)
+            return "unmatched"
+        self.transaction_id = tx
         return "processed"
+
+    def _same_outcome_processed(self):
+        """An earlier callback of this prompt with this outcome, already processed.
+        Concurrent copies are serialized by the transaction's row lock: the copy
+        that waited is retried on a new snapshot, where it finds the first one."""
+        return self.search(
+            [
+                ("id", "!=", self.id),
+                ("kind", "=", "stk"),
+                ("state", "in", ("processed", "duplicate")),
+                ("checkout_request_id", "=", self.checkout_request_id),
+                ("result_code", "=", self.result_code),
+                ("receipt_code", "=", self.receipt_code),
+                # A copy sent to another payment's URL is not a repeat: it fails.
+                *(
+                    [("transaction_id", "=", self.transaction_id.id)]
+                    if self.transaction_id
+                    else []
+                ),
+            ],
+            limit=1,
+        )
 
     def _process_c2b_validation(self):
         payment = parse_c2b(self._payload())

@@ -24,6 +24,10 @@ PROMPT_EXPIRY = timedelta(minutes=30)
 RECHECK_WINDOW = timedelta(hours=2)
 
 
+class MpesaNoTransactionYet(ValidationError):
+    """An STK callback whose prompt is not known (yet)."""
+
+
 class PaymentTransaction(models.Model):
     _inherit = "payment.transaction"
 
@@ -196,37 +200,49 @@ class PaymentTransaction(models.Model):
         return super(PaymentTransaction, self - waiting)._post_process()
 
     def _get_tx_from_notification_data(self, provider_code, notification_data):
+        """The transaction of an STK callback: the prompt with its CheckoutRequestID;
+        else the one the signed callback URL names (context ``mpesa_url_tx_id``)
+        when its push lost Daraja's answer. Raises MpesaNoTransactionYet while no
+        prompt has this CheckoutRequestID: the inbox keeps the body until one does."""
         tx = super()._get_tx_from_notification_data(provider_code, notification_data)
         if provider_code != "mpesa" or len(tx) == 1:
             return tx
-        try:
-            parsed = parse_stk_callback(notification_data)
-        except PayloadError as error:
-            raise ValidationError(self.env._("M-PESA: %s", error)) from error
+        parsed = self._mpesa_parse_stk(notification_data)
         tx = self.search(
             [
                 ("provider_code", "=", "mpesa"),
                 ("mpesa_checkout_request_id", "=", parsed.checkout_request_id),
             ]
         )
+        url_tx = self.browse(self.env.context.get("mpesa_url_tx_id") or [])
+        if not tx and url_tx and url_tx._mpesa_lost_its_request():
+            # Our push timed out after Daraja accepted it: the signed URL names the
+            # transaction, the body its request (a success is still verified by a
+            # status query before it counts).
+            url_tx._mpesa_adopt_request(parsed)
+            tx = url_tx
         if not tx:
+            # The callback outran Daraja's answer to our push (it is picked up when
+            # that answer is stored), or nobody asked for it.
+            raise MpesaNoTransactionYet(
+                self.env._("No payment request with this CheckoutRequestID (yet).")
+            )
+        if url_tx and url_tx != tx:
             raise ValidationError(
-                self.env._(
-                    "M-PESA: no transaction found for CheckoutRequestID %s.",
-                    parsed.checkout_request_id,
-                )
+                self.env._("The callback URL belongs to another payment.")
             )
         return tx
 
     def _process_notification_data(self, notification_data):
+        """Apply the outcome of an STK prompt, once: a repeated callback (Daraja
+        retries, replays) changes nothing."""
         super()._process_notification_data(notification_data)
         if self.provider_code != "mpesa":
             return
-        try:
-            parsed = parse_stk_callback(notification_data)
-        except PayloadError as error:
-            raise ValidationError(self.env._("M-PESA: %s", error)) from error
+        parsed = self._mpesa_parse_stk(notification_data)
         self._mpesa_lock()
+        if self._mpesa_has_outcome(parsed):
+            return
         if parsed.is_success:
             self._mpesa_apply_success(
                 parsed.amount,
@@ -237,6 +253,25 @@ class PaymentTransaction(models.Model):
             )
         else:
             self._mpesa_apply_failure(parsed.result_code, parsed.result_desc)
+
+    @api.model
+    def _mpesa_parse_stk(self, notification_data):
+        try:
+            return parse_stk_callback(notification_data)
+        except PayloadError as error:
+            raise ValidationError(self.env._("M-PESA: %s", error)) from error
+
+    def _mpesa_has_outcome(self, parsed):
+        """Whether this outcome is already recorded: paid, the same success waiting
+        for its verification, or the same failure."""
+        return (
+            self.state == "done"
+            or (parsed.is_success and self.mpesa_receipt == parsed.receipt)
+            or (
+                self.state in ("cancel", "error")
+                and self.mpesa_result_code == str(parsed.result_code)
+            )
+        )
 
     # === STK PUSH === #
 
@@ -292,7 +327,10 @@ class PaymentTransaction(models.Model):
         ):
             # A list or an object from a hostile client: its repr may hold a number.
             raise ValidationError(
-                self.env._("Enter the M-PESA phone number that will pay.")
+                self.env._(
+                    "Enter the Kenyan mobile number registered with M-PESA, for "
+                    "example 0712 345 678."
+                )
             )
         try:
             return normalize_msisdn(phone)

@@ -92,12 +92,12 @@ class TestProcessingFlows(MpesaCommon, HttpCase):
         self.emulator.set_scenario(PHONE, amount=1000)
         tx = self._push(self._create_mpesa_tx())
         self._wait_callbacks()
+        # The STK query cannot confirm an amount: Transaction Status is asked first.
+        self._wait_callbacks(kind="result")
         self.assertEqual(tx.state, "pending")
         self.assertTrue(tx.mpesa_needs_review)
         self.assertEqual(tx.mpesa_paid_amount, 1000)
         receipt = self.env["mpesa.receipt"].search([("name", "=", tx.mpesa_receipt)])
-        # The STK query cannot confirm an amount: Transaction Status is asked first.
-        self._wait_callbacks(kind="result")
         self.assertEqual(receipt.verification, "verified")
         self.assertEqual(receipt.amount, 1000)
         self.assertFalse(receipt.applied_amount, "money under review pays nothing")

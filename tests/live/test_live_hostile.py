@@ -145,9 +145,11 @@ CASES = [
             "Body=1&CheckoutRequestID=" + t.b["mpesa_checkout_request_id"],
             "application/x-www-form-urlencoded",
         ),
-        400,
-        {"error": 1},
-        MALFORMED,
+        # Odoo parses a form before our code runs (the raw body is gone): refused
+        # whole as an unsupported media type, Daraja always sends JSON.
+        415,
+        {},
+        None,
     ),
     (
         "stk text/plain body",
