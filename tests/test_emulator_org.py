@@ -235,6 +235,18 @@ def test_reversal_success_then_repeated(emu, client, receiver):
     assert emu.balance() == 0
 
 
+def test_reversal_answer_lost_but_money_moves(emu, client, receiver):
+    """Daraja took the reversal but its answer never reached the caller: the
+    connection closes with no answer, yet the money moves and the Result comes."""
+    emu.initiator_response_lost = True
+    receipt = emu.add_payment(200)
+    with pytest.raises(Exception) as lost:
+        reverse(client, receiver, receipt, 200)
+    assert "RemoteDisconnected" in repr(lost.value) or "closed" in str(lost.value)
+    assert result_of(emu)["ResultCode"] == 0
+    assert emu.payments[receipt]["status"] == "Reversed"
+
+
 def test_reversal_unknown_and_wrong_amount(emu, client, receiver):
     reverse(client, receiver, "NOPE000000", 10)
     assert result_of(emu)["ResultCode"] == "R000002"

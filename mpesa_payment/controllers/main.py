@@ -162,26 +162,37 @@ class MpesaController(http.Controller):
         save_session=False,
     )
     def mpesa_api_result(self, token):
-        """Async results of transaction status, reversal and balance requests."""
-        checked = (
-            request.env["payment.provider"].sudo()._mpesa_check_token("result", token)
-        )
-        api_request = (
-            checked
-            and request.env["mpesa.api.request"].sudo().browse(checked[1]).exists()
-        )
-        if not api_request or api_request.provider_id != checked[0]:
+        """Async results of transaction status, reversal, balance and B2C requests.
+        Like the STK callback: any request we signed is answered and its body kept,
+        even when its URL has expired or its request is gone (then kept for a
+        person, not processed). Only a URL we never signed is refused unseen."""
+        Provider = request.env["payment.provider"].sudo()
+        checked = Provider._mpesa_check_token("result", token, allow_expired=True)
+        if not checked:
             _logger.warning(
-                "M-PESA API result refused from %s: invalid or expired URL token",
+                "M-PESA API result refused from %s: invalid URL token",
                 request.httprequest.remote_addr,
             )
             raise Forbidden()
-        self._check_sender(api_request.provider_id, "API result")
+        provider, request_id = checked
+        api_request = (
+            request.env["mpesa.api.request"].sudo().browse(request_id).exists()
+        )
+        if api_request.provider_id != provider:
+            api_request = api_request.browse()  # signed by another provider: not its
+        self._check_sender(provider, "API result")
         kind = "timeout" if "/timeout/" in request.httprequest.path else "result"
         body = self._read_body()
-        callback_id = self._store(
-            kind, body, api_request.provider_id, api_request=api_request
-        )
+        callback_id = self._store(kind, body, provider, api_request=api_request or None)
+        if not api_request or not Provider._mpesa_check_token("result", token):
+            self._keep_unprocessed(
+                callback_id,
+                request.env._(
+                    "Kept, not processed: the result URL has expired or its request is "
+                    "gone. Check with M-PESA what it did, and book it by hand."
+                ),
+            )
+            return self._answer(ACCEPTED)
         self._process_stored(callback_id)
         return self._answer(ACCEPTED)
 

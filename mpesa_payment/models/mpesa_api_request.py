@@ -4,6 +4,7 @@ import uuid
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
+from odoo.service.model import retrying
 
 from .. import const
 from ..daraja.client import DarajaError
@@ -18,6 +19,10 @@ PATHS = {
     # B2C v3: the caller names the request (OriginatorConversationID).
     "b2c": "/mpesa/b2c/v3/paymentrequest",
 }
+# Requests that move money: a call that got no answer may still have been taken.
+MONEY_KINDS = ("reversal", "b2c")
+# DarajaError codes of a call that got no answer (see daraja/client.py).
+NO_ANSWER = ("timeout", "connection")
 # Result codes of the initiator APIs that we explain in plain words.
 RESULT_MEANINGS = {
     "R000001": "M-PESA says this transaction was already reversed.",
@@ -58,6 +63,12 @@ class MpesaApiRequest(models.Model):
         index="btree_not_null",
         help="The refund this reversal or B2C payment pays.",
     )
+    refund_reference = fields.Char(
+        readonly=True,
+        index="btree_not_null",
+        help="The reference of the refund this request pays, linked when M-PESA "
+        "answers. A Result whose refund was never saved in Odoo is kept for a person.",
+    )
     remarks = fields.Char(readonly=True)
     user_id = fields.Many2one(
         "res.users", string="Requested By", readonly=True, default=lambda s: s.env.user
@@ -86,7 +97,8 @@ class MpesaApiRequest(models.Model):
         self, provider, kind, receipt_code=None, amount=0.0, remarks=None, **values
     ):
         """Send one initiator request; ``values``: more fields of the request
-        (receipt_id, transaction_id, phone)."""
+        (receipt_id, refund_reference, phone), all of rows already committed. Returns
+        the request; the caller's transaction only knows its id (see _commit_new)."""
         provider = provider.sudo()
         if kind == "b2c" and not provider._mpesa_can_send_b2c():
             raise UserError(
@@ -104,25 +116,25 @@ class MpesaApiRequest(models.Model):
                     "first: Safaricom requires them for this request."
                 )
             )
-        request = self.sudo().create(
-            {
-                "kind": kind,
-                "provider_id": provider.id,
-                "receipt_code": receipt_code,
-                "amount": amount,
-                "remarks": remarks,
-                "user_id": self.env.user.id,
-                "originator_conversation_id": uuid.uuid4().hex
-                if kind == "b2c"
-                else False,
-                **values,
-            }
-        )
-        token = provider._mpesa_make_token("result", request.id)
-        payload = request._payload(token)
+        values = {
+            "kind": kind,
+            "provider_id": provider.id,
+            "receipt_code": receipt_code,
+            "amount": amount,
+            "remarks": remarks,
+            "user_id": self.env.user.id,
+            "originator_conversation_id": uuid.uuid4().hex if kind == "b2c" else False,
+            **values,
+        }
+        request_id, payload = self._commit_new(values)
         try:
             answer = provider._mpesa_client().post(PATHS[kind], payload)
         except DarajaError as error:
+            self._commit_answer(request_id, error=error)
+            if kind in MONEY_KINDS and error.code in NO_ANSWER:
+                # Daraja may have taken it: the money may leave. The caller keeps its
+                # refund waiting; M-PESA's Result (or the overdue job) settles it.
+                return self.browse(request_id).with_context(mpesa_unanswered=True)
             raise UserError(
                 self.env._(
                     "M-PESA refused the request: %(msg)s (%(code)s)",
@@ -130,14 +142,74 @@ class MpesaApiRequest(models.Model):
                     code=error.code,
                 )
             ) from error
-        request.write(
-            {
-                "conversation_id": answer.get("ConversationID"),
-                "originator_conversation_id": answer.get("OriginatorConversationID")
-                or request.originator_conversation_id,
+        self._commit_answer(request_id, answer=answer)
+        return self.browse(request_id)
+
+    @api.model
+    def _commit_new(self, values):
+        """Create the request in a transaction of its own, committed before Daraja is
+        called: the signed ResultURL then names a row that exists whatever becomes of
+        the caller's transaction (our call times out, a later step fails). Returns
+        (id, payload). The caller's own snapshot does not see this row: it only keeps
+        the id (and links a refund by its reference, see _refund_transaction)."""
+        with self.env.registry.cursor() as cr:
+            request = self.with_env(self.env(cr=cr)).sudo().create(values)
+            token = request.provider_id._mpesa_make_token("result", request.id)
+            return request.id, request._payload(token)
+
+    @api.model
+    def _commit_answer(self, request_id, answer=None, error=None):
+        """Daraja's acknowledgement, or why the call failed (the request then stays,
+        failed without a result code: M-PESA's Result, if one comes, still applies)."""
+        if error is not None:
+            values = {
+                "state": "failed",
+                "result_message": self.env._(
+                    "Our call to M-PESA failed: %(msg)s (%(code)s). If M-PESA took it "
+                    "anyway, its result is applied when it comes.",
+                    msg=error.message,
+                    code=error.code,
+                ),
             }
+        else:
+            values = {"conversation_id": answer.get("ConversationID")}
+            if answer.get("OriginatorConversationID"):
+                values["originator_conversation_id"] = answer[
+                    "OriginatorConversationID"
+                ]
+
+        def write():
+            request = env[self._name].browse(request_id)
+            # M-PESA's Result may have come first: it is the answer, kept.
+            if error is None or request.state == "sent":
+                request.write(values)
+
+        with self.env.registry.cursor() as cr:
+            env = self.env(cr=cr, su=True)
+            # Its Result may be landing at this moment: retried on a new snapshot.
+            retrying(write, env)
+
+    def _refund_transaction(self):
+        """The refund this reversal or B2C payment pays. The refund is created in the
+        caller's transaction, which cannot point at this request (committed apart):
+        the request names it by reference and links it once it is committed."""
+        self.ensure_one()
+        if self.transaction_id or not self.refund_reference:
+            return self.transaction_id
+        refund = (
+            self.env["payment.transaction"]
+            .sudo()
+            .search(
+                [
+                    ("reference", "=", self.refund_reference),
+                    ("operation", "=", "refund"),
+                ],
+                limit=1,
+            )
         )
-        return request
+        if refund:
+            self.transaction_id = refund
+        return refund
 
     def _payload(self, token):
         provider = self.provider_id.sudo()
@@ -234,8 +306,9 @@ class MpesaApiRequest(models.Model):
                     ),
                 }
             )
-            if self.transaction_id:
-                self.transaction_id._mpesa_refund_failed(self.result_message)
+            refund = self._refund_transaction()
+            if refund:
+                refund._mpesa_refund_failed(self.result_message)
         return "processed"
 
     def _apply_status(self, result):
@@ -329,7 +402,7 @@ class MpesaApiRequest(models.Model):
         self.state = "done" if result.is_success else "failed"
 
     def _apply_reversal(self, result):
-        if self.transaction_id:
+        if self._refund_transaction():
             return self._apply_refund(
                 result,
                 result.transaction_id,
@@ -356,7 +429,8 @@ class MpesaApiRequest(models.Model):
     def _apply_refund(self, result, receipt_code, amount, completed):
         """M-PESA's answer to a refund (reversal or B2C): paid, or not paid."""
         # Booked in the refund's company: a callback runs as the main company.
-        refund = self.transaction_id.with_company(self.transaction_id.company_id)
+        refund = self._refund_transaction()
+        refund = refund.with_company(refund.company_id)
         if not result.is_success:
             self.state = "failed"
             refund._mpesa_refund_failed(self.result_message)

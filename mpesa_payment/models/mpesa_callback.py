@@ -219,11 +219,33 @@ class MpesaCallback(models.Model):
         self.receipt_code = payment.trans_id
         return self.env["mpesa.receipt"]._apply_c2b(payment, self.provider_id, self)
 
+    def _api_request(self):
+        if not self.api_request_id:
+            raise UserError(
+                self.env._(
+                    "Kept, not processed: the request this result answers is not in "
+                    "Odoo. Check with M-PESA what it did, and book it by hand."
+                )
+            )
+        return self.api_request_id
+
     def _process_result(self):
-        return self.api_request_id._apply_result(self._payload())
+        request = self._api_request()
+        if request.refund_reference and not request._refund_transaction():
+            # Not committed yet (our call is still waiting for Daraja), or never (that
+            # call failed and its refund was undone): retried by the recovery job.
+            raise UserError(
+                self.env._(
+                    "The refund %(ref)s this result pays is not in Odoo. If it stays "
+                    "so, M-PESA may have sent money that Odoo did not book: check the "
+                    "result and the shortcode's statement, and book it by hand.",
+                    ref=request.refund_reference,
+                )
+            )
+        return request._apply_result(self._payload())
 
     def _process_timeout(self):
-        return self.api_request_id._apply_timeout()
+        return self._api_request()._apply_timeout()
 
     def _c2b_validation_answer(self):
         """The answer owed to M-PESA; a body we cannot read is not ours to refuse."""

@@ -449,12 +449,9 @@ class MpesaReceipt(models.Model):
             )
         ):
             return
-        request = (
-            self.env["mpesa.api.request"]
-            .sudo()
-            ._send(self.provider_id, "status", self.name)
+        self.env["mpesa.api.request"].sudo()._send(
+            self.provider_id, "status", self.name, receipt_id=self.id
         )
-        request.receipt_id = self
 
     def _mpesa_try_ask_confirmation(self):
         """Ask M-PESA now where initiator credentials allow; otherwise (or if Daraja
@@ -833,15 +830,14 @@ class MpesaReceipt(models.Model):
             self.name,
             amount=self.amount,
             remarks=self.env._("Reversal requested by %s", self.env.user.name),
+            receipt_id=self.id,
         )
-        request.receipt_id = self
         self.message_post(body=self.env._("Reversal requested from M-PESA."))
         return request._action_open()
 
     def action_query_status(self):
         self.ensure_one()
         request = self.env["mpesa.api.request"]._send(
-            self.provider_id, "status", self.name
+            self.provider_id, "status", self.name, receipt_id=self.id
         )
-        request.receipt_id = self
         return request._action_open()

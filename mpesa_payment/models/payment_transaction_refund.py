@@ -125,17 +125,25 @@ class PaymentTransaction(models.Model):
             mpesa_refund_method=method,
             mpesa_phone=self._mpesa_refund_phone() if method == "b2c" else False,
         )
-        self.env["mpesa.api.request"]._send(
+        sent = self.env["mpesa.api.request"]._send(
             self.provider_id,
             method,
             receipt.name,
             amount=amount,
             remarks=self.env._("Refund %s", self.reference),
             receipt_id=receipt.id,
-            transaction_id=refund.id,
+            refund_reference=refund.reference,
             phone=refund.mpesa_phone,
         )
-        refund._set_pending(self.env._("Waiting for M-PESA to send the refund."))
+        if sent.env.context.get("mpesa_unanswered"):
+            refund._set_pending(
+                self.env._(
+                    "M-PESA did not answer our refund request: the money may still be "
+                    "sent. Waiting for M-PESA's result; do not refund again meanwhile."
+                )
+            )
+        else:
+            refund._set_pending(self.env._("Waiting for M-PESA to send the refund."))
         refund._log_sent_message()
         return refund
 

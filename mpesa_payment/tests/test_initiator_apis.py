@@ -1,3 +1,5 @@
+import json
+
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import tagged
 
@@ -121,3 +123,30 @@ class TestInitiatorApis(MpesaHttpCommon):
             UserError, "initiator name and security credential"
         ):
             self.env["mpesa.api.request"]._send(self.mpesa, "balance")
+
+    def test_result_of_a_request_gone_is_kept_not_refused(self):
+        """A result URL we signed is answered and its body kept, even when its
+        request is gone; only a URL we never signed is refused unseen."""
+        body = json.dumps(
+            {"Result": {"ResultType": 0, "ResultCode": 0, "ResultDesc": "OK"}}
+        )
+        gone = self.mpesa._mpesa_make_token("result", 10**9)
+        forged = f"{gone.rsplit('.', 1)[0]}.{'0' * 20}"
+        Callback = self.env["mpesa.callback"]
+        with self._db_lock():
+            last = Callback.search([], limit=1).id or 0
+        for token, status in ((gone, 200), (forged, 403)):
+            response = self.url_open(
+                f"/payment/daraja/result/{token}",
+                data=body,
+                headers={"Content-Type": "application/json"},
+            )
+            self.assertEqual(response.status_code, status)
+        with self._db_lock():
+            stored = Callback.search([("id", ">", last)])
+            self.assertEqual(
+                (len(stored), stored.kind, stored.body), (1, "result", body)
+            )
+            self.assertEqual(stored.state, "error", "kept for a person")
+            self.assertIn("its request is gone", stored.error)
+            self.assertFalse(stored.api_request_id)

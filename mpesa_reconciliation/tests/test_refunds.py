@@ -240,6 +240,39 @@ class TestRefunds(ReconciliationCommon):
         self.assertEqual(exception.resolution, "reversed", "closed by the result")
         self.assertRefundBooked(refund, credit_note, self.b2c_journal)
 
+    def _refund_answer_lost(self, amount):
+        """The accountant refunds; M-PESA takes the request (and sends its result)
+        but its answer to our call never reaches us."""
+        self.emulator.initiator_response_lost = True
+        self.addCleanup(setattr, self.emulator, "initiator_response_lost", False)
+        invoice = self._invoice(1000)
+        tx = self._stk_pay(invoice)
+        credit_note = self._credit_note(invoice, amount)
+        refund, _summary, _note = self._refund(tx, amount)  # waits for the result
+        (request,) = refund.mpesa_refund_request_ids
+        callbacks = self.env["mpesa.callback"].search(
+            [("api_request_id", "=", request.id)]
+        )
+        self.assertEqual(
+            callbacks.mapped("state"), ["processed"], "M-PESA's result is stored"
+        )
+        self.assertEqual(request.state, "done", "M-PESA's result is the answer")
+        # M-PESA repeats its result: nothing more is booked
+        self.assertEqual(request._apply_result(callbacks._payload()), "duplicate")
+        return tx, refund, credit_note
+
+    def test_reversal_whose_answer_was_lost_is_booked_by_its_result(self):
+        tx, refund, credit_note = self._refund_answer_lost(1000)
+        self.assertRefundBooked(refund, credit_note, self.mpesa.journal_id)
+        self.assertEqual(tx.mpesa_source_receipt_id.state, "applied")
+        self.assertEqual(len(self._refund_receipt(refund)), 1, "booked once")
+
+    def test_b2c_refund_whose_answer_was_lost_is_booked_by_its_result(self):
+        _tx, refund, credit_note = self._refund_answer_lost(300)
+        self.assertRefundBooked(refund, credit_note, self.b2c_journal)
+        self.assertEqual(self.b2c_code.balance, 9700, "sent once")
+        self.assertEqual(len(self._refund_receipt(refund)), 1, "booked once")
+
     def test_overpayment_sent_back_from_the_exception_queue(self):
         invoice = self._invoice(1250)
         self.emulator.set_scenario(PHONE, amount=1500)

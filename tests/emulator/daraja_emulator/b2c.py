@@ -92,7 +92,7 @@ def payment_request(emu, data, version="v3"):
 
     if not getattr(emu, "b2c_silent", False):
         spawn(orgapi._send, emu, ack, data, build, emu.state.generation)
-    return 200, ack
+    return 200, None if emu.initiator_response_lost else ack
 
 
 def _result(emu, code, ack, data, phone, amount, credential_ok):

@@ -55,6 +55,10 @@ class DarajaEmulator:
         # True (with queue_timeouts): the Result still follows the queue timeout, as
         # integrators report of a busy Daraja (community reports, not Safaricom's pages).
         self.result_after_timeout = False
+        # True: an initiator API (status, reversal, balance, B2C) takes the request and
+        # later POSTs its Result, but its acknowledgement never reaches the caller (the
+        # connection drops), like the STK scenario's response_lost.
+        self.initiator_response_lost = False
         self.state = State(token_lifetime)
         self.courier = Courier(callback_timeout)
         self._request_log = []

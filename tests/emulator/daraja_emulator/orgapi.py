@@ -51,7 +51,7 @@ def acknowledge(emu, data, build):
         "ResponseDescription": ACK,
     }
     spawn(_send, emu, ack, data, build, emu.state.generation)
-    return ack
+    return None if emu.initiator_response_lost else ack  # None: nothing is written
 
 
 def _send(emu, ack, data, build, gen):
