@@ -34,6 +34,26 @@ addons_hash() {  # of what an update reloads: models, data, views (not tests, no
         | sort -z | xargs -0r sha256sum | sha256sum) || true
 }
 
+demo_history() {  # 60 days of payments: a running Odoo, the emulator in the script
+    say "replaying 60 days of M-PESA payments (a few minutes; log: $SETUP_LOG)"
+    for port in "$EMULATOR_PORT" "$ODOO_PORT"; do
+        port_busy "$port" && die "port $port is already in use (another demo still running?)"
+    done
+    # No cron worker: the script runs the jobs it needs, so the history is the same
+    # every time.
+    "$ODOO_BIN" -c "$CONF" -d "$DB" --db-filter "^$DB\$" --http-port "$ODOO_PORT" \
+        --http-interface 127.0.0.1 --max-cron-threads 0 </dev/null >>"$SETUP_LOG" 2>&1 &
+    PIDS+=($!)
+    wait_http "http://localhost:$ODOO_PORT/web/health" "$!" "Odoo" "$SETUP_LOG"
+    local started=$SECONDS
+    logged "$PY" "$ROOT/setup/demo_history.py" --odoo "http://localhost:$ODOO_PORT" \
+        --db "$DB" --port "$EMULATOR_PORT"
+    say "history replayed in $((SECONDS - started)) s"
+    kill -TERM "${PIDS[0]}"
+    wait "${PIDS[0]}" 2>/dev/null || true
+    PIDS=()
+}
+
 create_db() {
     # Drop only a database this script started creating (interrupted) or was asked to reset.
     if [ -n "$(sql postgres "SELECT 1 FROM pg_database WHERE datname = '$DB'")" ] \
@@ -52,6 +72,7 @@ create_db() {
     logged "$ODOO_BIN" -c "$CONF" -d "$DB" -i "$MODULES" --stop-after-init --no-http
     say "adding demo data"
     demo_data
+    demo_history
     echo "$hash" >"$LOCAL/$DB.addons-hash"
     rm "$LOCAL/$DB.creating"
 }
@@ -62,8 +83,12 @@ stop_all() {
     [ ${#PIDS[@]} -gt 0 ] || return 0
     say "stopping"
     local pid killer
-    for pid in "${PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
-    (sleep 15; for pid in "${PIDS[@]}"; do kill -KILL -- "-$pid" 2>/dev/null; done) &
+    # A process group under job control (set -m), else the process alone.
+    for pid in "${PIDS[@]}"; do
+        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    done
+    (sleep 15; for pid in "${PIDS[@]}"; do
+        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null; done) &
     killer=$!
     wait "${PIDS[@]}" 2>/dev/null || true
     kill -- "-$killer" 2>/dev/null || true
