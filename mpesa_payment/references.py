@@ -1,9 +1,15 @@
-"""Account references and phone hashes, compared the way customers type them."""
+"""Account references and phone hashes, compared the way customers type them.
+
+Plain Python, no Odoo import: the in-memory matcher (mpesa_reconciliation/matching.py)
+uses these rules too.
+"""
 
 import hashlib
 import re
 
 _NOT_ALNUM = re.compile(r"[^0-9A-Z]")
+_NOT_DIGIT = re.compile(r"\D")
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def normalize_reference(text):
@@ -16,12 +22,33 @@ def msisdn_hash(msisdn):
     return hashlib.sha256(msisdn.encode()).hexdigest() if msisdn else False
 
 
-def is_hashed_msisdn(value):
-    return bool(re.fullmatch(r"[0-9a-f]{64}", value or ""))
+def phone_kind(value):
+    """How Daraja shows the payer's number: 'hashed' (C2B v1's SHA-256 hex), 'masked'
+    ('2547 ***** 126'), 'plain' or '' (no phone)."""
+    value = (value or "").strip()
+    if not value:
+        return ""
+    if _HEX64.fullmatch(value):
+        return "hashed"
+    return "masked" if "*" in value else "plain"
 
 
-def is_masked_msisdn(value):
-    return "*" in (value or "")
+def masked_parts(value):
+    """'2547 ***** 126' -> ('2547', '126'): the digits shown before and after the mask.
+
+    None when fewer than 4 leading or 3 trailing digits are shown.
+    """
+    if "*" not in (value or ""):
+        return None
+    head = _NOT_DIGIT.sub("", value.split("*", 1)[0])
+    tail = _NOT_DIGIT.sub("", value.rsplit("*", 1)[1])
+    if head.startswith("0"):
+        head = "254" + head[1:]
+    elif head[:1] in ("7", "1"):
+        head = "254" + head
+    if len(head) < 4 or len(tail) < 3:
+        return None
+    return head, tail
 
 
 def within_one_typo(typed, reference):

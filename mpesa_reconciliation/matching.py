@@ -1,6 +1,6 @@
 """Matching M-PESA receipts (bank-statement lines) to open documents, in memory.
 
-Plain Python, no Odoo import: the Odoo side loads every open candidate (invoice,
+Plain Python, no Odoo model: the Odoo side loads every open candidate (invoice,
 sale order, subscription) and the partners' phones and names once, builds a
 :class:`Matcher` once, then matches every line without a database round trip.
 
@@ -60,7 +60,6 @@ neighbourhood of its reference rather than every reference (memoised per
 distinct reference), and the scoring of the candidates pointed at.
 """
 
-import hashlib
 import re
 from bisect import bisect_left
 from collections import defaultdict
@@ -70,6 +69,20 @@ from datetime import date
 from decimal import Decimal
 from itertools import combinations
 from types import MappingProxyType
+
+# mpesa_payment's rules for references and phones (plain Python modules, no Odoo
+# import), so a reference or a phone compares the same here as when M-PESA confirms.
+from odoo.addons.mpesa_payment.daraja.phone import (
+    MSISDN_RE,
+    PhoneError,
+    normalize_msisdn,
+)
+from odoo.addons.mpesa_payment.references import (
+    masked_parts,
+    msisdn_hash,
+    normalize_reference,
+    phone_kind,
+)
 
 # rule -> (points, reason). The fuzzy reference rule loses
 # "reference_fuzzy_per_edit" points for each edit.
@@ -100,9 +113,6 @@ AMOUNT_MATCHES = ("exact", "within_tolerance", "partial", "over", "none")
 _AMOUNT_RULES = {match: "amount_" + match for match in AMOUNT_MATCHES[:-1]}
 _AMOUNT_RULES["none"] = None
 
-_NOT_ALNUM = re.compile(r"[^0-9A-Z]")
-_NOT_DIGIT = re.compile(r"\D")
-_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _TOKEN = re.compile(r"[0-9A-Z]+")
 # Sorts after every normalised character: key[:n] + _AFTER bounds a subtree.
 _AFTER = "\x7f"
@@ -169,58 +179,18 @@ class Config:
 # === Normalisation === #
 
 
-def normalize_reference(text):
-    """'inv/2026-0001 ' -> 'INV20260001': case, spaces, dashes and separators ignored."""
-    return _NOT_ALNUM.sub("", (text or "").upper())
+def plain_msisdn(value):
+    """'+254 712 345 678', '0712345678' -> '254712345678'; '' when not a Kenyan mobile.
 
-
-def normalize_msisdn(value):
-    """'+254 712 345 678', '0712345678', '712345678' -> '254712345678' ('' if unusable).
-
-    A lenient, dependency-free version of mpesa_payment's normalize_msisdn:
-    non-Kenyan numbers are kept as their digits.
+    A number already in Daraja's form is taken as is: this runs for every line, and
+    parsing it again would only confirm it (the partners' numbers are parsed in Odoo).
     """
-    digits = _NOT_DIGIT.sub("", value or "")
-    if len(digits) == 10 and digits[0] == "0":
-        digits = "254" + digits[1:]
-    elif len(digits) == 9 and digits[0] in "17":
-        digits = "254" + digits
-    elif len(digits) == 13 and digits.startswith("2540"):
-        digits = "254" + digits[4:]
-    return digits if len(digits) >= 9 else ""
-
-
-def msisdn_hash(msisdn):
-    """What C2B v1 sends instead of the number: SHA-256 hex of 2547XXXXXXXX."""
-    return hashlib.sha256(msisdn.encode()).hexdigest()
-
-
-def phone_kind(value):
-    """'hashed', 'masked', 'plain' or '' (no phone)."""
-    value = (value or "").strip()
-    if not value:
+    if MSISDN_RE.match(value or ""):
+        return value
+    try:
+        return normalize_msisdn(value)
+    except PhoneError:
         return ""
-    if _HEX64.fullmatch(value):
-        return "hashed"
-    return "masked" if "*" in value else "plain"
-
-
-def masked_parts(value):
-    """'2547 ***** 126' -> ('2547', '126'): the digits shown before and after the mask.
-
-    None when fewer than 4 leading or 3 trailing digits are shown.
-    """
-    if "*" not in (value or ""):
-        return None
-    head = _NOT_DIGIT.sub("", value.split("*", 1)[0])
-    tail = _NOT_DIGIT.sub("", value.rsplit("*", 1)[1])
-    if head.startswith("0"):
-        head = "254" + head[1:]
-    elif head[:1] in ("7", "1"):
-        head = "254" + head
-    if len(head) < 4 or len(tail) < 3:
-        return None
-    return head, tail
 
 
 def name_tokens(text):
@@ -507,7 +477,7 @@ class Matcher:
             if isinstance(phones, str):
                 phones = (phones,)
             for phone in phones or ():
-                msisdn = normalize_msisdn(phone)
+                msisdn = plain_msisdn(phone)
                 if not msisdn:
                     continue
                 self._by_msisdn[msisdn].add(partner_id)
@@ -600,7 +570,7 @@ class Matcher:
                 if len(partners) == 1:
                     add(partners, "partner_masked_phone")
         elif kind == "plain":
-            add(self._by_msisdn.get(normalize_msisdn(phone), ()), "partner_phone")
+            add(self._by_msisdn.get(plain_msisdn(phone), ()), "partner_phone")
         tokens = sorted(name_tokens(line.customer_name))[:MAX_NAME_TOKENS]
         if tokens:
             named = set()

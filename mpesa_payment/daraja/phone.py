@@ -1,4 +1,10 @@
-"""Kenyan mobile numbers in the 2547XXXXXXXX / 2541XXXXXXXX form Daraja wants."""
+"""Kenyan mobile numbers in the 2547XXXXXXXX / 2541XXXXXXXX form Daraja wants.
+
+The one phone normaliser of the addons (the matcher uses it too). It calls phonenumbers
+itself rather than Odoo's phone_validation, which wraps the same library: that one
+imports Odoo (this layer is plain Python) and does not tell an M-PESA mobile
+(2547/2541) from a landline.
+"""
 
 import re
 

@@ -8,12 +8,7 @@ from odoo.tools import float_compare
 
 from .. import const
 from ..daraja.phone import PhoneError, normalize_msisdn
-from ..references import (
-    is_hashed_msisdn,
-    is_masked_msisdn,
-    normalize_reference,
-    within_one_typo,
-)
+from ..references import normalize_reference, phone_kind, within_one_typo
 
 _logger = logging.getLogger(__name__)
 
@@ -243,16 +238,7 @@ class MpesaReceipt(models.Model):
     @api.depends("phone")
     def _compute_phone_kind(self):
         for receipt in self:
-            phone = receipt.phone or ""
-            receipt.phone_kind = (
-                "hashed"
-                if is_hashed_msisdn(phone)
-                else "masked"
-                if is_masked_msisdn(phone)
-                else "plain"
-                if phone
-                else False
-            )
+            receipt.phone_kind = phone_kind(receipt.phone) or False
 
     # === C2B === #
 
@@ -352,9 +338,12 @@ class MpesaReceipt(models.Model):
     @api.model
     def _partner_from_msisdn(self, msisdn):
         Partner = self.env["res.partner"]
-        if is_hashed_msisdn(msisdn):
-            partners = Partner.search([("mpesa_msisdn_hash", "=", msisdn)], limit=2)
-        elif is_masked_msisdn(msisdn) or not msisdn:
+        kind = phone_kind(msisdn)
+        if kind == "hashed":
+            partners = Partner.search(
+                [("mpesa_msisdn_hash", "=", msisdn.strip().lower())], limit=2
+            )
+        elif kind != "plain":
             return Partner
         else:
             try:

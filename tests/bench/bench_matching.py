@@ -21,16 +21,23 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-MATCHING = Path(__file__).resolve().parents[2] / "mpesa_reconciliation" / "matching.py"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load(name, path):
+    """A module by file path: no Odoo, no addon package needed."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses and imports look it up
+    spec.loader.exec_module(module)
+    return module
 
 
 def load_matching():
-    """matching.py by file path: no Odoo, no addon package needed."""
-    spec = importlib.util.spec_from_file_location("mpesa_matching_bench", MATCHING)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    """matching.py and the plain-Python mpesa_payment modules it imports."""
+    load("odoo.addons.mpesa_payment.daraja.phone", "mpesa_payment/daraja/phone.py")
+    load("odoo.addons.mpesa_payment.references", "mpesa_payment/references.py")
+    return load("mpesa_matching_bench", "mpesa_reconciliation/matching.py")
 
 
 m = load_matching()
@@ -191,7 +198,7 @@ def generate(n_candidates, n_lines, seed):
         reference = line_reference(rng, target, related)
         msisdn = f"2547{rng.randrange(10**8):08d}"
         if related and target.partner_id in phones:
-            msisdn = m.normalize_msisdn(phones[target.partner_id][0])
+            msisdn = m.plain_msisdn(phones[target.partner_id][0])
         name = ""
         if related and rng.random() < 0.7:
             words = names[target.partner_id].upper().split()
@@ -223,7 +230,7 @@ class Naive:
         self.config = config
         self.candidates = [(c, m.candidate_keys(c)) for c in candidates]
         self.msisdns = {
-            p: {m.normalize_msisdn(x) for x in phones} - {""}
+            p: {m.plain_msisdn(x) for x in phones} - {""}
             for p, phones in partner_phones.items()
         }
         self.hashes = {
@@ -238,7 +245,7 @@ class Naive:
             return "partner_line"
         phone = line.phone.strip()
         kind = m.phone_kind(phone)
-        if kind == "plain" and m.normalize_msisdn(phone) in self.msisdns.get(
+        if kind == "plain" and m.plain_msisdn(phone) in self.msisdns.get(
             partner_id, ()
         ):
             return "partner_phone"
