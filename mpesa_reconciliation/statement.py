@@ -19,7 +19,8 @@ from itertools import islice
 from xml.etree.ElementTree import ParseError
 from xml.parsers import expat
 
-KENYA_TZ = dt.timezone(dt.timedelta(hours=3))
+from odoo.addons.mpesa_payment.kenya_time import KENYA_TZ
+
 CENT = Decimal("0.01")
 MAX_AMOUNT = Decimal("1e12")
 ZERO = Decimal("0.00")

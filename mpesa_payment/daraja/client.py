@@ -9,7 +9,8 @@ import logging
 
 import requests
 
-from .payloads import KENYA_TZ, parse_error
+from ..kenya_time import KENYA_TZ
+from .payloads import parse_error
 
 _logger = logging.getLogger(__name__)
 

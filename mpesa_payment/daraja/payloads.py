@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-KENYA_TZ = dt.timezone(dt.timedelta(hours=3))
+from ..kenya_time import KENYA_TZ
+
 # str.isdigit() also accepts "²"; past 18 digits no Daraja integer is meant (and
 # Python refuses to parse more than 4300 at all).
 _INTEGER = re.compile(r"^-?[0-9]{1,18}$")

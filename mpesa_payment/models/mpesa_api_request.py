@@ -8,7 +8,8 @@ from odoo.service.model import retrying
 
 from .. import const
 from ..daraja.client import DarajaError
-from ..daraja.payloads import KENYA_TZ, parse_initiator_result, parse_timestamp
+from ..daraja.payloads import parse_initiator_result, parse_timestamp
+from ..kenya_time import kenya_to_utc
 
 _logger = logging.getLogger(__name__)
 
@@ -483,9 +484,7 @@ class MpesaApiRequest(models.Model):
                 local = dt.datetime.strptime(value.strip(), "%d.%m.%Y %H:%M:%S")
             except ValueError:
                 return fields.Datetime.now()
-            return (
-                local.replace(tzinfo=KENYA_TZ).astimezone(dt.UTC).replace(tzinfo=None)
-            )
+            return kenya_to_utc(local)
         try:
             return parse_timestamp(value) if value else fields.Datetime.now()
         except ValueError:

@@ -1,12 +1,10 @@
 import logging
 
-import pytz
-
 from odoo import api, fields, models
 
-_logger = logging.getLogger(__name__)
+from odoo.addons.mpesa_payment.kenya_time import kenya_date
 
-KENYA = pytz.timezone("Africa/Nairobi")
+_logger = logging.getLogger(__name__)
 
 
 class MpesaReceipt(models.Model):
@@ -214,7 +212,7 @@ class MpesaReceipt(models.Model):
     def _mpesa_statement_date(self):
         """The day in Nairobi: a payment at 00:30 EAT belongs to that day."""
         paid = self.paid_at or fields.Datetime.now()
-        return pytz.utc.localize(paid).astimezone(KENYA).date()
+        return kenya_date(paid)
 
     def _mpesa_feed_statement(self):
         """Exactly one statement line per receipt, in the shortcode's journal."""

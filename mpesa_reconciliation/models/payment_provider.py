@@ -7,8 +7,8 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
 from odoo.addons.mpesa_payment.daraja.client import DarajaError
-from odoo.addons.mpesa_payment.daraja.payloads import KENYA_TZ
 from odoo.addons.mpesa_payment.daraja.phone import PhoneError, normalize_msisdn
+from odoo.addons.mpesa_payment.kenya_time import to_kenya
 
 from ..statement import StatementError, parse_pull_rows
 
@@ -288,8 +288,7 @@ class PaymentProvider(models.Model):
     @staticmethod
     def _mpesa_pull_date(value):
         """Naive UTC -> Daraja's StartDate/EndDate, in Kenya time."""
-        local = value.replace(tzinfo=dt.timezone.utc).astimezone(KENYA_TZ)
-        return local.strftime(PULL_DATE_FORMAT)
+        return to_kenya(value).strftime(PULL_DATE_FORMAT)
 
     # === SCHEDULED PULL === #
 

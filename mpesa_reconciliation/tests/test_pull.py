@@ -12,7 +12,7 @@ from odoo.exceptions import UserError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
-from odoo.addons.mpesa_payment.daraja.payloads import KENYA_TZ
+from odoo.addons.mpesa_payment.kenya_time import KENYA_TZ
 
 from .common import SHORTCODE, ReconciliationCommon
 

@@ -8,7 +8,8 @@ from odoo.exceptions import AccessError, UserError
 from odoo.osv import expression
 from odoo.tools import SQL
 
-KENYA_TZ = "Africa/Nairobi"
+from odoo.addons.mpesa_payment.kenya_time import KENYA_TZ_NAME
+
 TX_STATES = {
     "done": ("done",),
     "pending": ("pending",),
@@ -30,11 +31,11 @@ class MpesaDashboard(models.AbstractModel):
 
     @api.model
     def _user_tz(self):
-        name = self.env.context.get("tz") or self.env.user.tz or KENYA_TZ
+        name = self.env.context.get("tz") or self.env.user.tz or KENYA_TZ_NAME
         try:
             return pytz.timezone(name)
         except pytz.UnknownTimeZoneError:
-            return pytz.timezone(KENYA_TZ)
+            return pytz.timezone(KENYA_TZ_NAME)
 
     @api.model
     def _today(self, tz):

@@ -1,32 +1,15 @@
 import logging
-from datetime import datetime, time, timedelta
-
-import pytz
+from datetime import timedelta
 
 from odoo import Command, api, fields, models
 from odoo.exceptions import AccessError
 
-from odoo.addons.mpesa_reconciliation.models.mpesa_receipt import KENYA
+from odoo.addons.mpesa_payment.kenya_time import kenya_day_bounds, kenya_today
 
 _logger = logging.getLogger(__name__)
 
 SUMMARY_GROUP_PARAM = "mpesa_reports.summary_group_id"
 DEFAULT_SUMMARY_GROUP = "mpesa_reconciliation.group_mpesa_reconciler"
-
-
-def nairobi_today():
-    return pytz.utc.localize(fields.Datetime.now()).astimezone(KENYA).date()
-
-
-def nairobi_day_bounds(day):
-    """The UTC instants (naive, as stored) where ``day`` starts and ends in Nairobi:
-    00:00 EAT is 21:00 UTC the day before."""
-    start = KENYA.localize(datetime.combine(day, time.min))
-    end = KENYA.localize(datetime.combine(day + timedelta(days=1), time.min))
-    return (
-        start.astimezone(pytz.utc).replace(tzinfo=None),
-        end.astimezone(pytz.utc).replace(tzinfo=None),
-    )
 
 
 class MpesaDailySummary(models.TransientModel):
@@ -38,7 +21,7 @@ class MpesaDailySummary(models.TransientModel):
 
     date = fields.Date(
         required=True,
-        default=lambda self: nairobi_today() - timedelta(days=1),
+        default=lambda self: kenya_today() - timedelta(days=1),
         help="A day in Africa/Nairobi: from 00:00 to 24:00 East Africa Time.",
     )
     company_id = fields.Many2one(
@@ -67,7 +50,7 @@ class MpesaDailySummary(models.TransientModel):
         """Everything the PDF shows, computed from the ledger."""
         self.ensure_one()
         self._check_company_allowed()
-        start, end = nairobi_day_bounds(self.date)
+        start, end = kenya_day_bounds(self.date)
         company = self.company_id
         Receipt = self.env["mpesa.receipt"].sudo()
         receipts = Receipt.search(
@@ -217,7 +200,7 @@ class MpesaDailySummary(models.TransientModel):
     def _cron_send_daily_summary(self, day=None):
         """Email yesterday's summary (Nairobi) of each company taking M-PESA money to
         the finance group's users of that company."""
-        day = day or nairobi_today() - timedelta(days=1)
+        day = day or kenya_today() - timedelta(days=1)
         template = self.env.ref("mpesa_reports.mail_template_mpesa_daily_summary")
         users = (
             self._summary_group()

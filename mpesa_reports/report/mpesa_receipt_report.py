@@ -2,6 +2,7 @@ from odoo import api, fields, models, tools
 from odoo.tools import SQL
 from odoo.tools.sql import create_index, make_index_name
 
+from odoo.addons.mpesa_payment.kenya_time import KENYA_TZ_NAME
 from odoo.addons.mpesa_payment.models.mpesa_receipt import CHANNELS
 
 # Indexes on the receipts table that keep the analysis fast on millions of rows.
@@ -150,7 +151,7 @@ class MpesaReceiptReport(models.Model):
                    r.id AS receipt_id,
                    r.name AS name,
                    r.paid_at AS date,
-                   (r.paid_at AT TIME ZONE 'UTC' AT TIME ZONE 'Africa/Nairobi')::date
+                   (r.paid_at AT TIME ZONE 'UTC' AT TIME ZONE %(kenya)s)::date
                        AS local_date,
                    r.currency_id AS currency_id,
                    r.amount AS amount,
@@ -176,6 +177,7 @@ class MpesaReceiptReport(models.Model):
                    r.transaction_id AS transaction_id
               FROM mpesa_receipt r
             """,
+            kenya=KENYA_TZ_NAME,
             categ=self._categ_sql(),
             invoice=self._first_invoice_sql(),
             order=self._first_order_sql(),

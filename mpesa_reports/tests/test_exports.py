@@ -11,9 +11,9 @@ from odoo.tests import tagged
 from odoo.tools import format_date
 from odoo.tools.pdf import PdfFileReader
 
+from odoo.addons.mpesa_payment.kenya_time import kenya_day_bounds, kenya_today
 from odoo.addons.mpesa_reconciliation.tests.common import SHORTCODE
 
-from ..report.mpesa_daily_summary import nairobi_day_bounds, nairobi_today
 from ..wizards.mpesa_export import COLUMNS
 from .test_receipt_report import ReportCommon
 
@@ -321,7 +321,7 @@ class TestExports(ReportCommon):
         self.env.invalidate_all()
         self.assertEqual(paid.reconcile_state, "reconciled")
         day = paid._mpesa_statement_date()
-        start, end = nairobi_day_bounds(day)
+        start, end = kenya_day_bounds(day)
         self.assertEqual(
             start, datetime.combine(day, datetime.min.time()) - timedelta(hours=3)
         )
@@ -491,8 +491,8 @@ class TestExports(ReportCommon):
         param.set_param("mpesa_reports.summary_group_id", str(finance.id))
         self.assertEqual(Summary._summary_group(), finance)
 
-        yesterday = nairobi_today() - timedelta(days=1)
-        start, end = nairobi_day_bounds(yesterday)
+        yesterday = kenya_today() - timedelta(days=1)
+        start, end = kenya_day_bounds(yesterday)
         self._receipt("CRON000001", 1250, start + timedelta(hours=1))
         self._receipt("CRON000002", 80, start + timedelta(hours=2), channel="stk")
         self._receipt("CRON000003", 999, end + timedelta(hours=1))  # today

@@ -1,7 +1,8 @@
 from odoo import fields
 from odoo.tests import tagged
 
-from ..report.mpesa_daily_summary import nairobi_today
+from odoo.addons.mpesa_payment.kenya_time import kenya_today
+
 from .common import ReportsCommon
 
 
@@ -34,7 +35,7 @@ class TestOneJournalBalance(ReportsCommon):
         summary = (
             self.env["mpesa.daily.summary"]
             .with_user(self.finance)
-            .create({"date": nairobi_today()})
+            .create({"date": kenya_today()})
         )
         self.assertEqual(summary._summary_values()["journal_balance"], 1000.0)
         wizard = self.env["mpesa.statement.import"].create(

@@ -2,15 +2,16 @@ import base64
 import csv
 import io
 
-import pytz
 import xlsxwriter
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
-from odoo.addons.mpesa_reconciliation.models.mpesa_receipt import KENYA
-
-from ..report.mpesa_daily_summary import nairobi_day_bounds, nairobi_today
+from odoo.addons.mpesa_payment.kenya_time import (
+    kenya_day_bounds,
+    kenya_today,
+    to_kenya,
+)
 
 # The columns of the accounting export, in order (documented in readme/USAGE.md).
 # The headers are fixed, untranslated names: accounting imports map them.
@@ -63,13 +64,13 @@ class MpesaExport(models.TransientModel):
     date_from = fields.Date(
         string="From",
         required=True,
-        default=lambda self: nairobi_today().replace(day=1),
+        default=lambda self: kenya_today().replace(day=1),
         help="First day (Africa/Nairobi) included.",
     )
     date_to = fields.Date(
         string="To",
         required=True,
-        default=lambda self: nairobi_today(),
+        default=lambda self: kenya_today(),
         help="Last day (Africa/Nairobi) included.",
     )
     company_id = fields.Many2one(
@@ -109,8 +110,8 @@ class MpesaExport(models.TransientModel):
         self.ensure_one()
         if self.date_to < self.date_from:
             raise UserError(self.env._("The period ends before it starts."))
-        start = nairobi_day_bounds(self.date_from)[0]
-        end = nairobi_day_bounds(self.date_to)[1]
+        start = kenya_day_bounds(self.date_from)[0]
+        end = kenya_day_bounds(self.date_to)[1]
         domain = [
             ("company_id", "=", self.company_id.id),
             ("paid_at", ">=", start),
@@ -139,9 +140,7 @@ class MpesaExport(models.TransientModel):
             tx = receipt.transaction_id
             invoices = receipt.invoice_id or tx.invoice_ids
             orders = receipt.sale_order_id or tx.sale_order_ids
-            paid_at = receipt.paid_at and pytz.utc.localize(receipt.paid_at).astimezone(
-                KENYA
-            ).replace(tzinfo=None)
+            paid_at = receipt.paid_at and to_kenya(receipt.paid_at)
             rows.append(
                 [
                     paid_at or None,
