@@ -16,6 +16,22 @@ _logger = logging.getLogger(__name__)
 
 ERROR_INVALID_TOKEN = "404.001.03"
 
+# Daraja's endpoints (paths under the sandbox or production host), by what they do.
+PATHS = {
+    "oauth": "/oauth/v1/generate?grant_type=client_credentials",
+    "stk_push": "/mpesa/stkpush/v1/processrequest",
+    "stk_query": "/mpesa/stkpushquery/v1/query",
+    "c2b_register": "/mpesa/c2b/{version}/registerurl",
+    "qr": "/mpesa/qrcode/v1/generate",
+    "status": "/mpesa/transactionstatus/v1/query",
+    "reversal": "/mpesa/reversal/v1/request",
+    "balance": "/mpesa/accountbalance/v1/query",
+    # B2C v3: the caller names the request (OriginatorConversationID).
+    "b2c": "/mpesa/b2c/v3/paymentrequest",
+    "pull_register": "/pulltransactions/v1/register",
+    "pull_query": "/pulltransactions/v1/query",
+}
+
 
 class DarajaError(Exception):
     """An error answer (or no answer) from Daraja, with Safaricom's code."""
@@ -70,7 +86,7 @@ class DarajaClient:
         basic = base64.b64encode(f"{self._key}:{self._secret}".encode()).decode()
         status, data = self._send(
             "GET",
-            "/oauth/v1/generate?grant_type=client_credentials",
+            PATHS["oauth"],
             headers={"Authorization": f"Basic {basic}"},
         )
         token = data.get("access_token")

@@ -7,19 +7,12 @@ from odoo.exceptions import UserError
 from odoo.service.model import retrying
 
 from .. import const
-from ..daraja.client import DarajaError
+from ..daraja.client import PATHS, DarajaError
 from ..daraja.payloads import parse_initiator_result, parse_timestamp
 from ..kenya_time import kenya_to_utc
 
 _logger = logging.getLogger(__name__)
 
-PATHS = {
-    "status": "/mpesa/transactionstatus/v1/query",
-    "reversal": "/mpesa/reversal/v1/request",
-    "balance": "/mpesa/accountbalance/v1/query",
-    # B2C v3: the caller names the request (OriginatorConversationID).
-    "b2c": "/mpesa/b2c/v3/paymentrequest",
-}
 # Requests that move money: a call that got no answer may still have been taken.
 MONEY_KINDS = ("reversal", "b2c")
 # DarajaError codes of a call that got no answer (see daraja/client.py).
@@ -136,12 +129,8 @@ class MpesaApiRequest(models.Model):
                 # Daraja may have taken it: the money may leave. The caller keeps its
                 # refund waiting; M-PESA's Result (or the overdue job) settles it.
                 return self.browse(request_id).with_context(mpesa_unanswered=True)
-            raise UserError(
-                self.env._(
-                    "M-PESA refused the request: %(msg)s (%(code)s)",
-                    msg=error.message,
-                    code=error.code,
-                )
+            raise provider._mpesa_refusal(
+                error, self.env._("M-PESA refused the request: %(msg)s (%(code)s)")
             ) from error
         self._commit_answer(request_id, answer=answer)
         return self.browse(request_id)

@@ -13,12 +13,11 @@ from odoo import api, fields, models
 from odoo.tools import float_is_zero, float_round
 
 from .. import const
-from ..daraja.client import DarajaError
+from ..daraja.client import PATHS, DarajaError
 from ..references import normalize_reference
 
 _logger = logging.getLogger(__name__)
 
-QR_PATH = "/mpesa/qrcode/v1/generate"
 QR_SIZE = "300"
 # A document is printed while the customer waits: Daraja gets a few seconds, then
 # the document is printed without its QR code.
@@ -157,7 +156,7 @@ class PaymentProvider(models.Model):
         client = self._mpesa_client()
         client.timeout = QR_TIMEOUT
         try:
-            answer = client.post(QR_PATH, payload)
+            answer = client.post(PATHS["qr"], payload)
         except DarajaError as error:
             _logger.info("No M-PESA QR code for %s: %s", reference, error.code)
             return None

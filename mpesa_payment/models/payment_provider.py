@@ -11,7 +11,7 @@ from odoo.exceptions import UserError, ValidationError
 from odoo.tools import consteq, file_open
 
 from .. import const
-from ..daraja.client import DarajaClient, DarajaError
+from ..daraja.client import PATHS, DarajaClient, DarajaError
 from ..daraja.credential import (
     SHIPPED_CERTIFICATES,
     CertificateError,
@@ -358,6 +358,13 @@ class PaymentProvider(models.Model):
             sudo.mpesa_consumer_secret,
             ProviderTokenStore(self),
         )
+
+    @api.model
+    def _mpesa_refusal(self, error, message):
+        """The UserError for a request M-PESA refused (a DarajaError): ``message``, already
+        translated, says what was refused and takes Safaricom's own words and error
+        code as %(msg)s and %(code)s."""
+        return UserError(message % {"msg": error.message, "code": error.code})
 
     def _mpesa_party_b(self):
         sudo = self.sudo()
@@ -720,7 +727,7 @@ class PaymentProvider(models.Model):
             "ResponseType": self.mpesa_c2b_response_type,
             **urls,
         }
-        path = f"/mpesa/c2b/{self.mpesa_c2b_api_version}/registerurl"
+        path = PATHS["c2b_register"].format(version=self.mpesa_c2b_api_version)
         try:
             self._mpesa_client().post(path, payload)
         except DarajaError as error:
@@ -732,12 +739,8 @@ class PaymentProvider(models.Model):
                         "delete the registered URLs, then register again."
                     )
                 ) from error
-            raise UserError(
-                self.env._(
-                    "Safaricom refused the C2B URLs: %(msg)s (%(code)s)",
-                    msg=error.message,
-                    code=error.code,
-                )
+            raise self._mpesa_refusal(
+                error, self.env._("Safaricom refused the C2B URLs: %(msg)s (%(code)s)")
             ) from error
         self.mpesa_c2b_registered = fields.Datetime.now()
         return {

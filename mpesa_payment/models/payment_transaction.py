@@ -10,14 +10,12 @@ from odoo.exceptions import AccessError, ValidationError
 from odoo.tools import float_compare, float_is_zero, float_round
 
 from .. import const
-from ..daraja.client import DarajaError, kenya_timestamp, stk_password
+from ..daraja.client import PATHS, DarajaError, kenya_timestamp, stk_password
 from ..daraja.payloads import PayloadError, parse_stk_callback, parse_stk_query
 from ..daraja.phone import PhoneError, mask_msisdn, normalize_msisdn
 
 _logger = logging.getLogger(__name__)
 
-STK_PUSH_PATH = "/mpesa/stkpush/v1/processrequest"
-STK_QUERY_PATH = "/mpesa/stkpushquery/v1/query"
 # After this long without a final answer, an STK prompt has certainly expired.
 PROMPT_EXPIRY = timedelta(minutes=30)
 # A cancelled 1037 ("unreachable") may still turn into a success; keep checking this long.
@@ -461,7 +459,7 @@ class PaymentTransaction(models.Model):
             ],
         }
         try:
-            answer = provider._mpesa_client().post(STK_PUSH_PATH, payload)
+            answer = provider._mpesa_client().post(PATHS["stk_push"], payload)
         except DarajaError as error:
             _logger.warning("STK push for %s refused: %s", self.reference, error.code)
             raise ValidationError(
@@ -711,7 +709,7 @@ class PaymentTransaction(models.Model):
         }
         self.mpesa_last_query = fields.Datetime.now()
         try:
-            answer = provider._mpesa_client().post(STK_QUERY_PATH, payload)
+            answer = provider._mpesa_client().post(PATHS["stk_query"], payload)
         except DarajaError as error:
             if error.code == const.ERROR_STILL_PROCESSING:
                 return parse_stk_query(

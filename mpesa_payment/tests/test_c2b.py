@@ -7,11 +7,11 @@ from odoo import Command
 from odoo.exceptions import UserError
 from odoo.tests import new_test_user, tagged
 
+from ..daraja.client import PATHS
 from ..references import msisdn_hash
 from .common import PHONE, SHORTCODE, MpesaHttpCommon, stk_payload
 from .customer_view import printed
 
-QR_PATH = "/mpesa/qrcode/v1/generate"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -297,7 +297,9 @@ class TestC2B(MpesaHttpCommon):
     # === how to pay: printed where customers look (issue 16) === #
 
     def _qr_requests(self):
-        return [body for _m, path, body in self.emulator.request_log if path == QR_PATH]
+        return [
+            body for _m, path, body in self.emulator.request_log if path == PATHS["qr"]
+        ]
 
     def _invoice_html(self, invoice):
         return (

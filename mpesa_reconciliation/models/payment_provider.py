@@ -6,7 +6,7 @@ import psycopg2
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
-from odoo.addons.mpesa_payment.daraja.client import DarajaError
+from odoo.addons.mpesa_payment.daraja.client import PATHS, DarajaError
 from odoo.addons.mpesa_payment.daraja.phone import PhoneError, normalize_msisdn
 from odoo.addons.mpesa_payment.kenya_time import to_kenya
 
@@ -16,8 +16,6 @@ _logger = logging.getLogger(__name__)
 
 # Pull Transactions (Safaricom's page: developer.safaricom.co.ke/apis/PullTransaction;
 # the shapes are quoted in tests/emulator/daraja_emulator/orgapi.py).
-PULL_REGISTER_PATH = "/pulltransactions/v1/register"
-PULL_QUERY_PATH = "/pulltransactions/v1/query"
 # One query covers at most 48 hours, and M-PESA keeps transactions 48 hours for
 # pulling; a scheduled pull reaches back a little less, so its start is never refused.
 PULL_MAX_WINDOW = dt.timedelta(hours=48)
@@ -118,15 +116,14 @@ class PaymentProvider(models.Model):
             "CallBackURL": url,
         }
         try:
-            answer = self._mpesa_client().post(PULL_REGISTER_PATH, payload)
+            answer = self._mpesa_client().post(PATHS["pull_register"], payload)
         except DarajaError as error:
-            raise UserError(
+            raise self._mpesa_refusal(
+                error,
                 self.env._(
                     "Safaricom refused the Pull Transactions registration: %(msg)s "
-                    "(%(code)s)",
-                    msg=error.message,
-                    code=error.code,
-                )
+                    "(%(code)s)"
+                ),
             ) from error
         # The Daraja 2.0 sample spells the keys with a space ("Response Status").
         status = str(answer.get("ResponseStatus", answer.get("Response Status", "")))
@@ -250,14 +247,10 @@ class PaymentProvider(models.Model):
         when M-PESA answers an error, also with HTTP 200 (any ResponseCode but
         1000 and 1001)."""
         try:
-            answer = client.post(PULL_QUERY_PATH, payload)
+            answer = client.post(PATHS["pull_query"], payload)
         except DarajaError as error:
-            raise UserError(
-                self.env._(
-                    "M-PESA refused the pull request: %(msg)s (%(code)s)",
-                    msg=error.message,
-                    code=error.code,
-                )
+            raise self._mpesa_refusal(
+                error, self.env._("M-PESA refused the pull request: %(msg)s (%(code)s)")
             ) from error
         code = str(answer.get("ResponseCode", ""))
         if code == PULL_NO_ROWS:
