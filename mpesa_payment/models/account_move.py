@@ -1,5 +1,12 @@
 from odoo import fields, models
 
+# Customer invoices still waiting for money: what a payment can settle.
+OPEN_INVOICE_DOMAIN = [
+    ("move_type", "=", "out_invoice"),
+    ("state", "=", "posted"),
+    ("payment_state", "in", ("not_paid", "partial")),
+]
+
 
 class AccountMove(models.Model):
     _inherit = "account.move"

@@ -9,6 +9,7 @@ from odoo.tools import float_compare
 from .. import const
 from ..daraja.phone import PhoneError, normalize_msisdn
 from ..references import normalize_reference, phone_kind, within_one_typo
+from .account_move import OPEN_INVOICE_DOMAIN
 
 _logger = logging.getLogger(__name__)
 
@@ -727,9 +728,7 @@ class MpesaReceipt(models.Model):
             [
                 ("commercial_partner_id", "=", commercial.id),
                 ("company_id", "=", self.company_id.id),
-                ("move_type", "=", "out_invoice"),
-                ("state", "=", "posted"),
-                ("payment_state", "in", ("not_paid", "partial")),
+                *OPEN_INVOICE_DOMAIN,
             ]
         )
         orders = self.env["sale.order"].search(

@@ -2,6 +2,8 @@ from datetime import timedelta
 
 from odoo import api, fields, models
 
+from .account_move import OPEN_INVOICE_DOMAIN
+
 REMIND_DAYS_PARAM = "mpesa_payment.subscription_remind_days"
 SUSPEND_DAYS_PARAM = "mpesa_payment.subscription_suspend_days"
 
@@ -58,12 +60,7 @@ class SaleSubscription(models.Model):
         """Unpaid posted invoices, oldest due first: what a payment settles first."""
         self.ensure_one()
         return self.env["account.move"].search(
-            [
-                ("subscription_id", "=", self.id),
-                ("move_type", "=", "out_invoice"),
-                ("state", "=", "posted"),
-                ("payment_state", "in", ("not_paid", "partial")),
-            ],
+            [("subscription_id", "=", self.id), *OPEN_INVOICE_DOMAIN],
             order="invoice_date_due asc, id asc",
         )
 

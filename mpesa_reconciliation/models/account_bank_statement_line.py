@@ -3,6 +3,8 @@ from decimal import Decimal
 
 from odoo import api, fields, models
 
+from odoo.addons.mpesa_payment.models.account_move import OPEN_INVOICE_DOMAIN
+
 from ..matching import Candidate, Config, Line, Matcher
 
 _logger = logging.getLogger(__name__)
@@ -50,12 +52,7 @@ class AccountBankStatementLine(models.Model):
         param = self.env["ir.config_parameter"].sudo().get_param(AUTO_THRESHOLD_PARAM)
         config = Config(auto_threshold=float(param)) if param else Config()
         invoices = self.env["account.move"].search(
-            [
-                ("company_id", "in", companies.ids),
-                ("move_type", "=", "out_invoice"),
-                ("state", "=", "posted"),
-                ("payment_state", "in", ("not_paid", "partial")),
-            ]
+            [("company_id", "in", companies.ids), *OPEN_INVOICE_DOMAIN]
         )
         orders = self.env["sale.order"].search(
             [

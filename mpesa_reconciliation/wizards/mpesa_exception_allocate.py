@@ -2,6 +2,8 @@ from odoo import Command, api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import float_compare
 
+from odoo.addons.mpesa_payment.models.account_move import OPEN_INVOICE_DOMAIN
+
 
 class MpesaExceptionAllocate(models.TransientModel):
     """Apply one M-PESA payment to one or several invoices (split)."""
@@ -26,9 +28,7 @@ class MpesaExceptionAllocate(models.TransientModel):
             invoices = self.env["account.move"].search(
                 [
                     ("commercial_partner_id", "=", partner.commercial_partner_id.id),
-                    ("move_type", "=", "out_invoice"),
-                    ("state", "=", "posted"),
-                    ("payment_state", "in", ("not_paid", "partial")),
+                    *OPEN_INVOICE_DOMAIN,
                 ],
                 order="invoice_date_due, id",
             )
@@ -98,11 +98,7 @@ class MpesaExceptionAllocateLine(models.TransientModel):
     invoice_id = fields.Many2one(
         "account.move",
         required=True,
-        domain=[
-            ("move_type", "=", "out_invoice"),
-            ("state", "=", "posted"),
-            ("payment_state", "in", ("not_paid", "partial")),
-        ],
+        domain=OPEN_INVOICE_DOMAIN,
     )
     currency_id = fields.Many2one(related="wizard_id.currency_id")
     amount_residual = fields.Monetary(related="invoice_id.amount_residual")

@@ -147,11 +147,8 @@ class MpesaDailySummary(models.TransientModel):
         journal's balance at the end of the day (its statement lines up to then)."""
         providers = (
             self.env["payment.provider"]
-            .sudo()
-            .search(
-                [("code", "=", "mpesa"), ("company_id", "=", self.company_id.id)],
-                order="id",
-            )
+            ._mpesa_providers(self.company_id, active=False)
+            .sorted("id")
         )
         rows = []
         for provider in providers.filtered("journal_id"):
