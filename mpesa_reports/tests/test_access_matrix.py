@@ -127,6 +127,10 @@ EXPECTED = {
     # The prompt limits' counters and locks: written by the push as superuser.
     "mpesa.push.attempt": {MANAGER: {R}, ADMIN: {R}},
     "mpesa.push.lock": {ADMIN: {R}},
+    # Dynamic QR images Daraja made for documents: printed as superuser; admins look.
+    "mpesa.qr.code": {ADMIN: {R}},
+    # Sending an overpayment back by B2C (money out): managers only.
+    "mpesa.exception.return": {MANAGER: WIZARD, ADMIN: WIZARD},
     # Abstract (no table, no access rules): its methods read as the current user.
     "mpesa.dashboard": {},
 }
