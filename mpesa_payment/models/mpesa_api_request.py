@@ -91,9 +91,48 @@ class MpesaApiRequest(models.Model):
         self, provider, kind, receipt_code=None, amount=0.0, remarks=None, **values
     ):
         """Send one initiator request; ``values``: more fields of the request
-        (receipt_id, refund_reference, phone), all of rows already committed. Returns
-        the request; the caller's transaction only knows its id (see _commit_new)."""
+        (receipt_id, refund_reference, phone). Returns the request."""
         provider = provider.sudo()
+        self._check_can_send(provider, kind)
+        values = {
+            "kind": kind,
+            "provider_id": provider.id,
+            "receipt_code": receipt_code,
+            "amount": amount,
+            "remarks": remarks,
+            "user_id": self.env.user.id,
+            "originator_conversation_id": uuid.uuid4().hex if kind == "b2c" else False,
+            **values,
+        }
+        money = kind in MONEY_KINDS
+        if money:
+            request_id, payload = self._commit_new(values)
+            request = self.browse(request_id)
+        else:
+            # Moves no money, and may name a receipt this transaction is creating
+            # (a paybill confirmation asked at once): created here, as before.
+            request = self.sudo().create(values)
+            payload = request._payload(provider._mpesa_make_token("result", request.id))
+        try:
+            answer = provider._mpesa_client().post(PATHS[kind], payload)
+        except DarajaError as error:
+            if money:
+                self._commit_answer(request.id, error=error)
+                if error.code in NO_ANSWER:
+                    # Daraja may have taken it: the money may leave. The caller keeps
+                    # its refund waiting; M-PESA's Result (or the overdue job) settles it.
+                    return request.with_context(mpesa_unanswered=True)
+            raise provider._mpesa_refusal(
+                error, self.env._("M-PESA refused the request: %(msg)s (%(code)s)")
+            ) from error
+        if money:
+            self._commit_answer(request.id, answer=answer)
+        else:
+            request.write(self._answer_values(answer))
+        return request
+
+    @api.model
+    def _check_can_send(self, provider, kind):
         if kind == "b2c" and not provider._mpesa_can_send_b2c():
             raise UserError(
                 self.env._(
@@ -110,38 +149,22 @@ class MpesaApiRequest(models.Model):
                     "first: Safaricom requires them for this request."
                 )
             )
-        values = {
-            "kind": kind,
-            "provider_id": provider.id,
-            "receipt_code": receipt_code,
-            "amount": amount,
-            "remarks": remarks,
-            "user_id": self.env.user.id,
-            "originator_conversation_id": uuid.uuid4().hex if kind == "b2c" else False,
-            **values,
-        }
-        request_id, payload = self._commit_new(values)
-        try:
-            answer = provider._mpesa_client().post(PATHS[kind], payload)
-        except DarajaError as error:
-            self._commit_answer(request_id, error=error)
-            if kind in MONEY_KINDS and error.code in NO_ANSWER:
-                # Daraja may have taken it: the money may leave. The caller keeps its
-                # refund waiting; M-PESA's Result (or the overdue job) settles it.
-                return self.browse(request_id).with_context(mpesa_unanswered=True)
-            raise provider._mpesa_refusal(
-                error, self.env._("M-PESA refused the request: %(msg)s (%(code)s)")
-            ) from error
-        self._commit_answer(request_id, answer=answer)
-        return self.browse(request_id)
+
+    @api.model
+    def _answer_values(self, answer):
+        values = {"conversation_id": answer.get("ConversationID")}
+        if answer.get("OriginatorConversationID"):
+            values["originator_conversation_id"] = answer["OriginatorConversationID"]
+        return values
 
     @api.model
     def _commit_new(self, values):
-        """Create the request in a transaction of its own, committed before Daraja is
-        called: the signed ResultURL then names a row that exists whatever becomes of
-        the caller's transaction (our call times out, a later step fails). Returns
-        (id, payload). The caller's own snapshot does not see this row: it only keeps
-        the id (and links a refund by its reference, see _refund_transaction)."""
+        """A request that moves money, created in a transaction of its own, committed
+        before Daraja is called: the signed ResultURL then names a row that exists
+        whatever becomes of the caller's transaction (our call times out, a later step
+        fails). Returns (id, payload). ``values`` may only name committed rows (the
+        source receipt is); the refund, not yet committed, is named by reference
+        (see _refund_transaction). The caller's own snapshot does not see this row."""
         with self.env.registry.cursor() as cr:
             request = self.with_env(self.env(cr=cr)).sudo().create(values)
             token = request.provider_id._mpesa_make_token("result", request.id)
@@ -162,11 +185,7 @@ class MpesaApiRequest(models.Model):
                 ),
             }
         else:
-            values = {"conversation_id": answer.get("ConversationID")}
-            if answer.get("OriginatorConversationID"):
-                values["originator_conversation_id"] = answer[
-                    "OriginatorConversationID"
-                ]
+            values = self._answer_values(answer)
 
         def write():
             request = env[self._name].browse(request_id)
