@@ -16,3 +16,4 @@ from . import mpesa_api_request
 from . import payment_provider
 from . import payment_provider_readiness
 from . import mpesa_collection
+from . import reversal

@@ -169,6 +169,36 @@ class TestExceptions(ReconciliationCommon):
         self._wait_callbacks(before + 1, kind="result")
         self.assertEqual(exception.resolution, "reversed")
         self.assertEqual(receipt.state, "reversed")
+        self._assert_reversal_booked(receipt, 250)
+
+    def _assert_reversal_booked(self, receipt, amount):
+        """The money that went back left the journal: M-PESA's balance and the
+        journal's stay equal, and the books check is clean."""
+        money_out = self.env["mpesa.receipt"].search(
+            [("kind", "=", "reversal"), ("linked_receipt", "=", receipt.name)]
+        )
+        self.assertEqual(len(money_out), 1)
+        self.assertEqual(money_out.amount, amount)
+        lines = receipt.statement_line_id | money_out.statement_line_id
+        self.assertEqual(len(lines), 2)
+        self.assertEqual(lines.journal_id, self.mpesa.journal_id)
+        self.assertEqual(sorted(lines.mapped("amount")), [-amount, amount])
+        self.assertEqual(self.mpesa._mpesa_check_books(), [])
+        return lines
+
+    def test_reversal_of_a_known_customers_payment_leaves_nothing_in_suspense(self):
+        receipt = self._c2b("NOSUCHREF", 300)
+        exception = self._exception(receipt)
+        before = len([d for d in self.emulator.deliveries if d.kind == "result"])
+        with self._db_lock():
+            receipt.sudo().partner_id = self.partner  # finance knows the payer
+            receivable = self._receivable_balance(self.partner)
+            exception.action_request_reversal()
+            self.env.flush_all()
+        self._wait_callbacks(before + 1, kind="result")
+        lines = self._assert_reversal_booked(receipt, 300)
+        self.assertTrue(all(lines.mapped("is_reconciled")), "nothing in suspense")
+        self.assertEqual(self._receivable_balance(self.partner), receivable)
 
     def test_closing_without_moving_money_needs_the_money_applied(self):
         """Duplicate or dismissed, with the money still unapplied, would leave it
