@@ -3,6 +3,7 @@
 # fresh database, then the pytest tests under tests/. Ends with "N passed, N failed".
 #   MPESA_TEST_DB   database to (re)create, default mpesa_test
 #   MPESA_TEST_TAGS override odoo-bin --test-tags (quick local loops)
+#   MPESA_TEST_ALONE_TAGS  tests run again with mpesa_payment alone (section 2b)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 bash "$ROOT/setup/install.sh"
@@ -49,6 +50,35 @@ set -e
 read -r o_pass o_fail o_skip < <("$PY" "$ROOT/setup/odoo_test_summary.py" "$ODOO_LOG" "$odoo_rc")
 count "$o_pass" "$o_fail" "$o_skip"
 say "Odoo tests: $o_pass passed, $o_fail failed, $o_skip skipped"
+
+# --- 2b. The one-message tests with mpesa_payment alone ------------------------------
+# "One email per payment, whichever of our addons are installed": the same tests again
+# on a small fresh database without mpesa_reconciliation and mpesa_reports (~2 min,
+# nearly all of it installing). Skipped in quick loops (MPESA_TEST_TAGS set) unless
+# MPESA_TEST_ALONE_TAGS is set; MPESA_TEST_ALONE_TAGS="" skips it always.
+ALONE_DB="${DB}_alone"
+ALONE_LOG="$LOGS/odoo-tests-alone.log"
+flows="/mpesa_payment:TestProcessingFlows"
+ALONE_DEFAULT="$flows.test_one_email_per_stk_payment_with_the_pdf_receipt"
+ALONE_DEFAULT="$ALONE_DEFAULT,$flows.test_one_email_when_an_order_is_paid"
+[ -n "${MPESA_TEST_TAGS:-}" ] && ALONE_DEFAULT=""
+ALONE_TAGS="${MPESA_TEST_ALONE_TAGS-$ALONE_DEFAULT}"
+if [ -n "$ALONE_TAGS" ]; then
+    say "Odoo tests with mpesa_payment alone on $ALONE_DB (log: ${ALONE_LOG#"$ROOT"/})"
+    dropdb --if-exists "$ALONE_DB"
+    set +e
+    "$ODOO_BIN" -c "$LOCAL/odoo.conf" -d "$ALONE_DB" \
+        --addons-path="$(cat "$LOCAL/odoo-src")/addons,$ROOT" \
+        -i mpesa_payment --test-tags "$ALONE_TAGS" --stop-after-init \
+        --http-port "$TEST_PORT" --log-level=test --logfile "$ALONE_LOG" \
+        --without-demo=all
+    alone_rc=$?
+    set -e
+    read -r a_pass a_fail a_skip < <("$PY" "$ROOT/setup/odoo_test_summary.py" \
+        "$ALONE_LOG" "$alone_rc")
+    count "$a_pass" "$a_fail" "$a_skip"
+    say "Odoo tests, mpesa_payment alone: $a_pass passed, $a_fail failed, $a_skip skipped"
+fi
 
 # --- 3. pytest (emulator, setup, plain-Python units) ---------------------------------
 say "pytest tests/"

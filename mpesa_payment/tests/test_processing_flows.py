@@ -298,7 +298,7 @@ class TestProcessingFlows(MpesaCommon, HttpCase):
     def test_one_email_per_stk_payment_with_the_pdf_receipt(self):
         """An STK payer gets one message: the receipt code and the PDF receipt,
         saying the same (mpesa_payment's own sender; mpesa_reports only adds its
-        portal link)."""
+        portal link). Run with and without mpesa_reports (setup/test.sh)."""
         with self._db_lock():
             self.partner.email = "customer@example.com"
             invoice = self.init_invoice(
@@ -339,6 +339,12 @@ class TestProcessingFlows(MpesaCommon, HttpCase):
         receipt_text = attachment.raw.decode()
         for text in (code, "1,250.00", invoice.name):
             self.assertIn(text, receipt_text)
+        # Where to download it again only when there is such a page (mpesa_reports'
+        # portal): setup/test.sh also runs this test with mpesa_payment alone.
+        portal = self.env["ir.module.module"]._get("mpesa_reports").state
+        self.assertEqual(
+            "My M-PESA payments" in str(mails.body), portal == "installed", portal
+        )
 
     def _order(self, price):
         return self.env["sale.order"].create(
