@@ -1,7 +1,8 @@
 """Does the demo show what the suite is for? The figures behind the four screens a
 visitor opens first, read over JSON-RPC as those screens read them:
 
-- the dashboard (Accounting > M-PESA > Dashboard) over the last 60 days and today;
+- the dashboard (Accounting > M-PESA > Dashboard) over the last 60 days and today,
+  with the balance M-PESA last reported for each shortcode;
 - the analysis (pivot/graph over mpesa.receipt.report) by day and by channel;
 - the exception queue: open exceptions, and resolved ones of every resolution;
 - the reconciliation screen: unreconciled M-PESA bank lines with ranked suggestions.
@@ -31,6 +32,12 @@ def check_demo(odoo):
         problems.append("dashboard: no open exception")
     if not odoo("mpesa.dashboard", "get_figures")["received"]["count"]:
         problems.append("dashboard, today: no payment")
+    balances = figures.get("balances") or []
+    if not balances:
+        problems.append("dashboard: no M-PESA balance shown")
+    for balance in balances:
+        if not balance["mpesa"].get("date"):
+            problems.append(f"dashboard: no M-PESA balance for {balance['label']}")
     days = odoo(
         "mpesa.receipt.report",
         "read_group",

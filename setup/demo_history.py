@@ -16,8 +16,9 @@ receipts, statement lines and analysis carry the day the money came in, and invo
 dated that day. Odoo's own clock is not moved: payments and reconciliations are booked
 today, as they would be when a backlog is entered, and exceptions are a few minutes old.
 
-Seeded: the same plan (customers, amounts, days, references) every time. Ends with the
-books check and a check that the dashboard, analysis, exception queue and reconciliation
+Seeded: the same plan (customers, amounts, days, references) every time. Ends with a
+balance query on each shortcode (as an admin would from the provider form), the
+books check (which compares those balances with the journals) and a check that the dashboard, analysis, exception queue and reconciliation
 screen have figures (demo_check); a non-zero exit if either fails.
 """
 
@@ -388,6 +389,23 @@ class History:
         self.odoo.run_cron("payment.cron_post_process_payment_tx")
         self.odoo.run_cron("mpesa_reconciliation.cron_mpesa_suggestions")
 
+    def query_balance(self, provider):
+        """As an admin on the provider form (Check Balance): M-PESA answers with a
+        Result on our ResultURL, which records the balance on the provider (the
+        dashboard's M-PESA balance, and the books check compares it to the journal)."""
+        before = len(self.emu.deliveries)
+        self.odoo("payment.provider", "action_mpesa_check_balance", [provider])
+        wait_until(
+            lambda: any(d.kind == "result" for d in self.emu.deliveries[before:]),
+            "the balance result",
+        )
+        row = self.odoo.read_one(
+            "payment.provider", provider, ["mpesa_balance_date", "mpesa_shortcode"]
+        )
+        if not row["mpesa_balance_date"]:
+            raise DemoError(f"no balance recorded for {row['mpesa_shortcode']}")
+        self.count("balance query")
+
 
 def payment_form(html):
     """The data-* attributes of Odoo's payment form (#o_payment_form)."""
@@ -450,6 +468,8 @@ def main():
             emulator.set_clock(None)
             history.restore_limits()
         history.post_process()
+        for provider in (history.provider, history.till_provider):
+            history.query_balance(provider)
         differences = check_books(odoo, [history.provider, history.till_provider])
     log(f"payments: {history.stats}; {time.monotonic() - started:.0f} s")
     problems = check_demo(odoo)

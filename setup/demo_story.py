@@ -8,7 +8,8 @@ came, a code a customer quotes, a refund of returned goods, exceptions of most k
 M-PESA money gets into, and their resolutions by each action of the exception queue
 (some left open). Not told: "Awaiting Review" and "Received, Document Not Updated"
 (no customer action leads there: they need M-PESA to contradict itself or Odoo's
-post-processing to fail), and a balance query (see duplicate_reversed).
+post-processing to fail). After the story, demo_history.py queries each shortcode's
+balance, which the books check then finds equal to its journal's.
 """
 
 import base64
@@ -257,12 +258,8 @@ def till_open(h):
 @special(25)
 def duplicate_reversed(h):
     """An invoice paid twice (STK, then paybill): the second is sent back by a
-    reversal on M-PESA, which resolves the exception once M-PESA confirms it.
-
-    Known gap: the reversed money stays in the M-PESA journal (its bank line waits
-    unreconciled; no outgoing line is booked), so after a balance query the books
-    check reports the journal KES 2,100 above M-PESA's balance. The demo therefore
-    queries no balance."""
+    reversal on M-PESA, which resolves the exception once M-PESA confirms it; the
+    money sent back leaves the journal, so the balance query at the end agrees."""
     day = h.at(25)
     invoice = h.invoice("mamamboga", day, [("maize_flour", 10)])
     h.pay_invoice_stk("mamamboga", invoice)
