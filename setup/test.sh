@@ -53,8 +53,9 @@ say "Odoo tests: $o_pass passed, $o_fail failed, $o_skip skipped"
 
 # --- 2b. The one-message tests with mpesa_payment alone ------------------------------
 # "One email per payment, whichever of our addons are installed": the same tests again
-# on a small fresh database without mpesa_reconciliation and mpesa_reports (~2 min,
-# nearly all of it installing). Skipped in quick loops (MPESA_TEST_TAGS set) unless
+# on a small fresh database without mpesa_reconciliation and mpesa_reports (~2.5 min:
+# installing, then Odoo builds the asset bundles before any HttpCase; the tests take
+# seconds). Skipped in quick loops (MPESA_TEST_TAGS set) unless
 # MPESA_TEST_ALONE_TAGS is set; MPESA_TEST_ALONE_TAGS="" skips it always.
 ALONE_DB="${DB}_alone"
 ALONE_LOG="$LOGS/odoo-tests-alone.log"
