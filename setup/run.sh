@@ -139,10 +139,28 @@ main() {
     for port in "$EMULATOR_PORT" "$ODOO_PORT"; do
         port_busy "$port" && die "port $port is already in use (another demo still running?)"
     done
+    # M-PESA as the books left it (every shilling of the demo went through the emulator):
+    # each shortcode's balance is its journal's, so Check Balance agrees with the books,
+    # and the demo's till exists.
+    local emulator_args=() code kind till passkey balance
+    while IFS='|' read -r code kind till passkey balance; do
+        [ -n "$code" ] || continue
+        [ "$kind" = till ] || [ "$code" = 174379 ] || continue  # the emulator's paybill
+        [ "$kind" = till ] && [ -n "$till" ] && emulator_args+=(--till "$code:$till:$passkey")
+        emulator_args+=(--balance "$code=$balance")
+    done < <(sql "$DB" "SELECT p.mpesa_shortcode, p.mpesa_shortcode_type,
+            coalesce(p.mpesa_till_number, ''), coalesce(p.mpesa_passkey, ''),
+            (SELECT coalesce(sum(l.amount), 0) FROM account_bank_statement_line l
+                JOIN account_move m ON m.id = l.move_id
+                WHERE m.state = 'posted' AND m.journal_id = (SELECT min(ml.journal_id)
+                    FROM account_payment_method_line ml WHERE ml.payment_provider_id = p.id))
+        FROM payment_provider p WHERE p.code = 'mpesa' AND p.mpesa_shortcode IS NOT NULL
+        ORDER BY p.id")
     set -m  # each service in its own process group, so stop_all can end it with its children
     "$PY" -m daraja_emulator --host 127.0.0.1 --port "$EMULATOR_PORT" --manual \
         --consumer-key "$MPESA_DEMO_CONSUMER_KEY" --consumer-secret "$MPESA_DEMO_CONSUMER_SECRET" \
-        --shortcode 174379 --passkey "$MPESA_DEMO_PASSKEY" --key-file "$MPESA_DEMO_EMULATOR_KEY" </dev/null >"$LOGS/emulator.log" 2>&1 &
+        --shortcode 174379 --passkey "$MPESA_DEMO_PASSKEY" --key-file "$MPESA_DEMO_EMULATOR_KEY" \
+        "${emulator_args[@]}" </dev/null >"$LOGS/emulator.log" 2>&1 &
     PIDS+=($!)
     wait_http "http://127.0.0.1:$EMULATOR_PORT/phone" "$!" "the Daraja emulator" "$LOGS/emulator.log"
     # Local only, like the emulator: the demo's admin password is "admin".

@@ -51,6 +51,22 @@ def main(argv=None):
         help="keep the emulator's private key in this file (made if missing), so "
         "that credentials encrypted with its certificate stay valid across restarts",
     )
+    parser.add_argument(
+        "--till",
+        action="append",
+        default=[],
+        metavar="STORE:TILL:PASSKEY",
+        help="also a Buy Goods till: its store number (the shortcode Daraja knows), "
+        "till number and passkey (repeatable)",
+    )
+    parser.add_argument(
+        "--balance",
+        action="append",
+        default=[],
+        metavar="SHORTCODE=AMOUNT",
+        help="a shortcode's opening balance (its Utility Account), e.g. what the "
+        "books already hold (repeatable)",
+    )
     args = parser.parse_args(argv)
 
     emu = DarajaEmulator(
@@ -74,6 +90,29 @@ def main(argv=None):
             args.passkey or DEFAULT_PASSKEY,
             initiator_password=args.initiator_password,
         )
+
+    for spec in args.till:
+        store, _, rest = spec.partition(":")
+        till, _, passkey = rest.partition(":")
+        if not (store and till):
+            parser.error(f"--till {spec}: STORE:TILL[:PASSKEY]")
+        emu.add_shortcode(
+            store,
+            passkey or DEFAULT_PASSKEY,
+            kind="till",
+            till=till,
+            initiator_password=args.initiator_password,
+        )
+    for spec in args.balance:
+        shortcode, _, amount = spec.partition("=")
+        code = emu.state.find_shortcode(shortcode, till_ok=True)
+        try:
+            balance = float(amount)
+        except ValueError:
+            parser.error(f"--balance {spec}: SHORTCODE=AMOUNT")
+        if code is None:
+            parser.error(f"--balance {spec}: no such shortcode")
+        code.balance = code.initial_balance = balance
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
