@@ -168,6 +168,20 @@ main() {
         --http-interface 127.0.0.1 </dev/null >"$LOGS/odoo.log" 2>&1 &
     PIDS+=($!)
     wait_http "http://localhost:$ODOO_PORT/web/health" "$!" "Odoo" "$LOGS/odoo.log"
+    # The emulator forgets the C2B URLs it was given when it stops: registered again, as
+    # an admin does on the provider, so paybill and till payments from the virtual phone
+    # reach Odoo.
+    PYTHONPATH="$ROOT/setup" "$PY" - "http://localhost:$ODOO_PORT" "$DB" \
+        >>"$SETUP_LOG" 2>&1 <<'PY' || say "C2B URLs not registered, see $SETUP_LOG"
+import sys
+
+from demo_history import Odoo
+
+odoo = Odoo(sys.argv[1], sys.argv[2])
+domain = [("code", "=", "mpesa"), ("state", "!=", "disabled")]
+for provider in odoo("payment.provider", "search", domain):
+    odoo("payment.provider", "action_mpesa_register_c2b_urls", [provider])
+PY
 
     cat <<EOF
 
