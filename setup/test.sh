@@ -36,6 +36,32 @@ if "$VENV/bin/oca-checks-odoo-module" "${addon_dirs[@]}" \
         && { [ ${#po_files[@]} -eq 0 ] || "$VENV/bin/oca-checks-po" "${po_files[@]}"; }; then
     count 1 0; else count 0 1; echo "FAILED: oca-odoo-pre-commit-hooks"; fi
 
+# --- 2b. The one-message tests with mpesa_payment alone ------------------------------
+# "One email per payment, whichever of our addons are installed": the same tests again
+# on a small fresh database without mpesa_reconciliation and mpesa_reports (~2.5 min:
+# installing, then Odoo builds the asset bundles before any HttpCase; the tests take
+# seconds). It runs beside section 2, on the second core, on its own port. Skipped in
+# quick loops (MPESA_TEST_TAGS set) unless MPESA_TEST_ALONE_TAGS is set;
+# MPESA_TEST_ALONE_TAGS="" skips it always.
+ALONE_DB="${DB}_alone"
+ALONE_LOG="$LOGS/odoo-tests-alone.log"
+flows="/mpesa_payment:TestProcessingFlows"
+ALONE_DEFAULT="$flows.test_one_email_per_stk_payment_with_the_pdf_receipt"
+ALONE_DEFAULT="$ALONE_DEFAULT,$flows.test_one_email_when_an_order_is_paid"
+[ -n "${MPESA_TEST_TAGS:-}" ] && ALONE_DEFAULT=""
+ALONE_TAGS="${MPESA_TEST_ALONE_TAGS-$ALONE_DEFAULT}"
+alone_pid=""
+if [ -n "$ALONE_TAGS" ]; then
+    say "Odoo tests with mpesa_payment alone on $ALONE_DB, in the background (log: ${ALONE_LOG#"$ROOT"/})"
+    dropdb --if-exists "$ALONE_DB"
+    "$ODOO_BIN" -c "$LOCAL/odoo.conf" -d "$ALONE_DB" \
+        --addons-path="$(cat "$LOCAL/odoo-src")/addons,$ROOT" \
+        -i mpesa_payment --test-tags "$ALONE_TAGS" --stop-after-init \
+        --http-port "$((TEST_PORT + 1))" --log-level=test --logfile "$ALONE_LOG" \
+        --without-demo=all &
+    alone_pid=$!
+fi
+
 # --- 2. Odoo tests on a fresh database ----------------------------------------------
 say "Odoo tests on fresh database $DB (log: ${ODOO_LOG#"$ROOT"/})"
 dropdb --if-exists "$DB"
@@ -51,30 +77,8 @@ read -r o_pass o_fail o_skip < <("$PY" "$ROOT/setup/odoo_test_summary.py" "$ODOO
 count "$o_pass" "$o_fail" "$o_skip"
 say "Odoo tests: $o_pass passed, $o_fail failed, $o_skip skipped"
 
-# --- 2b. The one-message tests with mpesa_payment alone ------------------------------
-# "One email per payment, whichever of our addons are installed": the same tests again
-# on a small fresh database without mpesa_reconciliation and mpesa_reports (~2.5 min:
-# installing, then Odoo builds the asset bundles before any HttpCase; the tests take
-# seconds). Skipped in quick loops (MPESA_TEST_TAGS set) unless
-# MPESA_TEST_ALONE_TAGS is set; MPESA_TEST_ALONE_TAGS="" skips it always.
-ALONE_DB="${DB}_alone"
-ALONE_LOG="$LOGS/odoo-tests-alone.log"
-flows="/mpesa_payment:TestProcessingFlows"
-ALONE_DEFAULT="$flows.test_one_email_per_stk_payment_with_the_pdf_receipt"
-ALONE_DEFAULT="$ALONE_DEFAULT,$flows.test_one_email_when_an_order_is_paid"
-[ -n "${MPESA_TEST_TAGS:-}" ] && ALONE_DEFAULT=""
-ALONE_TAGS="${MPESA_TEST_ALONE_TAGS-$ALONE_DEFAULT}"
-if [ -n "$ALONE_TAGS" ]; then
-    say "Odoo tests with mpesa_payment alone on $ALONE_DB (log: ${ALONE_LOG#"$ROOT"/})"
-    dropdb --if-exists "$ALONE_DB"
-    set +e
-    "$ODOO_BIN" -c "$LOCAL/odoo.conf" -d "$ALONE_DB" \
-        --addons-path="$(cat "$LOCAL/odoo-src")/addons,$ROOT" \
-        -i mpesa_payment --test-tags "$ALONE_TAGS" --stop-after-init \
-        --http-port "$TEST_PORT" --log-level=test --logfile "$ALONE_LOG" \
-        --without-demo=all
-    alone_rc=$?
-    set -e
+if [ -n "$alone_pid" ]; then
+    set +e; wait "$alone_pid"; alone_rc=$?; set -e
     read -r a_pass a_fail a_skip < <("$PY" "$ROOT/setup/odoo_test_summary.py" \
         "$ALONE_LOG" "$alone_rc")
     count "$a_pass" "$a_fail" "$a_skip"
