@@ -34,6 +34,9 @@ po_files=(); for d in "${addon_dirs[@]}"; do
 if "$VENV/bin/oca-checks-odoo-module" "${addon_dirs[@]}" \
         && { [ ${#po_files[@]} -eq 0 ] || "$VENV/bin/oca-checks-po" "${po_files[@]}"; }; then
     count 1 0; else count 0 1; echo "FAILED: oca-odoo-pre-commit-hooks"; fi
+say "lint: method length (no production method over 50 lines)"
+if "$PY" "$ROOT/setup/method_length.py"; then
+    count 1 0; else count 0 1; echo "FAILED: method length"; fi
 
 # --- 2. Odoo tests on a fresh database ----------------------------------------------
 say "Odoo tests on fresh database $DB (log: ${ODOO_LOG#"$ROOT"/})"
