@@ -257,14 +257,21 @@ class PaymentProvider(models.Model):
         self.mpesa_initiator_password = False
 
     def _inverse_mpesa_initiator_password(self):
+        self._mpesa_store_credential(
+            "mpesa_initiator_password", "mpesa_security_credential"
+        )
+
+    def _mpesa_store_credential(self, password_field, credential_field):
+        """Encrypt a typed initiator password into its Security Credential (the main
+        initiator's and the B2C one's alike); the password is kept nowhere."""
         for provider in self:
-            password = provider.mpesa_initiator_password
+            password = provider[password_field]
             if password:  # empty: keep the current credential
-                provider.mpesa_security_credential = (
-                    provider._mpesa_encrypt_initiator_password(password)
+                provider[credential_field] = provider._mpesa_encrypt_initiator_password(
+                    password
                 )
         # Not even the cache keeps it (a form's save reads the record back).
-        self.invalidate_recordset(["mpesa_initiator_password"])
+        self.invalidate_recordset([password_field])
 
     def _mpesa_certificate_data(self):
         """(certificate bytes, shipped): the provider's own certificate if set, else
