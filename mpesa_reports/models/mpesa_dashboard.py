@@ -10,6 +10,8 @@ from odoo.tools import SQL
 
 from odoo.addons.mpesa_payment.kenya_time import KENYA_TZ_NAME
 
+from ..receipt_documents import linked_documents_sql
+
 TX_STATES = {
     "done": ("done",),
     "pending": ("pending",),
@@ -25,31 +27,19 @@ _PRODUCT_WEIGHTS_SQL = """
          FROM mpesa_receipt r
         WHERE r.id IN %(receipt_ids)s
    ), rec_invoice AS (
-       SELECT rec.id AS receipt_id, rec.invoice_id AS move_id
-         FROM rec WHERE rec.invoice_id IS NOT NULL
-        UNION
-       SELECT rec.id, rel.%(inv_col2)s
-         FROM rec
-         JOIN %(inv_table)s rel ON rel.%(inv_col1)s = rec.transaction_id
-        WHERE rec.invoice_id IS NULL
+       %(rec_invoice)s
    ), rec_order AS (
-       SELECT rec.id AS receipt_id, rec.sale_order_id AS order_id
-         FROM rec WHERE rec.sale_order_id IS NOT NULL
-        UNION
-       SELECT rec.id, rel.%(so_col2)s
-         FROM rec
-         JOIN %(so_table)s rel ON rel.%(so_col1)s = rec.transaction_id
-        WHERE rec.sale_order_id IS NULL
+       %(rec_order)s
    ), weights AS (
        SELECT ri.receipt_id, aml.product_id, aml.price_total AS weight
          FROM rec_invoice ri
          JOIN account_move_line aml
-           ON aml.move_id = ri.move_id AND aml.display_type = 'product'
+           ON aml.move_id = ri.document_id AND aml.display_type = 'product'
         UNION ALL
        SELECT ro.receipt_id, sol.product_id, sol.price_total
          FROM rec_order ro
          JOIN sale_order_line sol
-           ON sol.order_id = ro.order_id AND sol.display_type IS NULL
+           ON sol.order_id = ro.document_id AND sol.display_type IS NULL
         WHERE ro.receipt_id NOT IN (SELECT receipt_id FROM rec_invoice)
    )
    SELECT rec.id, rec.amount, w.product_id, SUM(w.weight)
@@ -410,21 +400,14 @@ class MpesaDashboard(models.AbstractModel):
         """(receipt id, amount, product id, weight) rows, in one query: a receipt's
         lines may come through its invoice, its order or its transaction's documents,
         and reading them record by record would not scale to a month of payments."""
-        Tx = self.env["payment.transaction"]
-        inv_rel = Tx._fields["invoice_ids"]
-        so_rel = Tx._fields["sale_order_ids"]
         query = self.env["mpesa.receipt"]._search(domain)
         self.env.flush_all()
         self.env.cr.execute(
             SQL(
                 _PRODUCT_WEIGHTS_SQL,
                 receipt_ids=query.subselect(),
-                inv_table=SQL.identifier(inv_rel.relation),
-                inv_col1=SQL.identifier(inv_rel.column1),
-                inv_col2=SQL.identifier(inv_rel.column2),
-                so_table=SQL.identifier(so_rel.relation),
-                so_col1=SQL.identifier(so_rel.column1),
-                so_col2=SQL.identifier(so_rel.column2),
+                rec_invoice=linked_documents_sql(self.env, "invoice"),
+                rec_order=linked_documents_sql(self.env, "order"),
             )
         )
         return self.env.cr.fetchall()
