@@ -1,6 +1,6 @@
 """The documents an M-PESA receipt pays, in SQL: its own invoice (or order) link, else
 those of its transaction. One home for the rule the analysis view and the dashboard's
-by-product figures both read (the Python side is mpesa.receipt's)."""
+by-product figures both read."""
 
 from odoo.tools import SQL
 

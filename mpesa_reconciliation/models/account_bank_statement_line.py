@@ -82,39 +82,41 @@ class AccountBankStatementLine(models.Model):
 
     @api.model
     def _mpesa_invoice_candidate(self, inv):
-        """An open invoice as the matcher sees it: what is due, by when, and the
-        references a customer may type for it (its payment reference, the customer's
-        M-PESA account number)."""
-        partner = inv.commercial_partner_id
-        return Candidate(
-            model="account.move",
-            id=inv.id,
-            name=inv.name,
-            partner_id=partner.id,
-            partner_name=partner.name or "",
-            amount_due=Decimal(str(inv.amount_residual)),
-            date=inv.invoice_date_due or inv.invoice_date or inv.date,
-            references=tuple(
-                filter(None, [inv.payment_reference, partner.mpesa_account_ref])
-            ),
+        """An open invoice as the matcher sees it: what is still due, by when, and its
+        payment reference."""
+        return self._mpesa_candidate(
+            inv,
+            inv.commercial_partner_id,
+            inv.amount_residual,
+            inv.invoice_date_due or inv.invoice_date or inv.date,
+            inv.payment_reference,
         )
 
     @api.model
     def _mpesa_order_candidate(self, order):
-        """An open order as the matcher sees it (the customer's reference or M-PESA
-        account number); what is due is what is left to pay."""
-        partner = order.partner_id.commercial_partner_id
+        """An open order as the matcher sees it: what is left to pay after deposits,
+        and the customer's own reference."""
+        return self._mpesa_candidate(
+            order,
+            order.partner_id.commercial_partner_id,
+            order.amount_total - order.amount_paid,
+            order.date_order.date(),
+            order.client_order_ref,
+        )
+
+    @api.model
+    def _mpesa_candidate(self, document, partner, amount_due, date, reference):
+        """The matcher's view of a document: a customer may type its reference or
+        their own M-PESA account number, so both are the document's references."""
         return Candidate(
-            model="sale.order",
-            id=order.id,
-            name=order.name,
+            model=document._name,
+            id=document.id,
+            name=document.name,
             partner_id=partner.id,
             partner_name=partner.name or "",
-            amount_due=Decimal(str(order.amount_total - order.amount_paid)),
-            date=order.date_order.date(),
-            references=tuple(
-                filter(None, [order.client_order_ref, partner.mpesa_account_ref])
-            ),
+            amount_due=Decimal(str(amount_due)),
+            date=date,
+            references=tuple(filter(None, [reference, partner.mpesa_account_ref])),
         )
 
     def _mpesa_line(self):
