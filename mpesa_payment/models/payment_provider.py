@@ -613,7 +613,12 @@ class PaymentProvider(models.Model):
         ]
 
     def _mpesa_make_token(self, scope, record_id, days=const.CALLBACK_TOKEN_DAYS):
-        """An unguessable token binding a callback URL to one record until it expires."""
+        """An unguessable token binding a callback URL to one record until it expires.
+
+        Not core's hash_sign/verify_hash_signed: those sign with the database secret
+        and refuse an expired token, while ours are signed per provider (rotating its
+        Callback Signing Secret revokes them) and a very late callback must still be
+        known as ours (``_mpesa_check_token(allow_expired=True)``)."""
         self.ensure_one()
         expiry = int(time.time()) + days * 86400
         return (
