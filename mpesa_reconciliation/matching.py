@@ -198,28 +198,9 @@ def name_tokens(text):
     return frozenset(t for t in _TOKEN.findall((text or "").upper()) if len(t) > 1)
 
 
-def name_matches(line_tokens, partner_tokens):
-    """Two shared tokens, or the partner's only token: a first name alone is no one."""
-    if not line_tokens or not partner_tokens:
-        return False
-    return len(line_tokens & partner_tokens) >= min(2, len(partner_tokens))
-
-
 # Our own edit distance rather than rapidfuzz's OSA: rapidfuzz compares the query with
 # every key of a length (C speed, but all of them), this walk visits the query's
 # neighbourhood only; on tests/bench/bench_matching.py rapidfuzz was 1.7x slower.
-def osa_distance(a, b, max_distance):
-    """Damerau-Levenshtein (optimal string alignment) distance of a and b.
-
-    Returns max_distance + 1 as soon as the distance must exceed max_distance.
-    """
-    if abs(len(a) - len(b)) > max_distance:
-        return max_distance + 1
-    for _key, distance in within_distance([a], len(a), b, max_distance):
-        return distance
-    return max_distance + 1
-
-
 def within_distance(keys, length, query, k):
     """Yield (key, distance) for the keys within k edits of query.
 
@@ -609,10 +590,6 @@ class Matcher:
                 ranked.append((ranking_key(suggestion, candidate), suggestion))
         ranked.sort(key=lambda pair: pair[0])
         return [suggestion for _key, suggestion in ranked]
-
-    def suggest(self, line: Line) -> list[Suggestion]:
-        """Ranked suggestions, best first, at most max_suggestions."""
-        return self._rank(line)[: self.config.max_suggestions]
 
     def decide(self, line: Line) -> tuple[Suggestion | None, list[Suggestion]]:
         """(the suggestion to reconcile automatically or None, the suggestions)."""
