@@ -1,8 +1,9 @@
 """Matching M-PESA receipts (bank-statement lines) to open documents, in memory.
 
-Plain Python, no Odoo model: the Odoo side loads every open candidate (invoice,
-sale order, subscription) and the partners' phones and names once, builds a
-:class:`Matcher` once, then matches every line without a database round trip.
+Plain Python, no Odoo model: the Odoo side loads every open candidate (invoice or
+sale order; a subscription is paid through its invoices) and the partners' phones and
+names once, builds a :class:`Matcher` once, then matches every line without a database
+round trip.
 
 Scoring
 =======
@@ -134,7 +135,7 @@ class Line:
 
 @dataclass(frozen=True)
 class Candidate:
-    """An open invoice, sale order or subscription."""
+    """An open invoice or sale order."""
 
     model: str
     id: int
@@ -143,8 +144,8 @@ class Candidate:
     partner_name: str
     amount_due: Decimal
     date: date
-    # other references it answers to: payment reference, subscription or
-    # partner account number
+    # other references it answers to: the payment reference (a subscription's
+    # invoices carry its account number) and the partner's M-PESA account number
     references: tuple[str, ...] = ()
 
 
