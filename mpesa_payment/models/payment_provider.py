@@ -335,6 +335,7 @@ class PaymentProvider(models.Model):
     # === PAYMENT FRAMEWORK HOOKS === #
 
     def _get_supported_currencies(self):
+        """Override of `payment` to return the supported currencies: M-PESA moves KES only."""
         supported = super()._get_supported_currencies()
         if self.code == "mpesa":
             supported = supported.filtered(
@@ -343,6 +344,7 @@ class PaymentProvider(models.Model):
         return supported
 
     def _get_default_payment_method_codes(self):
+        """Override of `payment` to return the default payment method codes."""
         codes = super()._get_default_payment_method_codes()
         if self.code != "mpesa":
             return codes
@@ -463,6 +465,8 @@ class PaymentProvider(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
+        """Override of `payment` to give each new M-PESA provider its payment method line
+        at once (core makes it lazily, which races on a fresh database)."""
         providers = super().create(vals_list)
         providers._mpesa_ensure_method_line()
         return providers

@@ -52,6 +52,8 @@ class PaymentProvider(models.Model):
     )
 
     def _compute_feature_support_fields(self):
+        """Override of `payment` to offer partial refunds (full ones by reversal, partial
+        ones by B2C)."""
         res = super()._compute_feature_support_fields()
         self.filtered(lambda p: p.code == "mpesa").update({"support_refund": "partial"})
         return res

@@ -108,6 +108,8 @@ class PaymentTransaction(models.Model):
     )
 
     def write(self, vals):
+        """Override of `payment` to refuse, except as superuser, writes to the fields
+        M-PESA alone sets (the money path writes them with sudo)."""
         written = self._mpesa_money_fields.intersection(vals)
         if written and not self.env.su:
             raise AccessError(
@@ -121,6 +123,10 @@ class PaymentTransaction(models.Model):
     # === PAYMENT FRAMEWORK HOOKS === #
 
     def _get_specific_processing_values(self, processing_values):
+        """Override of `payment` to return M-PESA-specific processing values: the phone to
+        prefill and the token the payment form's push request carries.
+
+        Note: self.ensure_one() from `_get_processing_values`"""
         res = super()._get_specific_processing_values(processing_values)
         if self.provider_code != "mpesa":
             return res

@@ -14,11 +14,15 @@ class SaleOrder(models.Model):
         return self.state in ("draft", "sent", "sale")
 
     def _send_order_confirmation_mail(self):
+        """Override of `sale` to send nothing for an order confirmed by an M-PESA payment:
+        its receipt email says it."""
         if self.env.context.get("mpesa_receipt_is_the_message"):
             return  # confirmed by an M-PESA payment: its receipt email says it
         return super()._send_order_confirmation_mail()
 
     def _send_payment_succeeded_for_order_mail(self):
+        """Override of `sale` to send nothing for an M-PESA payment: its receipt email is
+        the customer's one message."""
         if self.env.context.get("mpesa_receipt_is_the_message"):
             return  # the M-PESA receipt email is the customer's one message
         return super()._send_payment_succeeded_for_order_mail()

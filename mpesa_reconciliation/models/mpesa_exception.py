@@ -96,6 +96,8 @@ class MpesaException(models.Model):
             exc.age_days = (now - exc.create_date).days if exc.create_date else 0
 
     def write(self, vals):
+        """Override of the ORM to keep a resolved exception as it was resolved: only its
+        resolution (and reopening) may change it."""
         frozen = set(vals) - RESOLUTION_FIELDS - {"message_main_attachment_id"}
         if frozen and self.filtered(lambda e: e.state != "open"):
             raise UserError(

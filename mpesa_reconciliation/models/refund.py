@@ -84,6 +84,8 @@ class PaymentTransaction(models.Model):
     _inherit = "payment.transaction"  # pylint: disable=consider-merging-classes-inherited
 
     def _mpesa_refund_paid(self, receipt_code, amount, paid_at):
+        """Extends mpesa_payment's refund booking with the ledger: the money sent back
+        leaves the shortcode's M-PESA account as a receipt of its own."""
         paid = super()._mpesa_refund_paid(receipt_code, amount, paid_at)
         if not paid:
             return paid
@@ -121,6 +123,8 @@ class PaymentTransaction(models.Model):
         return paid
 
     def _mpesa_refund_failed(self, why):
+        """Extends mpesa_payment's refund failure with the exception queue: the money
+        not sent back waits there for a decision."""
         failed = super()._mpesa_refund_failed(why)
         if not failed:
             return failed

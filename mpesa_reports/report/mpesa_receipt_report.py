@@ -168,6 +168,8 @@ class MpesaReceiptReport(models.Model):
         )
 
     def init(self):
+        """Override of the ORM to create the receipts' indexes the analysis reads and the
+        SQL view itself."""
         cr = self.env.cr
         for columns in RECEIPT_INDEXES:
             create_index(
