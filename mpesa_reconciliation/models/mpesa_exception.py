@@ -284,11 +284,16 @@ class MpesaException(models.Model):
             exc.action_reopen()
 
     def action_allocate(self):
+        return self._open_wizard("mpesa.exception.allocate")
+
+    def _open_wizard(self, res_model):
+        """The dialog of an action on this open exception (allocation, return of an
+        overpayment): the exception is the wizard's default."""
         self._check_open()
         self.ensure_one()
         return {
             "type": "ir.actions.act_window",
-            "res_model": "mpesa.exception.allocate",
+            "res_model": res_model,
             "view_mode": "form",
             "target": "new",
             "context": {"default_exception_id": self.id},

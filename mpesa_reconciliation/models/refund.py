@@ -172,15 +172,7 @@ class MpesaException(models.Model):
 
     def action_return_overpayment(self):
         """The confirmation step: amount and phone, before anything is sent."""
-        self._check_open()
-        self.ensure_one()
-        return {
-            "type": "ir.actions.act_window",
-            "res_model": "mpesa.exception.return",
-            "view_mode": "form",
-            "target": "new",
-            "context": {"default_exception_id": self.id},
-        }
+        return self._open_wizard("mpesa.exception.return")
 
     def _mpesa_overpayment_split(self):
         """(document, amount it is owed, amount to send back): an overpaid payment
