@@ -179,13 +179,15 @@ class MpesaReceipt(models.Model):
         return super().write(vals)
 
     # What a later channel may fill in on a known receipt (only while still empty).
-    _MERGED_DETAILS = (
-        "phone",
-        "customer_name",
-        "reference",
-        "paid_at",
-        "partner_id",
-        "transaction_id",
+    _MERGED_DETAILS = frozenset(
+        {
+            "customer_name",
+            "paid_at",
+            "partner_id",
+            "phone",
+            "reference",
+            "transaction_id",
+        }
     )
 
     @api.model
