@@ -610,8 +610,10 @@ class PaymentProvider(models.Model):
 
     # === CALLBACK URL TOKENS === #
 
-    def _mpesa_sign(self, message):
-        secret = self.sudo().mpesa_webhook_secret or ""
+    def _mpesa_sign(self, message, secret_field="mpesa_webhook_secret"):
+        """HMAC-SHA256 of ``message`` with one of this provider's secrets, shortened to
+        40 hex digits (160 bits) to keep the callback URLs short."""
+        secret = self.sudo()[secret_field] or ""
         return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()[
             :40
         ]
@@ -684,10 +686,9 @@ class PaymentProvider(models.Model):
     # === C2B URLS === #
 
     def _mpesa_c2b_signature(self):
-        secret = self.sudo().mpesa_c2b_secret or ""
-        return hmac.new(
-            secret.encode(), f"c2b:{self.id}".encode(), hashlib.sha256
-        ).hexdigest()[:40]
+        """The C2B URLs' signature. Not core's hash_sign either: Safaricom keeps the URLs
+        registered for good, so they carry no expiry and change only with the secret."""
+        return self._mpesa_sign(f"c2b:{self.id}", "mpesa_c2b_secret")
 
     def _mpesa_c2b_urls(self):
         """The validation and confirmation URLs: long-lived, so no expiry in them."""
