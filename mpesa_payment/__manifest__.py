@@ -13,7 +13,6 @@
         "payment",
         "account_payment",
         "sale",
-        "phone_validation",
         "subscription_oca",
     ],
     "external_dependencies": {"python": ["phonenumbers", "requests"]},

@@ -1,8 +1,9 @@
 """Matching M-PESA receipts (bank-statement lines) to open documents, in memory.
 
-Plain Python, no Odoo model: the Odoo side loads every open candidate (invoice,
-sale order, subscription) and the partners' phones and names once, builds a
-:class:`Matcher` once, then matches every line without a database round trip.
+Plain Python, no Odoo model: the Odoo side loads every open candidate (invoice or
+sale order; a subscription is paid through its invoices) and the partners' phones and
+names once, builds a :class:`Matcher` once, then matches every line without a database
+round trip.
 
 Scoring
 =======
@@ -134,7 +135,7 @@ class Line:
 
 @dataclass(frozen=True)
 class Candidate:
-    """An open invoice, sale order or subscription."""
+    """An open invoice or sale order."""
 
     model: str
     id: int
@@ -143,8 +144,8 @@ class Candidate:
     partner_name: str
     amount_due: Decimal
     date: date
-    # other references it answers to: payment reference, subscription or
-    # partner account number
+    # other references it answers to: the payment reference (a subscription's
+    # invoices carry its account number) and the partner's M-PESA account number
     references: tuple[str, ...] = ()
 
 
@@ -198,28 +199,9 @@ def name_tokens(text):
     return frozenset(t for t in _TOKEN.findall((text or "").upper()) if len(t) > 1)
 
 
-def name_matches(line_tokens, partner_tokens):
-    """Two shared tokens, or the partner's only token: a first name alone is no one."""
-    if not line_tokens or not partner_tokens:
-        return False
-    return len(line_tokens & partner_tokens) >= min(2, len(partner_tokens))
-
-
 # Our own edit distance rather than rapidfuzz's OSA: rapidfuzz compares the query with
 # every key of a length (C speed, but all of them), this walk visits the query's
 # neighbourhood only; on tests/bench/bench_matching.py rapidfuzz was 1.7x slower.
-def osa_distance(a, b, max_distance):
-    """Damerau-Levenshtein (optimal string alignment) distance of a and b.
-
-    Returns max_distance + 1 as soon as the distance must exceed max_distance.
-    """
-    if abs(len(a) - len(b)) > max_distance:
-        return max_distance + 1
-    for _key, distance in within_distance([a], len(a), b, max_distance):
-        return distance
-    return max_distance + 1
-
-
 def within_distance(keys, length, query, k):
     """Yield (key, distance) for the keys within k edits of query.
 
@@ -609,10 +591,6 @@ class Matcher:
                 ranked.append((ranking_key(suggestion, candidate), suggestion))
         ranked.sort(key=lambda pair: pair[0])
         return [suggestion for _key, suggestion in ranked]
-
-    def suggest(self, line: Line) -> list[Suggestion]:
-        """Ranked suggestions, best first, at most max_suggestions."""
-        return self._rank(line)[: self.config.max_suggestions]
 
     def decide(self, line: Line) -> tuple[Suggestion | None, list[Suggestion]]:
         """(the suggestion to reconcile automatically or None, the suggestions)."""

@@ -35,6 +35,9 @@ po_files=(); for d in "${addon_dirs[@]}"; do
 if "$VENV/bin/oca-checks-odoo-module" "${addon_dirs[@]}" \
         && { [ ${#po_files[@]} -eq 0 ] || "$VENV/bin/oca-checks-po" "${po_files[@]}"; }; then
     count 1 0; else count 0 1; echo "FAILED: oca-odoo-pre-commit-hooks"; fi
+say "lint: method length (no production method over 50 lines)"
+if "$PY" "$ROOT/setup/method_length.py"; then
+    count 1 0; else count 0 1; echo "FAILED: method length"; fi
 
 # --- 2b. The one-message tests with mpesa_payment alone ------------------------------
 # "One email per payment, whichever of our addons are installed": the same tests again

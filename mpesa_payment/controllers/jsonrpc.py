@@ -14,6 +14,8 @@ class JsonRPCDispatcher(http.JsonRPCDispatcher):
     routing_type = "json"
 
     def dispatch(self, endpoint, args):
+        """Override of `odoo.http` to answer 400 to a JSON-RPC body whose params are not an
+        object (or too deeply nested), where core would fail with a server error."""
         try:
             data = self.request.get_json_data()
         except RecursionError:

@@ -180,10 +180,6 @@ class StkQueryResult:
     result_code: int | None  # None while the customer has not answered
     result_desc: str
 
-    @property
-    def is_pending(self):
-        return self.result_code is None
-
 
 def parse_stk_query(data, pending_codes=frozenset({"4999"})):
     """Parse an STK query answer (HTTP 200 body)."""

@@ -1,3 +1,4 @@
+from . import mpesa_payable_mixin
 from . import account_move
 from . import mpesa_api_request
 from . import mpesa_callback

@@ -9,26 +9,15 @@ OPEN_INVOICE_DOMAIN = [
 
 
 class AccountMove(models.Model):
-    _inherit = "account.move"
+    _name = "account.move"
+    _inherit = ["account.move", "mpesa.payable.mixin"]
 
     mpesa_reminder_sent = fields.Date(readonly=True, copy=False)
     mpesa_overdue_notice_sent = fields.Date(readonly=True, copy=False)
 
-    def action_mpesa_request_payment(self):
-        """Staff push a payment prompt to the customer's phone (mpesa.collection)."""
-        return self.env["mpesa.collection"]._action_request(self)
-
-    def _mpesa_printed_reference(self):
-        """The account number printed on this invoice (mpesa_how_to_pay.py)."""
-        self.ensure_one()
-        return self.env["mpesa.receipt"]._mpesa_printed_reference(self)
-
-    def _mpesa_how_to_pay(self):
-        """How to pay this invoice by paybill or till, as printed; or False."""
-        self.ensure_one()
-        if self.move_type != "out_invoice" or self.state != "posted":
-            return False
-        return self.env["payment.provider"]._mpesa_how_to_pay(self)
+    def _mpesa_payable(self):
+        """Only a posted customer invoice prints how to pay by M-PESA."""
+        return self.move_type == "out_invoice" and self.state == "posted"
 
     def _mpesa_paybill(self):
         """The paybill to print on this invoice's reminders, with its number as the

@@ -178,6 +178,18 @@ class MpesaReceipt(models.Model):
             )
         return super().write(vals)
 
+    # What a later channel may fill in on a known receipt (only while still empty).
+    _MERGED_DETAILS = frozenset(
+        {
+            "customer_name",
+            "paid_at",
+            "partner_id",
+            "phone",
+            "reference",
+            "transaction_id",
+        }
+    )
+
     @api.model
     def _record(self, vals, channel, callback=None, lock=False):
         """Get or create the receipt, merging what this channel adds. Safe under
@@ -192,46 +204,54 @@ class MpesaReceipt(models.Model):
         }
         receipt = self._find(key)
         if not receipt:
-            try:
-                with self.env.cr.savepoint():
-                    receipt = self.create(
-                        {**vals, **key, "channel": channel, "channels": channel}
-                    )
-            except psycopg2.IntegrityError:
-                receipt = self._find(key)
-                if not receipt:
-                    # A concurrent transaction inserted it after our snapshot began
-                    # (REPEATABLE READ): only a retry on a new snapshot can use it.
-                    self.env.cr.execute(
-                        "DO $$ BEGIN RAISE EXCEPTION 'M-PESA receipt inserted "
-                        "concurrently' USING ERRCODE = '40001'; END $$"
-                    )
+            receipt = self._create_once(key, {**vals, "channel": channel})
         else:
-            updates = {
-                f: v
-                for f, v in vals.items()
-                if v
-                and not receipt[f]
-                and f
-                in (
-                    "phone",
-                    "customer_name",
-                    "reference",
-                    "paid_at",
-                    "partner_id",
-                    "transaction_id",
-                )
-            }
-            seen = set((receipt.channels or "").split(",")) - {""}
-            if channel not in seen:
-                updates["channels"] = ",".join(sorted(seen | {channel}))
-            if updates:
-                receipt.sudo().write(updates)
+            receipt._merge_channel(vals, channel)
         if lock:  # serialize the workers handling the same receipt code
             receipt._mpesa_lock()
         if callback:
             callback.receipt_id = receipt
         return receipt
+
+    @api.model
+    def _create_once(self, key, vals):
+        """Create the receipt of ``key``; a racing insert of the same code (two
+        channels reporting one payment at once) falls back to the existing row."""
+        try:
+            with self.env.cr.savepoint():
+                return self.create({**vals, **key, "channels": vals["channel"]})
+        except psycopg2.IntegrityError:
+            receipt = self._find(key)
+            if not receipt:
+                # A concurrent transaction inserted it after our snapshot began
+                # (REPEATABLE READ): only a retry on a new snapshot can use it.
+                self.env.cr.execute(
+                    "DO $$ BEGIN RAISE EXCEPTION 'M-PESA receipt inserted "
+                    "concurrently' USING ERRCODE = '40001'; END $$"
+                )
+            return receipt
+
+    def _merge_channel(self, vals, channel):
+        """What another channel adds to a known receipt: only the details still
+        empty (the first report of a fact stands) and the channel among those seen."""
+        updates = {
+            f: v
+            for f, v in vals.items()
+            if v and not self[f] and f in self._MERGED_DETAILS
+        }
+        channels = self._channels_adding(channel)
+        if channels:
+            updates["channels"] = channels
+        if updates:
+            self.sudo().write(updates)
+
+    def _channels_adding(self, channel):
+        """The Seen By column with ``channel`` added (comma-separated, sorted), or None
+        when it already saw this receipt: the one rule, whichever way a code arrives."""
+        seen = set((self.channels or "").split(",")) - {""}
+        if channel in seen:
+            return None
+        return ",".join(sorted(seen | {channel}))
 
     def _find(self, key):
         return self.search([(k, "=", v) for k, v in key.items()], limit=1)

@@ -25,6 +25,7 @@ class MpesaReceipt(models.Model):
     # === WHAT THE RECEIPT SAYS === #
 
     def _get_report_base_filename(self):
+        """The PDF's file name, as portal's report download names it."""
         self.ensure_one()
         return self.env._("M-PESA Receipt %s", self.name)
 
@@ -146,12 +147,14 @@ class MpesaReceipt(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
+        """Override of the ORM to schedule the customer's receipt once money is applied."""
         receipts = super().create(vals_list)
         if receipts.filtered(lambda r: r.state == "applied"):
             self._mpesa_schedule_issuing()
         return receipts
 
     def write(self, vals):
+        """Override of the ORM to schedule the customer's receipt once money is applied."""
         res = super().write(vals)
         if vals.get("state") == "applied":
             self._mpesa_schedule_issuing()

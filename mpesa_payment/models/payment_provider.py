@@ -257,14 +257,21 @@ class PaymentProvider(models.Model):
         self.mpesa_initiator_password = False
 
     def _inverse_mpesa_initiator_password(self):
+        self._mpesa_store_credential(
+            "mpesa_initiator_password", "mpesa_security_credential"
+        )
+
+    def _mpesa_store_credential(self, password_field, credential_field):
+        """Encrypt a typed initiator password into its Security Credential (the main
+        initiator's and the B2C one's alike); the password is kept nowhere."""
         for provider in self:
-            password = provider.mpesa_initiator_password
+            password = provider[password_field]
             if password:  # empty: keep the current credential
-                provider.mpesa_security_credential = (
-                    provider._mpesa_encrypt_initiator_password(password)
+                provider[credential_field] = provider._mpesa_encrypt_initiator_password(
+                    password
                 )
         # Not even the cache keeps it (a form's save reads the record back).
-        self.invalidate_recordset(["mpesa_initiator_password"])
+        self.invalidate_recordset([password_field])
 
     def _mpesa_certificate_data(self):
         """(certificate bytes, shipped): the provider's own certificate if set, else
@@ -328,6 +335,7 @@ class PaymentProvider(models.Model):
     # === PAYMENT FRAMEWORK HOOKS === #
 
     def _get_supported_currencies(self):
+        """Override of `payment` to return the supported currencies: M-PESA moves KES only."""
         supported = super()._get_supported_currencies()
         if self.code == "mpesa":
             supported = supported.filtered(
@@ -336,6 +344,7 @@ class PaymentProvider(models.Model):
         return supported
 
     def _get_default_payment_method_codes(self):
+        """Override of `payment` to return the default payment method codes."""
         codes = super()._get_default_payment_method_codes()
         if self.code != "mpesa":
             return codes
@@ -456,6 +465,8 @@ class PaymentProvider(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
+        """Override of `payment` to give each new M-PESA provider its payment method line
+        at once (core makes it lazily, which races on a fresh database)."""
         providers = super().create(vals_list)
         providers._mpesa_ensure_method_line()
         return providers
@@ -599,14 +610,21 @@ class PaymentProvider(models.Model):
 
     # === CALLBACK URL TOKENS === #
 
-    def _mpesa_sign(self, message):
-        secret = self.sudo().mpesa_webhook_secret or ""
+    def _mpesa_sign(self, message, secret_field="mpesa_webhook_secret"):
+        """HMAC-SHA256 of ``message`` with one of this provider's secrets, shortened to
+        40 hex digits (160 bits) to keep the callback URLs short."""
+        secret = self.sudo()[secret_field] or ""
         return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()[
             :40
         ]
 
     def _mpesa_make_token(self, scope, record_id, days=const.CALLBACK_TOKEN_DAYS):
-        """An unguessable token binding a callback URL to one record until it expires."""
+        """An unguessable token binding a callback URL to one record until it expires.
+
+        Not core's hash_sign/verify_hash_signed: those sign with the database secret
+        and refuse an expired token, while ours are signed per provider (rotating its
+        Callback Signing Secret revokes them) and a very late callback must still be
+        known as ours (``_mpesa_check_token(allow_expired=True)``)."""
         self.ensure_one()
         expiry = int(time.time()) + days * 86400
         return (
@@ -668,10 +686,9 @@ class PaymentProvider(models.Model):
     # === C2B URLS === #
 
     def _mpesa_c2b_signature(self):
-        secret = self.sudo().mpesa_c2b_secret or ""
-        return hmac.new(
-            secret.encode(), f"c2b:{self.id}".encode(), hashlib.sha256
-        ).hexdigest()[:40]
+        """The C2B URLs' signature. Not core's hash_sign either: Safaricom keeps the URLs
+        registered for good, so they carry no expiry and change only with the secret."""
+        return self._mpesa_sign(f"c2b:{self.id}", "mpesa_c2b_secret")
 
     def _mpesa_c2b_urls(self):
         """The validation and confirmation URLs: long-lived, so no expiry in them."""

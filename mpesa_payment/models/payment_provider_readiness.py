@@ -429,6 +429,8 @@ class PaymentProvider(models.Model):
     # === REGISTERED C2B URLS, ENVIRONMENT SWITCH === #
 
     def action_mpesa_register_c2b_urls(self):
+        """Extends the registration (payment_provider.py) to remember the URL Safaricom
+        now has: the Go-live Checklist compares it with the current one."""
         action = super().action_mpesa_register_c2b_urls()
         self.sudo().mpesa_c2b_registered_url = self._mpesa_c2b_urls()["ConfirmationURL"]
         return action

@@ -52,6 +52,8 @@ class PaymentProvider(models.Model):
     )
 
     def _compute_feature_support_fields(self):
+        """Override of `payment` to offer partial refunds (full ones by reversal, partial
+        ones by B2C)."""
         res = super()._compute_feature_support_fields()
         self.filtered(lambda p: p.code == "mpesa").update({"support_refund": "partial"})
         return res
@@ -61,13 +63,9 @@ class PaymentProvider(models.Model):
         self.mpesa_b2c_initiator_password = False
 
     def _inverse_mpesa_b2c_initiator_password(self):
-        for provider in self:
-            password = provider.mpesa_b2c_initiator_password
-            if password:
-                provider.mpesa_b2c_security_credential = (
-                    provider._mpesa_encrypt_initiator_password(password)
-                )
-        self.invalidate_recordset(["mpesa_b2c_initiator_password"])
+        self._mpesa_store_credential(
+            "mpesa_b2c_initiator_password", "mpesa_b2c_security_credential"
+        )
 
     def _mpesa_can_send_b2c(self):
         sudo = self.sudo()

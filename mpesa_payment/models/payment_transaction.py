@@ -108,6 +108,8 @@ class PaymentTransaction(models.Model):
     )
 
     def write(self, vals):
+        """Override of `payment` to refuse, except as superuser, writes to the fields
+        M-PESA alone sets (the money path writes them with sudo)."""
         written = self._mpesa_money_fields.intersection(vals)
         if written and not self.env.su:
             raise AccessError(
@@ -121,6 +123,10 @@ class PaymentTransaction(models.Model):
     # === PAYMENT FRAMEWORK HOOKS === #
 
     def _get_specific_processing_values(self, processing_values):
+        """Override of `payment` to return M-PESA-specific processing values: the phone to
+        prefill and the token the payment form's push request carries.
+
+        Note: self.ensure_one() from `_get_processing_values`"""
         res = super()._get_specific_processing_values(processing_values)
         if self.provider_code != "mpesa":
             return res
@@ -433,13 +439,38 @@ class PaymentTransaction(models.Model):
     def _mpesa_push(self, msisdn):
         """Call Daraja's STK push for this transaction (admitted by the caller)."""
         amount = self._mpesa_whole_amount()
-        provider = self.provider_id.sudo()
         # Marks (and locks) the push as in flight for a callback racing our answer.
         self.mpesa_pushed_at = fields.Datetime.now()
         self.env.flush_all()
+        payload = self._mpesa_stk_payload(msisdn, amount)
+        answer = self._mpesa_stk_send(payload)
+        self.sudo().write(
+            {
+                "mpesa_phone": msisdn,
+                "mpesa_account_reference": payload["AccountReference"],
+                "mpesa_merchant_request_id": answer.get("MerchantRequestID"),
+                "mpesa_checkout_request_id": answer.get("CheckoutRequestID"),
+                "provider_reference": answer.get("CheckoutRequestID"),
+            }
+        )
+        self._set_pending(
+            self.env._(
+                "We sent a payment request of KES %(amount)s to %(phone)s. Unlock your phone "
+                "and enter your M-PESA PIN to pay.",
+                amount=format(amount, ","),
+                phone=mask_msisdn(msisdn),
+            )
+        )
+        self._mpesa_process_early_callbacks()
+        return answer
+
+    def _mpesa_stk_payload(self, msisdn, amount):
+        """The body of Daraja's STK push request; apart from the call so the push reads
+        as its steps (mark in flight, send, record, look for early callbacks)."""
+        provider = self.provider_id.sudo()
         timestamp = kenya_timestamp()
         token = provider._mpesa_make_token("stk", self.id)
-        payload = {
+        return {
             "BusinessShortCode": provider.mpesa_shortcode,
             "Password": stk_password(
                 provider.mpesa_shortcode, provider.mpesa_passkey, timestamp
@@ -458,8 +489,13 @@ class PaymentTransaction(models.Model):
                 : const.TRANSACTION_DESC_MAX
             ],
         }
+
+    def _mpesa_stk_send(self, payload):
+        """Post the STK push; Daraja's refusal becomes the customer's error (the
+        request was never sent, so the transaction stays a draft)."""
+        provider = self.provider_id.sudo()
         try:
-            answer = provider._mpesa_client().post(PATHS["stk_push"], payload)
+            return provider._mpesa_client().post(PATHS["stk_push"], payload)
         except DarajaError as error:
             _logger.warning("STK push for %s refused: %s", self.reference, error.code)
             raise ValidationError(
@@ -468,25 +504,10 @@ class PaymentTransaction(models.Model):
                     msg=error.message,
                 )
             ) from error
-        self.sudo().write(
-            {
-                "mpesa_phone": msisdn,
-                "mpesa_account_reference": payload["AccountReference"],
-                "mpesa_merchant_request_id": answer.get("MerchantRequestID"),
-                "mpesa_checkout_request_id": answer.get("CheckoutRequestID"),
-                "provider_reference": answer.get("CheckoutRequestID"),
-            }
-        )
-        self._set_pending(
-            self.env._(
-                "We sent a payment request of KES %(amount)s to %(phone)s. Unlock your phone "
-                "and enter your M-PESA PIN to pay.",
-                amount=format(amount, ","),
-                phone=mask_msisdn(msisdn),
-            )
-        )
-        # A callback may have arrived before Daraja answered us: it waits in the inbox,
-        # committed after this transaction began, so look again once we commit.
+
+    def _mpesa_process_early_callbacks(self):
+        """A callback may have arrived before Daraja answered us: it waits in the inbox,
+        committed after this transaction began, so look now and again once we commit."""
         self.env["mpesa.callback"].sudo()._process_waiting(
             self.mpesa_checkout_request_id
         )
@@ -497,8 +518,6 @@ class PaymentTransaction(models.Model):
             with registry.cursor() as cr:
                 env = api.Environment(cr, SUPERUSER_ID, {})
                 env["mpesa.callback"]._process_waiting(checkout)
-
-        return answer
 
     # === OUTCOMES === #
 
@@ -523,23 +542,7 @@ class PaymentTransaction(models.Model):
         self.ensure_one()
         if self.state == "done":
             return  # idempotent: the same success again changes nothing
-        if receipt and self.mpesa_receipt and receipt != self.mpesa_receipt:
-            self._mpesa_flag_review(
-                self.env._(
-                    "A second M-PESA receipt %(new)s was reported for this payment "
-                    "(already %(old)s).",
-                    new=receipt,
-                    old=self.mpesa_receipt,
-                )
-            )
-            return
-        if receipt and self._mpesa_receipt_spent(receipt):
-            self._mpesa_flag_review(
-                self.env._(
-                    "Receipt %s already paid another payment: this one is awaiting review.",
-                    receipt,
-                )
-            )
+        if self._mpesa_receipt_conflict(receipt):
             return
         vals = {"mpesa_result_code": "0"}
         if receipt:
@@ -550,38 +553,77 @@ class PaymentTransaction(models.Model):
             vals["mpesa_phone"] = phone
         self.sudo().write(vals)
         if amount is not None and not self._mpesa_amount_matches(amount):
-            # Another amount than we asked for: the STK query cannot confirm an
-            # amount, so the receipt waits unconfirmed (not booked) until Transaction
-            # Status, a statement or a Pull row confirms it (a forged body books nothing).
-            self._mpesa_register_receipt(paid_at, confirmed=False)
+            self._mpesa_hold_other_amount(amount, receipt, paid_at)
+            return
+        if verify and not self._mpesa_success_confirmed(receipt):
+            return
+        self._mpesa_mark_paid(paid_at)
+
+    def _mpesa_receipt_conflict(self, receipt):
+        """Whether ``receipt`` cannot pay this transaction (it already has another
+        receipt, or the receipt paid another payment): flagged for review, so that
+        one receipt never books twice. True when flagged."""
+        if receipt and self.mpesa_receipt and receipt != self.mpesa_receipt:
             self._mpesa_flag_review(
                 self.env._(
-                    "Received KES %(paid)s on M-PESA (receipt %(receipt)s) for a payment of "
-                    "KES %(expected)s. The payment is awaiting review by our team.",
-                    paid=format(Decimal(amount), ",.2f"),
-                    receipt=receipt or "-",
-                    expected=format(self.amount, ",.2f"),
+                    "A second M-PESA receipt %(new)s was reported for this payment "
+                    "(already %(old)s).",
+                    new=receipt,
+                    old=self.mpesa_receipt,
                 )
             )
-            return
-        if verify:
-            outcome = self._mpesa_query()
-            if outcome is None or outcome.result_code is None:
-                self._mpesa_set_pending(
-                    self.env._("Payment received, confirming it with M-PESA.")
+            return True
+        if receipt and self._mpesa_receipt_spent(receipt):
+            self._mpesa_flag_review(
+                self.env._(
+                    "Receipt %s already paid another payment: this one is awaiting review.",
+                    receipt,
                 )
-                return
-            if outcome.result_code != 0:
-                self._mpesa_flag_review(
-                    self.env._(
-                        "M-PESA reported receipt %(receipt)s but its status query answers "
-                        "%(code)s (%(desc)s). The payment is awaiting review.",
-                        receipt=receipt or "-",
-                        code=outcome.result_code,
-                        desc=outcome.result_desc,
-                    )
+            )
+            return True
+        return False
+
+    def _mpesa_hold_other_amount(self, amount, receipt, paid_at):
+        """Another amount than we asked for: the STK query cannot confirm an amount, so
+        the receipt waits unconfirmed (not booked) until Transaction Status, a statement
+        or a Pull row confirms it (a forged body books nothing)."""
+        self._mpesa_register_receipt(paid_at, confirmed=False)
+        self._mpesa_flag_review(
+            self.env._(
+                "Received KES %(paid)s on M-PESA (receipt %(receipt)s) for a payment of "
+                "KES %(expected)s. The payment is awaiting review by our team.",
+                paid=format(Decimal(amount), ",.2f"),
+                receipt=receipt or "-",
+                expected=format(self.amount, ",.2f"),
+            )
+        )
+
+    def _mpesa_success_confirmed(self, receipt):
+        """Whether Safaricom's status query confirms a reported success (a callback is
+        only believed once M-PESA says so): no answer leaves the payment pending, another
+        result code sends it to review."""
+        outcome = self._mpesa_query()
+        if outcome is None or outcome.result_code is None:
+            self._mpesa_set_pending(
+                self.env._("Payment received, confirming it with M-PESA.")
+            )
+            return False
+        if outcome.result_code != 0:
+            self._mpesa_flag_review(
+                self.env._(
+                    "M-PESA reported receipt %(receipt)s but its status query answers "
+                    "%(code)s (%(desc)s). The payment is awaiting review.",
+                    receipt=receipt or "-",
+                    code=outcome.result_code,
+                    desc=outcome.result_desc,
                 )
-                return
+            )
+            return False
+        return True
+
+    def _mpesa_mark_paid(self, paid_at):
+        """Book the receipt and close the transaction as paid; the framework's
+        post-processing job then reconciles the document."""
         self._mpesa_register_receipt(paid_at, applied=True)
         # The customer reads it on the thank-you page: their language, not the callback's.
         customer_env = self.with_context(lang=self.partner_lang or self.env.lang).env

@@ -11,6 +11,9 @@ class PaymentTransaction(models.Model):
     _inherit = "payment.transaction"  # pylint: disable=consider-merging-classes-inherited
 
     def _post_process(self):
+        """Override of `payment` to post-process paid M-PESA transactions with
+        ``mpesa_receipt_is_the_message``: the receipt email is the customer's one
+        message, so sale's confirmation and payment emails stay unsent."""
         paid = self.filtered(
             lambda tx: tx.provider_code == "mpesa" and tx.state == "done"
         )

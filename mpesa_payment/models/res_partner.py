@@ -49,6 +49,8 @@ class ResPartner(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
+        """Override of `base` to store the M-PESA account number normalised, as
+        customer-typed references are compared."""
         for vals in vals_list:
             if vals.get("mpesa_account_ref"):
                 vals["mpesa_account_ref"] = normalize_reference(
@@ -57,6 +59,8 @@ class ResPartner(models.Model):
         return super().create(vals_list)
 
     def write(self, vals):
+        """Override of `base` to store the M-PESA account number normalised, as
+        customer-typed references are compared."""
         if vals.get("mpesa_account_ref"):
             vals["mpesa_account_ref"] = normalize_reference(vals["mpesa_account_ref"])
         return super().write(vals)

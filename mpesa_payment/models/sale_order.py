@@ -6,30 +6,23 @@ from odoo.tools.misc import hmac
 
 
 class SaleOrder(models.Model):
-    _inherit = "sale.order"
+    _name = "sale.order"
+    _inherit = ["sale.order", "mpesa.payable.mixin"]
 
-    def action_mpesa_request_payment(self):
-        """Staff push a payment prompt to the customer's phone (mpesa.collection)."""
-        return self.env["mpesa.collection"]._action_request(self)
-
-    def _mpesa_printed_reference(self):
-        """The account number printed on this order (mpesa_how_to_pay.py)."""
-        self.ensure_one()
-        return self.env["mpesa.receipt"]._mpesa_printed_reference(self)
-
-    def _mpesa_how_to_pay(self):
-        """How to pay this order by paybill or till, as printed; or False."""
-        self.ensure_one()
-        if self.state not in ("draft", "sent", "sale"):
-            return False
-        return self.env["payment.provider"]._mpesa_how_to_pay(self)
+    def _mpesa_payable(self):
+        """A quotation or a confirmed order may be paid; a cancelled one may not."""
+        return self.state in ("draft", "sent", "sale")
 
     def _send_order_confirmation_mail(self):
+        """Override of `sale` to send nothing for an order confirmed by an M-PESA payment:
+        its receipt email says it."""
         if self.env.context.get("mpesa_receipt_is_the_message"):
             return  # confirmed by an M-PESA payment: its receipt email says it
         return super()._send_order_confirmation_mail()
 
     def _send_payment_succeeded_for_order_mail(self):
+        """Override of `sale` to send nothing for an M-PESA payment: its receipt email is
+        the customer's one message."""
         if self.env.context.get("mpesa_receipt_is_the_message"):
             return  # the M-PESA receipt email is the customer's one message
         return super()._send_payment_succeeded_for_order_mail()

@@ -41,12 +41,16 @@ class SaleSubscription(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
+        """Override of `subscription_oca` to give each subscription the account number
+        customers type at the paybill (SUB00042), unless one was given."""
         subscriptions = super().create(vals_list)
         for sub in subscriptions.filtered(lambda s: not s.mpesa_account_ref):
             sub.mpesa_account_ref = f"SUB{sub.id:05d}"
         return subscriptions
 
     def _prepare_account_move(self, line_ids):
+        """Override of `subscription_oca` to print the subscription's account number as the
+        invoice's payment reference: a paybill payment quoting it finds the invoice."""
         values = super()._prepare_account_move(line_ids)
         if self.mpesa_account_ref:
             values["payment_reference"] = self.mpesa_account_ref

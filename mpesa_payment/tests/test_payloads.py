@@ -109,11 +109,10 @@ class TestPayloads(BaseCase):
     def test_stk_query(self):
         done = parse_stk_query(load_sample("stk_query_response_done.json"))
         self.assertEqual(done.result_code, 0)  # a string "0" in the payload
-        self.assertFalse(done.is_pending)
         pending = parse_stk_query(
             {"ResultCode": "4999", "ResultDesc": "under processing"}
         )
-        self.assertTrue(pending.is_pending)
+        self.assertIsNone(pending.result_code)  # the customer has not answered yet
         self.assertEqual(parse_stk_query({"ResultCode": "1032"}).result_code, 1032)
 
     def test_error_body(self):

@@ -90,6 +90,8 @@ class PaymentRefundWizard(models.TransientModel):
             )
 
     def action_refund(self):
+        """Override of `payment` to pass the credit note chosen in the wizard to M-PESA
+        refunds (the refund transaction pays it); others as core does."""
         mpesa = self.filtered(lambda w: w.provider_code == "mpesa")
         for wizard in mpesa:
             wizard.transaction_id.with_context(

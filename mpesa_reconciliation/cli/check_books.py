@@ -17,6 +17,8 @@ class MpesaCheckBooks(Command):
     name = "mpesa-check-books"
 
     def run(self, cmdargs):
+        """Override of `odoo.cli.Command` to run the books check on one database and
+        exit 1 when the books and M-PESA disagree."""
         parser = argparse.ArgumentParser(prog=f"odoo-bin {self.name}")
         parser.add_argument("-c", "--config", dest="config")
         parser.add_argument("-d", "--database", dest="database", required=True)

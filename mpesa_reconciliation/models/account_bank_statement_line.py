@@ -54,54 +54,9 @@ class AccountBankStatementLine(models.Model):
         invoices = self.env["account.move"].search(
             [("company_id", "in", companies.ids), *OPEN_INVOICE_DOMAIN]
         )
-        orders = self.env["sale.order"].search(
-            [
-                ("company_id", "in", companies.ids),
-                ("state", "in", ("draft", "sent", "sale")),
-                ("invoice_status", "!=", "invoiced"),
-            ]
-        )
-        orders = orders.filtered(lambda o: o.amount_total - o.amount_paid > 0.005)
-        candidates = [
-            Candidate(
-                model="account.move",
-                id=inv.id,
-                name=inv.name,
-                partner_id=inv.commercial_partner_id.id,
-                partner_name=inv.commercial_partner_id.name or "",
-                amount_due=Decimal(str(inv.amount_residual)),
-                date=inv.invoice_date_due or inv.invoice_date or inv.date,
-                references=tuple(
-                    filter(
-                        None,
-                        [
-                            inv.payment_reference,
-                            inv.commercial_partner_id.mpesa_account_ref,
-                        ],
-                    )
-                ),
-            )
-            for inv in invoices
-        ] + [
-            Candidate(
-                model="sale.order",
-                id=order.id,
-                name=order.name,
-                partner_id=order.partner_id.commercial_partner_id.id,
-                partner_name=order.partner_id.commercial_partner_id.name or "",
-                amount_due=Decimal(str(order.amount_total - order.amount_paid)),
-                date=order.date_order.date(),
-                references=tuple(
-                    filter(
-                        None,
-                        [
-                            order.client_order_ref,
-                            order.partner_id.commercial_partner_id.mpesa_account_ref,
-                        ],
-                    )
-                ),
-            )
-            for order in orders
+        orders = self._mpesa_open_orders(companies)
+        candidates = [self._mpesa_invoice_candidate(inv) for inv in invoices] + [
+            self._mpesa_order_candidate(order) for order in orders
         ]
         partners = (
             invoices.commercial_partner_id | orders.partner_id.commercial_partner_id
@@ -110,6 +65,58 @@ class AccountBankStatementLine(models.Model):
         names = {p.id: p.name or "" for p in partners}
         return Matcher(
             candidates, partner_phones=phones, partner_names=names, config=config
+        )
+
+    @api.model
+    def _mpesa_open_orders(self, companies):
+        """Orders a payment may still be for: confirmed or quoted, not fully invoiced,
+        with something left to pay (amount_paid is computed, so filtered in Python)."""
+        orders = self.env["sale.order"].search(
+            [
+                ("company_id", "in", companies.ids),
+                ("state", "in", ("draft", "sent", "sale")),
+                ("invoice_status", "!=", "invoiced"),
+            ]
+        )
+        return orders.filtered(lambda o: o.amount_total - o.amount_paid > 0.005)
+
+    @api.model
+    def _mpesa_invoice_candidate(self, inv):
+        """An open invoice as the matcher sees it: what is still due, by when, and its
+        payment reference."""
+        return self._mpesa_candidate(
+            inv,
+            inv.commercial_partner_id,
+            inv.amount_residual,
+            inv.invoice_date_due or inv.invoice_date or inv.date,
+            inv.payment_reference,
+        )
+
+    @api.model
+    def _mpesa_order_candidate(self, order):
+        """An open order as the matcher sees it: what is left to pay after deposits,
+        and the customer's own reference."""
+        return self._mpesa_candidate(
+            order,
+            order.partner_id.commercial_partner_id,
+            order.amount_total - order.amount_paid,
+            order.date_order.date(),
+            order.client_order_ref,
+        )
+
+    @api.model
+    def _mpesa_candidate(self, document, partner, amount_due, date, reference):
+        """The matcher's view of a document: a customer may type its reference or
+        their own M-PESA account number, so both are the document's references."""
+        return Candidate(
+            model=document._name,
+            id=document.id,
+            name=document.name,
+            partner_id=partner.id,
+            partner_name=partner.name or "",
+            amount_due=Decimal(str(amount_due)),
+            date=date,
+            references=tuple(filter(None, [reference, partner.mpesa_account_ref])),
         )
 
     def _mpesa_line(self):

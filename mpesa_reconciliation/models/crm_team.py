@@ -16,12 +16,16 @@ class CrmTeam(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
+        """Override of `sales_team` to refresh the branches' departments (a computed
+        many2many the cache would keep stale)."""
         teams = super().create(vals_list)
         if any(vals.get("mpesa_branch_id") for vals in vals_list):
             self.env["mpesa.branch"].invalidate_model(["team_ids"])
         return teams
 
     def write(self, vals):
+        """Override of `sales_team` to refresh the branches' departments (a computed
+        many2many the cache would keep stale)."""
         res = super().write(vals)
         if "mpesa_branch_id" in vals:
             self.env["mpesa.branch"].invalidate_model(["team_ids"])
@@ -36,17 +40,23 @@ class CrmTeamMember(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
+        """Override of `sales_team` to clear the rule cache: record rules read users'
+        departments."""
         members = super().create(vals_list)
         self.env.registry.clear_cache()
         return members
 
     def write(self, vals):
+        """Override of `sales_team` to clear the rule cache: record rules read users'
+        departments."""
         res = super().write(vals)
         if {"user_id", "crm_team_id", "active"} & set(vals):
             self.env.registry.clear_cache()
         return res
 
     def unlink(self):
+        """Override of `sales_team` to clear the rule cache: record rules read users'
+        departments."""
         res = super().unlink()
         self.env.registry.clear_cache()
         return res

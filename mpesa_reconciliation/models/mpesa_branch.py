@@ -54,12 +54,14 @@ class MpesaBranch(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
+        """Override of the ORM to clear the rule cache: record rules read users' branches."""
         branches = super().create(vals_list)
         if any(vals.get("user_ids") for vals in vals_list):
             self.env.registry.clear_cache()  # record rules read users' branches
         return branches
 
     def write(self, vals):
+        """Override of the ORM to clear the rule cache: record rules read users' branches."""
         res = super().write(vals)
         if {"user_ids", "active"} & set(vals):
             self.env.registry.clear_cache()  # record rules read users' branches

@@ -96,6 +96,8 @@ class MpesaException(models.Model):
             exc.age_days = (now - exc.create_date).days if exc.create_date else 0
 
     def write(self, vals):
+        """Override of the ORM to keep a resolved exception as it was resolved: only its
+        resolution (and reopening) may change it."""
         frozen = set(vals) - RESOLUTION_FIELDS - {"message_main_attachment_id"}
         if frozen and self.filtered(lambda e: e.state != "open"):
             raise UserError(
@@ -282,11 +284,16 @@ class MpesaException(models.Model):
             exc.action_reopen()
 
     def action_allocate(self):
+        return self._open_wizard("mpesa.exception.allocate")
+
+    def _open_wizard(self, res_model):
+        """The dialog of an action on this open exception (allocation, return of an
+        overpayment): the exception is the wizard's default."""
         self._check_open()
         self.ensure_one()
         return {
             "type": "ir.actions.act_window",
-            "res_model": "mpesa.exception.allocate",
+            "res_model": res_model,
             "view_mode": "form",
             "target": "new",
             "context": {"default_exception_id": self.id},

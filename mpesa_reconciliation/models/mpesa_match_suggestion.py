@@ -35,6 +35,7 @@ class MpesaMatchSuggestion(models.Model):
 
     @api.depends("name", "score")
     def _compute_display_name(self):
+        """Override of the ORM to show the score beside the document's name."""
         for s in self:
             s.display_name = f"{s.name} ({s.score:.0f}%)"
 

@@ -108,6 +108,8 @@ class MpesaReceipt(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
+        """Override of the ORM to give a new receipt its shortcode's branch, its
+        transaction's attribution and its statement line."""
         vals_list = [self._mpesa_shortcode_branch(vals) for vals in vals_list]
         receipts = super().create(vals_list)
         for receipt in receipts.filtered("transaction_id"):
@@ -116,6 +118,8 @@ class MpesaReceipt(models.Model):
         return receipts
 
     def write(self, vals):
+        """Override of the ORM to keep attribution and the exception queue in step with
+        the receipt (a branch chosen by hand is no longer the default)."""
         if "branch_id" in vals and "branch_is_default" not in vals:
             vals = {**vals, "branch_is_default": False}  # somebody chose it
         res = super().write(vals)
@@ -198,6 +202,8 @@ class MpesaReceipt(models.Model):
             self.sudo().write(vals)
 
     def _mpesa_take(self, tx):
+        """Extends mpesa_payment's taking of a receipt by a transaction with the
+        transaction's branch, department and staff owner."""
         res = super()._mpesa_take(tx)
         self._mpesa_attribute(tx)
         return res
@@ -295,6 +301,8 @@ class MpesaReceipt(models.Model):
         return self._mpesa_feed_statement()
 
     def _mpesa_flag_unconfirmed(self, why):
+        """Extends mpesa_payment's unconfirmed receipt with the exception queue, where
+        finance reviews it."""
         res = super()._mpesa_flag_unconfirmed(why)
         self.env["mpesa.exception"].sudo()._open_for_receipt(
             self, kind="review", reason=why

@@ -86,61 +86,15 @@ class PaymentProvider(models.Model):
         self.ensure_one()
         self.check_access("write")
         sudo = self.sudo()
-        if not sudo.mpesa_pull_nominated_number:
-            raise UserError(
-                self.env._(
-                    "Enter the nominated number first: the Safaricom number "
-                    "registered with the shortcode (M-PESA org portal, Organization "
-                    "> Details)."
-                )
-            )
-        try:
-            nominated = normalize_msisdn(sudo.mpesa_pull_nominated_number)
-        except PhoneError as error:
-            raise UserError(self.env._("Nominated number: %s", error)) from error
-        # Safaricom documents no body for this URL: the C2B confirmation URL keeps
-        # whatever is posted (a payment notification is processed as one).
-        url = self._mpesa_c2b_urls()["ConfirmationURL"]
-        if self.state == "enabled":
-            problems = self._mpesa_c2b_url_problems({"CallBackURL": url})
-            if problems:
-                raise UserError(
-                    self.env._(
-                        "Safaricom would refuse this URL:\n%s", "\n".join(problems)
-                    )
-                )
-        payload = {
-            "ShortCode": sudo.mpesa_shortcode,
-            "RequestType": "Pull",
-            "NominatedNumber": nominated,
-            "CallBackURL": url,
-        }
-        try:
-            answer = self._mpesa_client().post(PATHS["pull_register"], payload)
-        except DarajaError as error:
-            raise self._mpesa_refusal(
-                error,
-                self.env._(
-                    "Safaricom refused the Pull Transactions registration: %(msg)s "
-                    "(%(code)s)"
-                ),
-            ) from error
-        # The Daraja 2.0 sample spells the keys with a space ("Response Status").
-        status = str(answer.get("ResponseStatus", answer.get("Response Status", "")))
-        description = (
-            answer.get("ResponseDescription")
-            or answer.get("Response Description")
-            or ""
+        nominated = self._mpesa_pull_nominated_msisdn()
+        status, description = self._mpesa_pull_register_send(
+            {
+                "ShortCode": sudo.mpesa_shortcode,
+                "RequestType": "Pull",
+                "NominatedNumber": nominated,
+                "CallBackURL": self._mpesa_pull_callback_url(),
+            }
         )
-        if status not in PULL_REGISTER_OK:
-            raise UserError(
-                self.env._(
-                    "Safaricom did not register the shortcode for Pull Transactions: "
-                    "%(msg)s (%(code)s)",
-                    msg=description or self.env._("no description"),
-                    code=status or self.env._("no ResponseStatus"),
-                )
-            )
         sudo.write(
             {
                 "mpesa_pull_nominated_number": nominated,
@@ -169,6 +123,69 @@ class PaymentProvider(models.Model):
                 "sticky": False,
             },
         }
+
+    def _mpesa_pull_nominated_msisdn(self):
+        """The nominated number as Safaricom takes it (2547XXXXXXXX); the administrator
+        is told what to enter rather than Safaricom refusing it later."""
+        number = self.sudo().mpesa_pull_nominated_number
+        if not number:
+            raise UserError(
+                self.env._(
+                    "Enter the nominated number first: the Safaricom number "
+                    "registered with the shortcode (M-PESA org portal, Organization "
+                    "> Details)."
+                )
+            )
+        try:
+            return normalize_msisdn(number)
+        except PhoneError as error:
+            raise UserError(self.env._("Nominated number: %s", error)) from error
+
+    def _mpesa_pull_callback_url(self):
+        """Where Safaricom posts pulled transactions. It documents no body for this URL:
+        the C2B confirmation URL keeps whatever is posted (a payment notification is
+        processed as one). A live provider's URL is checked as Safaricom would."""
+        url = self._mpesa_c2b_urls()["ConfirmationURL"]
+        if self.state == "enabled":
+            problems = self._mpesa_c2b_url_problems({"CallBackURL": url})
+            if problems:
+                raise UserError(
+                    self.env._(
+                        "Safaricom would refuse this URL:\n%s", "\n".join(problems)
+                    )
+                )
+        return url
+
+    def _mpesa_pull_register_send(self, payload):
+        """Post the registration; (status, description) of an accepted answer, else
+        UserError: Daraja answers a refusal with HTTP 200 too."""
+        try:
+            answer = self._mpesa_client().post(PATHS["pull_register"], payload)
+        except DarajaError as error:
+            raise self._mpesa_refusal(
+                error,
+                self.env._(
+                    "Safaricom refused the Pull Transactions registration: %(msg)s "
+                    "(%(code)s)"
+                ),
+            ) from error
+        # The Daraja 2.0 sample spells the keys with a space ("Response Status").
+        status = str(answer.get("ResponseStatus", answer.get("Response Status", "")))
+        description = (
+            answer.get("ResponseDescription")
+            or answer.get("Response Description")
+            or ""
+        )
+        if status not in PULL_REGISTER_OK:
+            raise UserError(
+                self.env._(
+                    "Safaricom did not register the shortcode for Pull Transactions: "
+                    "%(msg)s (%(code)s)",
+                    msg=description or self.env._("no description"),
+                    code=status or self.env._("no ResponseStatus"),
+                )
+            )
+        return status, description
 
     # === PULL === #
 
@@ -308,32 +325,50 @@ class PaymentProvider(models.Model):
         # made earlier in the current second is in the period too.
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         start, missed = self._mpesa_pull_start(now)
-        shortcode = self.sudo().mpesa_shortcode
         try:
             with self.env.cr.savepoint():
                 summary = self._mpesa_pull(start, now)
         except (UserError, psycopg2.Error) as error:
-            if isinstance(error, UserError):
-                message = error.args[0]
-            else:  # a callback recording the same receipt at the same moment
-                message = self.env._(
-                    "The database was busy (%s): the next run pulls this period again.",
-                    type(error).__name__,
-                )
-            _logger.warning(
-                "M-PESA pull for %s from %s to %s failed: %s",
-                shortcode,
-                start,
-                now,
-                message,
-            )
-            self.sudo().mpesa_pull_error = self.env._(
-                "%(when)s (Kenya time), pulling from %(start)s: %(msg)s",
-                when=self._mpesa_pull_date(now),
-                start=self._mpesa_pull_date(start),
-                msg=message,
-            )
+            self._mpesa_pull_failed(error, start, now)
             return None
+        self.sudo().write(
+            {
+                "mpesa_pull_last": now,
+                "mpesa_pull_result": self._mpesa_pull_result(
+                    summary, start, now, missed
+                ),
+                "mpesa_pull_error": False,
+            }
+        )
+        return summary
+
+    def _mpesa_pull_failed(self, error, start, now):
+        """Keep a failed pull's reason for the administrator (Last Pull Error) and in
+        the log; the start is left as it was, so the next run asks again."""
+        if isinstance(error, UserError):
+            message = error.args[0]
+        else:  # a callback recording the same receipt at the same moment
+            message = self.env._(
+                "The database was busy (%s): the next run pulls this period again.",
+                type(error).__name__,
+            )
+        _logger.warning(
+            "M-PESA pull for %s from %s to %s failed: %s",
+            self.sudo().mpesa_shortcode,
+            start,
+            now,
+            message,
+        )
+        self.sudo().mpesa_pull_error = self.env._(
+            "%(when)s (Kenya time), pulling from %(start)s: %(msg)s",
+            when=self._mpesa_pull_date(now),
+            start=self._mpesa_pull_date(start),
+            msg=message,
+        )
+
+    def _mpesa_pull_result(self, summary, start, now, missed):
+        """The Last Pull Result text; when the period wanted is older than M-PESA
+        keeps (``missed``), it says which statement to import to cover the gap."""
         result = self.env._(
             "%(new)s new receipts (%(recovered)s payments whose callback never came), "
             "%(known)s already known; from %(start)s to %(end)s (Kenya time).",
@@ -350,16 +385,11 @@ class PaymentProvider(models.Model):
                 start=self._mpesa_pull_date(missed),
                 end=self._mpesa_pull_date(start),
             )
-            _logger.warning("M-PESA pull for %s: %s", shortcode, warning)
+            _logger.warning(
+                "M-PESA pull for %s: %s", self.sudo().mpesa_shortcode, warning
+            )
             result = f"{result} {warning}"
-        self.sudo().write(
-            {
-                "mpesa_pull_last": now,
-                "mpesa_pull_result": result,
-                "mpesa_pull_error": False,
-            }
-        )
-        return summary
+        return result
 
     def _mpesa_pull_start(self, now):
         """Where a scheduled pull starts: the window before ``now``, or the end of

@@ -36,6 +36,8 @@ class PaymentTransaction(models.Model):
         return res
 
     def _mpesa_apply_success(self, amount, receipt, phone, paid_at, verify):
+        """Extends mpesa_payment's success with the exception queue: money paid from
+        another phone than the one prompted is booked, and reviewed."""
         requested = self.mpesa_phone
         res = super()._mpesa_apply_success(amount, receipt, phone, paid_at, verify)
         if phone and requested and phone != requested and self.state == "done":

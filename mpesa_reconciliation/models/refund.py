@@ -84,6 +84,8 @@ class PaymentTransaction(models.Model):
     _inherit = "payment.transaction"  # pylint: disable=consider-merging-classes-inherited
 
     def _mpesa_refund_paid(self, receipt_code, amount, paid_at):
+        """Extends mpesa_payment's refund booking with the ledger: the money sent back
+        leaves the shortcode's M-PESA account as a receipt of its own."""
         paid = super()._mpesa_refund_paid(receipt_code, amount, paid_at)
         if not paid:
             return paid
@@ -121,6 +123,8 @@ class PaymentTransaction(models.Model):
         return paid
 
     def _mpesa_refund_failed(self, why):
+        """Extends mpesa_payment's refund failure with the exception queue: the money
+        not sent back waits there for a decision."""
         failed = super()._mpesa_refund_failed(why)
         if not failed:
             return failed
@@ -168,15 +172,7 @@ class MpesaException(models.Model):
 
     def action_return_overpayment(self):
         """The confirmation step: amount and phone, before anything is sent."""
-        self._check_open()
-        self.ensure_one()
-        return {
-            "type": "ir.actions.act_window",
-            "res_model": "mpesa.exception.return",
-            "view_mode": "form",
-            "target": "new",
-            "context": {"default_exception_id": self.id},
-        }
+        return self._open_wizard("mpesa.exception.return")
 
     def _mpesa_overpayment_split(self):
         """(document, amount it is owed, amount to send back): an overpaid payment

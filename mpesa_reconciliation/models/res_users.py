@@ -14,6 +14,7 @@ class ResUsers(models.Model):
     )
 
     def write(self, vals):
+        """Override of `base` to clear the rule cache: record rules read users' branches."""
         res = super().write(vals)
         if "mpesa_branch_ids" in vals:
             self.env.registry.clear_cache()  # record rules read users' branches

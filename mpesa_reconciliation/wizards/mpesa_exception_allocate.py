@@ -20,6 +20,8 @@ class MpesaExceptionAllocate(models.TransientModel):
 
     @api.model
     def default_get(self, fields_list):
+        """Override of the ORM to propose the customer's open invoices, oldest due first,
+        each taking what is left of the payment."""
         values = super().default_get(fields_list)
         exc = self.env["mpesa.exception"].browse(values.get("exception_id"))
         partner = exc.partner_id or exc.receipt_id.partner_id

@@ -95,9 +95,9 @@ class MpesaStatementImport(models.TransientModel):
         created = Receipt
         new_rows = [row for row in rows if row.receipt not in existing]
         for receipt in existing.values():
-            seen = set((receipt.channels or "").split(",")) - {""}
-            if "import" not in seen:
-                receipt.channels = ",".join(sorted(seen | {"import"}))
+            channels = receipt._channels_adding("import")
+            if channels:
+                receipt.channels = channels
         self._confirm_paybill(existing, rows)
         vals_list = [self._receipt_vals(row, provider, shortcode) for row in new_rows]
         if vals_list:

@@ -41,6 +41,7 @@ class MpesaPortal(CustomerPortal):
         ]
 
     def _prepare_home_portal_values(self, counters):
+        """Override of `portal` to count the customer's M-PESA receipts on My Account."""
         values = super()._prepare_home_portal_values(counters)
         if "mpesa_receipt_count" in counters:
             Receipt = request.env["mpesa.receipt"]

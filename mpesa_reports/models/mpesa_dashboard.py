@@ -10,11 +10,43 @@ from odoo.tools import SQL
 
 from odoo.addons.mpesa_payment.kenya_time import KENYA_TZ_NAME
 
+from ..receipt_documents import linked_documents_sql
+
 TX_STATES = {
     "done": ("done",),
     "pending": ("pending",),
     "failed": ("cancel", "error"),
 }
+
+# The product lines behind each receipt: its invoice's (or its transaction's invoices'),
+# else its order's (or its transaction's orders'); a receipt without any keeps one row
+# with no product (counted as "Not linked").
+_PRODUCT_WEIGHTS_SQL = """
+   WITH rec AS (
+       SELECT r.id, r.amount, r.invoice_id, r.sale_order_id, r.transaction_id
+         FROM mpesa_receipt r
+        WHERE r.id IN %(receipt_ids)s
+   ), rec_invoice AS (
+       %(rec_invoice)s
+   ), rec_order AS (
+       %(rec_order)s
+   ), weights AS (
+       SELECT ri.receipt_id, aml.product_id, aml.price_total AS weight
+         FROM rec_invoice ri
+         JOIN account_move_line aml
+           ON aml.move_id = ri.document_id AND aml.display_type = 'product'
+        UNION ALL
+       SELECT ro.receipt_id, sol.product_id, sol.price_total
+         FROM rec_order ro
+         JOIN sale_order_line sol
+           ON sol.order_id = ro.document_id AND sol.display_type IS NULL
+        WHERE ro.receipt_id NOT IN (SELECT receipt_id FROM rec_invoice)
+   )
+   SELECT rec.id, rec.amount, w.product_id, SUM(w.weight)
+     FROM rec
+LEFT JOIN weights w ON w.receipt_id = rec.id
+ GROUP BY rec.id, rec.amount, w.product_id
+"""
 
 
 class MpesaDashboard(models.AbstractModel):
@@ -205,42 +237,13 @@ class MpesaDashboard(models.AbstractModel):
     @api.model
     def _exceptions(self):
         """Open exceptions (whatever their date: they still wait), by kind and age."""
-        Exception_ = self.env["mpesa.exception"]
         open_ = [("state", "=", "open")]
-        kinds = dict(Exception_._fields["kind"]._description_selection(self.env))
         buckets = self._age_buckets()
-        counts = defaultdict(dict)
-        for key, _label, age in buckets:
-            for kind, count in Exception_._read_group(
-                open_ + age, groupby=["kind"], aggregates=["__count"]
-            ):
-                counts[kind][key] = count
-        rows = []
-        for kind in sorted(counts, key=lambda k: -sum(counts[k].values())):
-            kind_domain = open_ + [("kind", "=", kind)]
-            label = kinds.get(kind, kind)
-            cells = [
-                self._figure(
-                    "mpesa.exception",
-                    kind_domain + age,
-                    self.env._("%(kind)s, %(age)s", kind=label, age=bucket_label),
-                    count=counts[kind].get(key, 0),
-                )
-                for key, bucket_label, age in buckets
-            ]
-            rows.append(
-                {
-                    "kind": kind,
-                    "label": label,
-                    "cells": cells,
-                    "total": self._figure(
-                        "mpesa.exception",
-                        kind_domain,
-                        label,
-                        count=sum(c["count"] for c in cells),
-                    ),
-                }
-            )
+        counts = self._exception_counts(open_, buckets)
+        rows = [
+            self._exception_row(kind, counts[kind], open_, buckets)
+            for kind in sorted(counts, key=lambda k: -sum(counts[k].values()))
+        ]
         columns = [
             self._figure(
                 "mpesa.exception",
@@ -260,6 +263,47 @@ class MpesaDashboard(models.AbstractModel):
                 open_,
                 self.env._("Exceptions Awaiting Review"),
                 count=sum(c["count"] for c in columns),
+            ),
+        }
+
+    @api.model
+    def _exception_counts(self, open_, buckets):
+        """{kind: {age bucket: count}}: one grouped count per age bucket, not per cell."""
+        counts = defaultdict(dict)
+        for key, _label, age in buckets:
+            for kind, count in self.env["mpesa.exception"]._read_group(
+                open_ + age, groupby=["kind"], aggregates=["__count"]
+            ):
+                counts[kind][key] = count
+        return counts
+
+    @api.model
+    def _exception_row(self, kind, kind_counts, open_, buckets):
+        """One kind's row of the exception table: a figure per age bucket and the
+        kind's total, each opening the exceptions behind it."""
+        kinds = dict(
+            self.env["mpesa.exception"]._fields["kind"]._description_selection(self.env)
+        )
+        kind_domain = open_ + [("kind", "=", kind)]
+        label = kinds.get(kind, kind)
+        cells = [
+            self._figure(
+                "mpesa.exception",
+                kind_domain + age,
+                self.env._("%(kind)s, %(age)s", kind=label, age=bucket_label),
+                count=kind_counts.get(key, 0),
+            )
+            for key, bucket_label, age in buckets
+        ]
+        return {
+            "kind": kind,
+            "label": label,
+            "cells": cells,
+            "total": self._figure(
+                "mpesa.exception",
+                kind_domain,
+                label,
+                count=sum(c["count"] for c in cells),
             ),
         }
 
@@ -327,81 +371,7 @@ class MpesaDashboard(models.AbstractModel):
         """Received money by product or service sold: each receipt is spread over the
         lines of the invoice(s) it paid, or else of the order(s), by their share of
         the total. A receipt linked to no document counts as "Not linked"."""
-        Receipt = self.env["mpesa.receipt"]
-        query = Receipt._search(domain)
-        Tx = self.env["payment.transaction"]
-        inv_rel = Tx._fields["invoice_ids"]
-        so_rel = Tx._fields["sale_order_ids"]
-        self.env.flush_all()
-        self.env.cr.execute(
-            SQL(
-                """
-            WITH rec AS (
-                SELECT r.id, r.amount, r.invoice_id, r.sale_order_id, r.transaction_id
-                  FROM mpesa_receipt r
-                 WHERE r.id IN %(receipt_ids)s
-            ), rec_invoice AS (
-                SELECT rec.id AS receipt_id, rec.invoice_id AS move_id
-                  FROM rec WHERE rec.invoice_id IS NOT NULL
-                 UNION
-                SELECT rec.id, rel.%(inv_col2)s
-                  FROM rec
-                  JOIN %(inv_table)s rel ON rel.%(inv_col1)s = rec.transaction_id
-                 WHERE rec.invoice_id IS NULL
-            ), rec_order AS (
-                SELECT rec.id AS receipt_id, rec.sale_order_id AS order_id
-                  FROM rec WHERE rec.sale_order_id IS NOT NULL
-                 UNION
-                SELECT rec.id, rel.%(so_col2)s
-                  FROM rec
-                  JOIN %(so_table)s rel ON rel.%(so_col1)s = rec.transaction_id
-                 WHERE rec.sale_order_id IS NULL
-            ), weights AS (
-                SELECT ri.receipt_id, aml.product_id, aml.price_total AS weight
-                  FROM rec_invoice ri
-                  JOIN account_move_line aml
-                    ON aml.move_id = ri.move_id AND aml.display_type = 'product'
-                 UNION ALL
-                SELECT ro.receipt_id, sol.product_id, sol.price_total
-                  FROM rec_order ro
-                  JOIN sale_order_line sol
-                    ON sol.order_id = ro.order_id AND sol.display_type IS NULL
-                 WHERE ro.receipt_id NOT IN (SELECT receipt_id FROM rec_invoice)
-            )
-            SELECT rec.id, rec.amount, w.product_id, SUM(w.weight)
-              FROM rec
-         LEFT JOIN weights w ON w.receipt_id = rec.id
-          GROUP BY rec.id, rec.amount, w.product_id
-            """,
-                receipt_ids=query.subselect(),
-                inv_table=SQL.identifier(inv_rel.relation),
-                inv_col1=SQL.identifier(inv_rel.column1),
-                inv_col2=SQL.identifier(inv_rel.column2),
-                so_table=SQL.identifier(so_rel.relation),
-                so_col1=SQL.identifier(so_rel.column1),
-                so_col2=SQL.identifier(so_rel.column2),
-            )
-        )
-        per_receipt = defaultdict(list)
-        amounts = {}
-        for receipt_id, amount, product_id, weight in self.env.cr.fetchall():
-            amounts[receipt_id] = amount or 0.0
-            per_receipt[receipt_id].append((product_id, weight))
-        totals = defaultdict(float)
-        receipts = defaultdict(set)
-        for receipt_id, parts in per_receipt.items():
-            amount = amounts[receipt_id]
-            linked = [(p, w or 0.0) for p, w in parts if p is not None or w is not None]
-            if not linked:
-                totals["none"] += amount
-                receipts["none"].add(receipt_id)
-                continue
-            weight_sum = sum(w for _p, w in linked)
-            for product_id, weight in linked:
-                share = weight / weight_sum if weight_sum else 1.0 / len(linked)
-                key = product_id or "other"
-                totals[key] += amount * share
-                receipts[key].add(receipt_id)
+        totals, receipts = self._spread_over_products(self._product_weights(domain))
         products = (
             self.env["product.product"]
             .sudo()
@@ -426,6 +396,50 @@ class MpesaDashboard(models.AbstractModel):
         return sorted(result, key=lambda f: (-f["amount"], f["label"]))
 
     @api.model
+    def _product_weights(self, domain):
+        """(receipt id, amount, product id, weight) rows, in one query: a receipt's
+        lines may come through its invoice, its order or its transaction's documents,
+        and reading them record by record would not scale to a month of payments."""
+        query = self.env["mpesa.receipt"]._search(domain)
+        self.env.flush_all()
+        self.env.cr.execute(
+            SQL(
+                _PRODUCT_WEIGHTS_SQL,
+                receipt_ids=query.subselect(),
+                rec_invoice=linked_documents_sql(self.env, "invoice"),
+                rec_order=linked_documents_sql(self.env, "order"),
+            )
+        )
+        return self.env.cr.fetchall()
+
+    @api.model
+    def _spread_over_products(self, rows):
+        """Each receipt's amount shared over its products by their weight (equal shares
+        when the lines weigh nothing): ({product id, "other" or "none": amount},
+        {same key: receipt ids})."""
+        per_receipt = defaultdict(list)
+        amounts = {}
+        for receipt_id, amount, product_id, weight in rows:
+            amounts[receipt_id] = amount or 0.0
+            per_receipt[receipt_id].append((product_id, weight))
+        totals = defaultdict(float)
+        receipts = defaultdict(set)
+        for receipt_id, parts in per_receipt.items():
+            amount = amounts[receipt_id]
+            linked = [(p, w or 0.0) for p, w in parts if p is not None or w is not None]
+            if not linked:
+                totals["none"] += amount
+                receipts["none"].add(receipt_id)
+                continue
+            weight_sum = sum(w for _p, w in linked)
+            for product_id, weight in linked:
+                share = weight / weight_sum if weight_sum else 1.0 / len(linked)
+                key = product_id or "other"
+                totals[key] += amount * share
+                receipts[key].add(receipt_id)
+        return totals, receipts
+
+    @api.model
     def _balances(self):
         """Per M-PESA shortcode: the balance Safaricom last reported against what the
         books hold in its journal. Company-wide money: for reconcilers only."""
@@ -436,47 +450,45 @@ class MpesaDashboard(models.AbstractModel):
             ._mpesa_providers(active=False)
             .filtered("journal_id")  # computed, not searchable
         )
-        result = []
-        for provider in providers:
-            journal = provider.journal_id.with_env(self.env)
-            lines_domain = journal._mpesa_journal_balance_domain()
-            count = self.env["account.bank.statement.line"].search_count(lines_domain)
-            balance = journal._mpesa_journal_balance()
-            mpesa_balance = provider.mpesa_balance
-            checked = provider.mpesa_balance_date
-            result.append(
-                {
-                    "provider_id": provider.id,
-                    "provider": provider.name,
-                    "journal": journal.sudo().display_name,
-                    "shortcode": provider.mpesa_shortcode,
-                    "label": provider._mpesa_shortcode_label(),
-                    "mpesa": self._figure(
-                        "mpesa.api.request",
-                        [("provider_id", "=", provider.id), ("kind", "=", "balance")],
-                        self.env._("M-PESA Balance Checks"),
-                        amount=mpesa_balance,
-                        date=fields.Datetime.to_string(checked) if checked else False,
-                    ),
-                    "journal_balance": self._figure(
-                        "account.bank.statement.line",
-                        lines_domain,
-                        self.env._(
-                            "Statement Lines of %s", journal.sudo().display_name
-                        ),
-                        count=count,
-                        amount=balance,
-                    ),
-                    "difference": self._figure(
-                        "account.bank.statement.line",
-                        [("journal_id", "=", journal.id)],
-                        self.env._(
-                            "Statement Lines of %s", journal.sudo().display_name
-                        ),
-                        amount=provider.main_currency_id.round(mpesa_balance - balance)
-                        if checked
-                        else False,
-                    ),
-                }
-            )
-        return result
+        return [self._balance_row(provider) for provider in providers]
+
+    @api.model
+    def _balance_row(self, provider):
+        """One shortcode's balances: M-PESA's last reported figure, its journal's, and
+        the difference (none until Safaricom has answered a balance check)."""
+        journal = provider.journal_id.with_env(self.env)
+        journal_name = journal.sudo().display_name
+        lines_domain = journal._mpesa_journal_balance_domain()
+        count = self.env["account.bank.statement.line"].search_count(lines_domain)
+        balance = journal._mpesa_journal_balance()
+        mpesa_balance = provider.mpesa_balance
+        checked = provider.mpesa_balance_date
+        return {
+            "provider_id": provider.id,
+            "provider": provider.name,
+            "journal": journal_name,
+            "shortcode": provider.mpesa_shortcode,
+            "label": provider._mpesa_shortcode_label(),
+            "mpesa": self._figure(
+                "mpesa.api.request",
+                [("provider_id", "=", provider.id), ("kind", "=", "balance")],
+                self.env._("M-PESA Balance Checks"),
+                amount=mpesa_balance,
+                date=fields.Datetime.to_string(checked) if checked else False,
+            ),
+            "journal_balance": self._figure(
+                "account.bank.statement.line",
+                lines_domain,
+                self.env._("Statement Lines of %s", journal_name),
+                count=count,
+                amount=balance,
+            ),
+            "difference": self._figure(
+                "account.bank.statement.line",
+                [("journal_id", "=", journal.id)],
+                self.env._("Statement Lines of %s", journal_name),
+                amount=provider.main_currency_id.round(mpesa_balance - balance)
+                if checked
+                else False,
+            ),
+        }

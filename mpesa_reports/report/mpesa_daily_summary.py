@@ -12,6 +12,10 @@ SUMMARY_GROUP_PARAM = "mpesa_reports.summary_group_id"
 DEFAULT_SUMMARY_GROUP = "mpesa_reconciliation.group_mpesa_reconciler"
 
 
+def _total(receipts):
+    return sum(receipts.mapped("amount"))
+
+
 class MpesaDailySummary(models.TransientModel):
     """One day of M-PESA money for one company, as the finance team checks it."""
 
@@ -51,37 +55,18 @@ class MpesaDailySummary(models.TransientModel):
         self.ensure_one()
         self._check_company_allowed()
         start, end = kenya_day_bounds(self.date)
-        company = self.company_id
-        Receipt = self.env["mpesa.receipt"].sudo()
-        receipts = Receipt.search(
-            [
-                ("company_id", "=", company.id),
-                ("paid_at", ">=", start),
-                ("paid_at", "<", end),
-            ]
+        receipts = (
+            self.env["mpesa.receipt"]
+            .sudo()
+            .search(
+                [
+                    ("company_id", "=", self.company_id.id),
+                    ("paid_at", ">=", start),
+                    ("paid_at", "<", end),
+                ]
+            )
         )
         payments = receipts.filtered(lambda r: r.kind == "payment")
-        labels = {
-            name: dict(Receipt._fields[name]._description_selection(self.env))
-            for name in ("channel", "reconcile_state", "kind")
-        }
-
-        def total(records):
-            return sum(records.mapped("amount"))
-
-        by_channel = []
-        for channel, label in labels["channel"].items():
-            chosen = payments.filtered(lambda r, c=channel: r.channel == c)
-            if chosen:
-                by_channel.append(
-                    {"label": label, "count": len(chosen), "amount": total(chosen)}
-                )
-        reconciliation = []
-        for state, label in labels["reconcile_state"].items():
-            chosen = payments.filtered(lambda r, s=state: r.reconcile_state == s)
-            reconciliation.append(
-                {"label": label, "count": len(chosen), "amount": total(chosen)}
-            )
         reconciled = payments.filtered(lambda r: r.reconcile_state == "reconciled")
         charges = receipts.filtered(lambda r: r.kind == "charge")
         withdrawals = receipts.filtered(lambda r: r.kind == "withdrawal")
@@ -92,24 +77,38 @@ class MpesaDailySummary(models.TransientModel):
             "end": end,
             "currency": self.env.ref("base.KES"),
             "received_count": len(payments),
-            "received_amount": total(payments),
-            "by_channel": by_channel,
-            "reconciliation": reconciliation,
-            "reconciled_amount": total(reconciled),
-            "unreconciled_amount": total(payments - reconciled),
+            "received_amount": _total(payments),
+            "by_channel": self._selection_rows(payments, "channel", skip_empty=True),
+            "reconciliation": self._selection_rows(payments, "reconcile_state"),
+            "reconciled_amount": _total(reconciled),
+            "unreconciled_amount": _total(payments - reconciled),
             "exceptions": self._exception_rows(start, end),
             "recovered_count": len(recovered),
-            "recovered_amount": total(recovered),
+            "recovered_amount": _total(recovered),
             "recovered_codes": recovered.mapped("name"),
             "charges_count": len(charges),
-            "charges_amount": total(charges),
+            "charges_amount": _total(charges),
             "withdrawals_count": len(withdrawals),
-            "withdrawals_amount": total(withdrawals),
+            "withdrawals_amount": _total(withdrawals),
             "balances": balances,
             "mpesa_balance": sum(b["mpesa_balance"] for b in balances),
             "journal_balance": sum(b["journal_balance"] for b in balances),
             "balance_difference": sum(b["difference"] for b in balances),
         }
+
+    def _selection_rows(self, payments, field_name, skip_empty=False):
+        """The day's payments by a selection field of the receipt, in the selection's
+        order (the PDF's tables read the same every day); ``skip_empty`` leaves out
+        values with no payment (channels), otherwise every value has its row."""
+        field = self.env["mpesa.receipt"]._fields[field_name]
+        rows = []
+        for value, label in field._description_selection(self.env):
+            chosen = payments.filtered(lambda r, v=value: r[field_name] == v)
+            if chosen or not skip_empty:
+                rows.append(
+                    {"label": label, "count": len(chosen), "amount": _total(chosen)}
+                )
+        return rows
 
     def _exception_rows(self, start, end):
         """Open exceptions by kind: those of this day's money, and all still open."""

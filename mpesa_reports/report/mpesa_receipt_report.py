@@ -5,6 +5,8 @@ from odoo.tools.sql import create_index, make_index_name
 from odoo.addons.mpesa_payment.kenya_time import KENYA_TZ_NAME
 from odoo.addons.mpesa_payment.models.mpesa_receipt import CHANNELS
 
+from ..receipt_documents import first_document_sql
+
 # Indexes on the receipts table that keep the analysis fast on millions of rows.
 # Single columns use Odoo's own index names, so a column the ORM already indexes
 # (index=True on the field) is not indexed twice.
@@ -99,24 +101,6 @@ class MpesaReceiptReport(models.Model):
     # === SQL === #
 
     @api.model
-    def _first_invoice_sql(self):
-        return SQL(
-            """COALESCE(r.invoice_id, (
-                SELECT rel.invoice_id FROM account_invoice_transaction_rel rel
-                 WHERE rel.transaction_id = r.transaction_id
-                 ORDER BY rel.invoice_id LIMIT 1))"""
-        )
-
-    @api.model
-    def _first_order_sql(self):
-        return SQL(
-            """COALESCE(r.sale_order_id, (
-                SELECT rel.sale_order_id FROM sale_order_transaction_rel rel
-                 WHERE rel.transaction_id = r.transaction_id
-                 ORDER BY rel.sale_order_id LIMIT 1))"""
-        )
-
-    @api.model
     def _categ_sql(self):
         """Scalar subqueries: PostgreSQL only runs them when a query asks for the
         category (the view is flattened into the caller's query)."""
@@ -139,8 +123,8 @@ class MpesaReceiptReport(models.Model):
                   ORDER BY sol.sequence, sol.id
                   LIMIT 1)
             )""",
-            invoice=self._first_invoice_sql(),
-            order=self._first_order_sql(),
+            invoice=first_document_sql(self.env, "invoice"),
+            order=first_document_sql(self.env, "order"),
         )
 
     @api.model
@@ -179,11 +163,13 @@ class MpesaReceiptReport(models.Model):
             """,
             kenya=KENYA_TZ_NAME,
             categ=self._categ_sql(),
-            invoice=self._first_invoice_sql(),
-            order=self._first_order_sql(),
+            invoice=first_document_sql(self.env, "invoice"),
+            order=first_document_sql(self.env, "order"),
         )
 
     def init(self):
+        """Override of the ORM to create the receipts' indexes the analysis reads and the
+        SQL view itself."""
         cr = self.env.cr
         for columns in RECEIPT_INDEXES:
             create_index(

@@ -42,6 +42,24 @@ def load_matching():
 
 m = load_matching()
 
+
+# The naive matcher's rules, written plainly (the product indexes them instead).
+def name_matches(line_tokens, partner_tokens):
+    """Two shared tokens, or the partner's only token: a first name alone is no one."""
+    if not line_tokens or not partner_tokens:
+        return False
+    return len(line_tokens & partner_tokens) >= min(2, len(partner_tokens))
+
+
+def osa_distance(a, b, max_distance):
+    """OSA distance of a and b, or max_distance + 1 once it must exceed it."""
+    if abs(len(a) - len(b)) > max_distance:
+        return max_distance + 1
+    for _key, distance in m.within_distance([a], len(a), b, max_distance):
+        return distance
+    return max_distance + 1
+
+
 FIRST = ("MARY", "JOHN", "PETER", "GRACE", "JAMES", "ANN", "DAVID", "JANE", "JOSEPH")
 FIRST += ("ESTHER", "SAMUEL", "RUTH", "DANIEL", "FAITH", "PAUL", "MERCY", "GEORGE")
 FIRST += ("LUCY", "MOSES", "SARAH", "BRIAN", "NANCY", "KEVIN", "JOY", "DENNIS", "ALICE")
@@ -253,9 +271,7 @@ class Naive:
             return "partner_hashed_phone"
         if kind == "masked" and masked_partner == partner_id:
             return "partner_masked_phone"
-        if m.name_matches(
-            m.name_tokens(line.customer_name), self.tokens.get(partner_id)
-        ):
+        if name_matches(m.name_tokens(line.customer_name), self.tokens.get(partner_id)):
             return "partner_name"
         return None
 
@@ -294,7 +310,7 @@ class Naive:
             elif fuzzy:
                 best = min(
                     (
-                        m.osa_distance(x, key, k)
+                        osa_distance(x, key, k)
                         for x in keys
                         if len(x) >= m.FUZZY_MIN_LENGTH
                     ),
