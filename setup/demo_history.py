@@ -323,7 +323,7 @@ class History:
             "payment.transaction",
             "search_read",
             [("reference", "=", processing["reference"])],
-            fields=["state", "mpesa_receipt", "amount", "is_post_processed"],
+            fields=["state", "mpesa_receipt_code", "amount", "is_post_processed"],
         )[0]
 
     def portal_url(self, model, record_id):

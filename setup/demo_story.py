@@ -322,9 +322,9 @@ def other_phone_dismissed(h):
         "payment.transaction",
         "search_read",
         [("invoice_ids", "in", [invoice["id"]])],
-        fields=["mpesa_receipt"],
+        fields=["mpesa_receipt_code"],
     )[0]
-    exc = h.exception(tx["mpesa_receipt"])
+    exc = h.exception(tx["mpesa_receipt_code"])
     wizard = h.odoo(
         "mpesa.exception.dismiss",
         "create",
@@ -345,9 +345,9 @@ def other_phone_marked_duplicate(h):
         "payment.transaction",
         "search_read",
         [("invoice_ids", "in", [invoice["id"]])],
-        fields=["mpesa_receipt"],
+        fields=["mpesa_receipt_code"],
     )[0]
-    exc = h.exception(tx["mpesa_receipt"])
+    exc = h.exception(tx["mpesa_receipt_code"])
     h.odoo("mpesa.exception", "action_mark_duplicate", [exc["id"]])
     h.count("exception marked duplicate")
 

@@ -79,7 +79,7 @@ class MpesaCollection(models.Model):
         help="Ready to paste into an SMS or a chat.",
     )
     state_message = fields.Text(related="transaction_id.state_message")
-    receipt_code = fields.Char(related="transaction_id.mpesa_receipt")
+    receipt_code = fields.Char(related="transaction_id.mpesa_receipt_code")
 
     @api.depends("invoice_id", "sale_order_id", "subscription_id")
     def _compute_name(self):

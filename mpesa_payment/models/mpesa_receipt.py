@@ -716,11 +716,11 @@ class MpesaReceipt(models.Model):
                 )
             )
         Tx = self.env["payment.transaction"].sudo()
-        code_free = not Tx.search_count([("mpesa_receipt", "=", self.name)])
+        code_free = not Tx.search_count([("mpesa_receipt_code", "=", self.name)])
         values = {
             **self._mpesa_target_values(target),
             "amount": amount,
-            "mpesa_receipt": self.name if code_free else False,
+            "mpesa_receipt_code": self.name if code_free else False,
         }
         tx = Tx._mpesa_create_from_receipt(self, self.provider_id, values)
         self._mpesa_take(tx)

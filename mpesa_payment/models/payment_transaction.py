@@ -34,7 +34,8 @@ class PaymentTransaction(models.Model):
     mpesa_checkout_request_id = fields.Char(
         string="CheckoutRequestID", readonly=True, index="btree_not_null", copy=False
     )
-    mpesa_receipt = fields.Char(string="M-PESA Receipt", readonly=True, copy=False)
+    # The receipt code M-PESA gave this payment; the ledger row is mpesa.receipt.
+    mpesa_receipt_code = fields.Char(string="M-PESA Receipt", readonly=True, copy=False)
     mpesa_paid_amount = fields.Monetary(string="Amount Paid on M-PESA", readonly=True)
     mpesa_source_receipt_id = fields.Many2one(
         "mpesa.receipt",
@@ -87,7 +88,7 @@ class PaymentTransaction(models.Model):
         ),
         (
             "mpesa_receipt_unique",
-            "UNIQUE(mpesa_receipt)",
+            "UNIQUE(mpesa_receipt_code)",
             "An M-PESA receipt pays one transaction only.",
         ),
     ]
@@ -99,7 +100,7 @@ class PaymentTransaction(models.Model):
             "mpesa_phone",
             "mpesa_merchant_request_id",
             "mpesa_checkout_request_id",
-            "mpesa_receipt",
+            "mpesa_receipt_code",
             "mpesa_paid_amount",
             "mpesa_source_receipt_id",
             "mpesa_result_code",
@@ -270,7 +271,7 @@ class PaymentTransaction(models.Model):
         for its verification, or the same failure."""
         return (
             self.state == "done"
-            or (parsed.is_success and self.mpesa_receipt == parsed.receipt)
+            or (parsed.is_success and self.mpesa_receipt_code == parsed.receipt)
             or (
                 self.state in ("cancel", "error")
                 and self.mpesa_result_code == str(parsed.result_code)
@@ -546,7 +547,7 @@ class PaymentTransaction(models.Model):
             return
         vals = {"mpesa_result_code": "0"}
         if receipt:
-            vals["mpesa_receipt"] = receipt
+            vals["mpesa_receipt_code"] = receipt
         if amount is not None:
             vals["mpesa_paid_amount"] = float(amount)
         if phone:
@@ -563,13 +564,13 @@ class PaymentTransaction(models.Model):
         """Whether ``receipt`` cannot pay this transaction (it already has another
         receipt, or the receipt paid another payment): flagged for review, so that
         one receipt never books twice. True when flagged."""
-        if receipt and self.mpesa_receipt and receipt != self.mpesa_receipt:
+        if receipt and self.mpesa_receipt_code and receipt != self.mpesa_receipt_code:
             self._mpesa_flag_review(
                 self.env._(
                     "A second M-PESA receipt %(new)s was reported for this payment "
                     "(already %(old)s).",
                     new=receipt,
-                    old=self.mpesa_receipt,
+                    old=self.mpesa_receipt_code,
                 )
             )
             return True
@@ -628,8 +629,8 @@ class PaymentTransaction(models.Model):
         # The customer reads it on the thank-you page: their language, not the callback's.
         customer_env = self.with_context(lang=self.partner_lang or self.env.lang).env
         message = (
-            customer_env._("Paid by M-PESA, receipt %s.", self.mpesa_receipt)
-            if (self.mpesa_receipt)
+            customer_env._("Paid by M-PESA, receipt %s.", self.mpesa_receipt_code)
+            if (self.mpesa_receipt_code)
             else customer_env._(
                 "Paid by M-PESA (confirmed by status query; receipt code to follow)."
             )
@@ -703,14 +704,14 @@ class PaymentTransaction(models.Model):
         """The money on the ledger; ``applied`` once it pays this transaction (the
         money path records it on the receipt). ``confirmed``: False when M-PESA has
         not confirmed the amount, which is then asked for."""
-        if not self.mpesa_receipt:
+        if not self.mpesa_receipt_code:
             return
         receipt = (
             self.env["mpesa.receipt"]
             .sudo()
             ._record(
                 {
-                    "name": self.mpesa_receipt,
+                    "name": self.mpesa_receipt_code,
                     "provider_id": self.provider_id.id,
                     "amount": self.mpesa_paid_amount or self.amount,
                     "phone": self.mpesa_phone,
@@ -788,7 +789,7 @@ class PaymentTransaction(models.Model):
                 Decimal(str(self.mpesa_paid_amount))
                 if self.mpesa_paid_amount
                 else None,
-                self.mpesa_receipt,
+                self.mpesa_receipt_code,
                 None,
                 None,
                 verify=False,
@@ -859,7 +860,7 @@ class PaymentTransaction(models.Model):
                 "&",
                 ("state", "=", "cancel"),
                 ("mpesa_recheck", "=", True),
-                ("mpesa_receipt", "=", False),
+                ("mpesa_receipt_code", "=", False),
                 *match,
                 ("mpesa_checkout_request_id", "!=", False),
                 ("create_date", ">=", fields.Datetime.now() - RECHECK_WINDOW),
@@ -882,7 +883,7 @@ class PaymentTransaction(models.Model):
                     "mpesa", prefix=f"C2B-{receipt.name}"
                 ),
                 "operation": "online_direct",
-                "mpesa_receipt": receipt.name,
+                "mpesa_receipt_code": receipt.name,
                 "mpesa_paid_amount": receipt.amount,
                 "mpesa_phone": receipt.phone,
                 "provider_reference": receipt.name,

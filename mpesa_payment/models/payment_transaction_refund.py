@@ -36,13 +36,13 @@ class PaymentTransaction(models.Model):
         """The ledger receipt whose money this payment is."""
         self.ensure_one()
         receipt = self.mpesa_source_receipt_id
-        if not receipt and self.mpesa_receipt:
+        if not receipt and self.mpesa_receipt_code:
             receipt = (
                 self.env["mpesa.receipt"]
                 .sudo()
                 .search(
                     [
-                        ("name", "=", self.mpesa_receipt),
+                        ("name", "=", self.mpesa_receipt_code),
                         ("provider_id", "=", self.provider_id.id),
                     ],
                     limit=1,
@@ -171,7 +171,7 @@ class PaymentTransaction(models.Model):
             )
             return False
         self.sudo().write(
-            {"mpesa_receipt": receipt_code, "provider_reference": receipt_code}
+            {"mpesa_receipt_code": receipt_code, "provider_reference": receipt_code}
         )
         self._set_done(self.env._("Refunded on M-PESA, receipt %s.", receipt_code))
         self._post_process()
@@ -229,7 +229,7 @@ class PaymentTransaction(models.Model):
             "receipt: %(code)s.",
             amount=format(-self.amount, ",.2f"),
             phone=self.mpesa_phone or self.env._("the phone that paid"),
-            code=self.mpesa_receipt,
+            code=self.mpesa_receipt_code,
         )
         for document in documents[:1] or self.partner_id:
             document.sudo().message_post(

@@ -170,7 +170,7 @@ class TestC2B(MpesaHttpCommon):
         self.emulator.set_scenario(PHONE, repeat=3)
         receipt = self._pay(invoice.name, count=3)
         txs = self.env["payment.transaction"].search(
-            [("mpesa_receipt", "=", receipt.name)]
+            [("mpesa_receipt_code", "=", receipt.name)]
         )
         self.assertEqual(len(txs), 1)
         self.assertEqual(
@@ -189,7 +189,7 @@ class TestC2B(MpesaHttpCommon):
         self.assertEqual(len(receipt), 1)
         self.assertEqual(
             self.env["payment.transaction"].search_count(
-                [("mpesa_receipt", "=", receipt.name)]
+                [("mpesa_receipt_code", "=", receipt.name)]
             ),
             1,
         )
@@ -199,13 +199,13 @@ class TestC2B(MpesaHttpCommon):
         self._wait_callbacks()
         self.assertEqual(tx.state, "done")
         receipt = self._pay(
-            tx.mpesa_account_reference, amount=1250, trans_id=tx.mpesa_receipt
+            tx.mpesa_account_reference, amount=1250, trans_id=tx.mpesa_receipt_code
         )
         self.assertEqual(receipt.transaction_id, tx)
         self.assertEqual(receipt.channels, "c2b,stk")
         self.assertEqual(
             self.env["payment.transaction"].search_count(
-                [("mpesa_receipt", "=", tx.mpesa_receipt)]
+                [("mpesa_receipt_code", "=", tx.mpesa_receipt_code)]
             ),
             1,
         )
@@ -233,7 +233,7 @@ class TestC2B(MpesaHttpCommon):
         self.env.invalidate_all()
         self.assertEqual(
             self.env["payment.transaction"].search_count(
-                [("mpesa_receipt", "=", "QCB0000001")]
+                [("mpesa_receipt_code", "=", "QCB0000001")]
             ),
             1,
         )

@@ -85,7 +85,9 @@ class TestMoneyIntegrity(MpesaHttpCommon):
         self.env.invalidate_all()
         self.assertEqual(tx.state, "done", tx.state_message)
         self.assertTrue(tx.mpesa_checkout_request_id)
-        receipt = self.env["mpesa.receipt"].search([("name", "=", tx.mpesa_receipt)])
+        receipt = self.env["mpesa.receipt"].search(
+            [("name", "=", tx.mpesa_receipt_code)]
+        )
         self.assertEqual(receipt.state, "applied")
         self.assertEqual(receipt.applied_amount, 1250)
         self._post_process(receipt)
@@ -149,7 +151,9 @@ class TestMoneyIntegrity(MpesaHttpCommon):
         self._wait_callbacks(1, kind="c2b_confirmation")
         time.sleep(0.2)
         self.env.invalidate_all()
-        receipts = self.env["mpesa.receipt"].search([("name", "=", tx.mpesa_receipt)])
+        receipts = self.env["mpesa.receipt"].search(
+            [("name", "=", tx.mpesa_receipt_code)]
+        )
         self.assertEqual(len(receipts), 1)
         self.assertEqual(receipts.shortcode, self.mpesa.mpesa_shortcode)
         self.assertEqual(receipts.applied_amount, 1250)
@@ -339,10 +343,14 @@ class TestMoneyIntegrity(MpesaHttpCommon):
         self._wait_callbacks()
         self.assertEqual(tx.state, "done", tx.state_message)
         response = self._confirm(
-            self._c2b_body(tx.mpesa_receipt, "1250.00", "ANYREF", shortcode="500200")
+            self._c2b_body(
+                tx.mpesa_receipt_code, "1250.00", "ANYREF", shortcode="500200"
+            )
         )
         self.assertEqual(response.status_code, 200)
-        receipts = self.env["mpesa.receipt"].search([("name", "=", tx.mpesa_receipt)])
+        receipts = self.env["mpesa.receipt"].search(
+            [("name", "=", tx.mpesa_receipt_code)]
+        )
         self.assertEqual(len(receipts), 1)
         self.assertEqual(receipts.channels, "c2b,stk")
         self.assertEqual(receipts.application_ids, tx)

@@ -144,7 +144,7 @@ class TestPaymentTransaction(MpesaCommon):
         time.sleep(0.2)  # the emulator completes the prompt
         tx._process_notification_data(stk_payload(tx, receipt="QAB1CD2EF3"))
         self.assertEqual(tx.state, "done")
-        self.assertEqual(tx.mpesa_receipt, "QAB1CD2EF3")
+        self.assertEqual(tx.mpesa_receipt_code, "QAB1CD2EF3")
         receipt = self.env["mpesa.receipt"].search([("name", "=", "QAB1CD2EF3")])
         self.assertEqual(receipt.amount, 1250)
         self.assertEqual(receipt.transaction_id, tx)

@@ -51,7 +51,7 @@ class TestProcessingFlows(MpesaCommon, HttpCase):
         callback = self._callbacks(tx)
         self.assertEqual(callback.state, "processed")
         self.assertEqual(callback.body, delivery.body.decode())
-        self.assertEqual(tx.mpesa_receipt, callback.receipt_code)
+        self.assertEqual(tx.mpesa_receipt_code, callback.receipt_code)
 
     def test_cancelled_callback(self):
         self.emulator.set_scenario(PHONE, result_code=1032)
@@ -76,7 +76,10 @@ class TestProcessingFlows(MpesaCommon, HttpCase):
         states = sorted(self._callbacks(tx).mapped("state"))
         self.assertEqual(states, ["duplicate", "duplicate", "processed"])
         self.assertEqual(
-            self.env["mpesa.receipt"].search_count([("name", "=", tx.mpesa_receipt)]), 1
+            self.env["mpesa.receipt"].search_count(
+                [("name", "=", tx.mpesa_receipt_code)]
+            ),
+            1,
         )
 
     def test_concurrent_duplicates_give_one_payment(self):
@@ -97,7 +100,9 @@ class TestProcessingFlows(MpesaCommon, HttpCase):
         self.assertEqual(tx.state, "pending")
         self.assertTrue(tx.mpesa_needs_review)
         self.assertEqual(tx.mpesa_paid_amount, 1000)
-        receipt = self.env["mpesa.receipt"].search([("name", "=", tx.mpesa_receipt)])
+        receipt = self.env["mpesa.receipt"].search(
+            [("name", "=", tx.mpesa_receipt_code)]
+        )
         self.assertEqual(receipt.verification, "verified")
         self.assertEqual(receipt.amount, 1000)
         self.assertFalse(receipt.applied_amount, "money under review pays nothing")
@@ -164,7 +169,7 @@ class TestProcessingFlows(MpesaCommon, HttpCase):
             self.assertNotIn(b"Traceback", response.content)
         self.env.invalidate_all()
         self.assertEqual(self.env["mpesa.callback"].search_count([]), count)
-        self.assertEqual(tx.mpesa_receipt, self._callbacks(tx).receipt_code)
+        self.assertEqual(tx.mpesa_receipt_code, self._callbacks(tx).receipt_code)
 
     @mute_logger("odoo.addons.mpesa_payment.models.mpesa_callback")
     def test_malformed_body_is_stored_and_refused(self):
@@ -266,7 +271,7 @@ class TestProcessingFlows(MpesaCommon, HttpCase):
         self.env.invalidate_all()
         self.assertEqual(results, [200] * 4)
         self.assertEqual(tx.state, "done")
-        self.assertEqual(tx.mpesa_receipt, "CONC000001")
+        self.assertEqual(tx.mpesa_receipt_code, "CONC000001")
         self.assertEqual(
             sorted(self._callbacks(tx).mapped("state")),
             ["duplicate"] * 3 + ["processed"],
@@ -328,7 +333,7 @@ class TestProcessingFlows(MpesaCommon, HttpCase):
             self.env.flush_all()
             mails = emails_to(self.env, self.partner, after=first_message.id)
         self.assertEqual(len(mails), 1, mails.mapped("subject"))
-        code = tx.mpesa_receipt
+        code = tx.mpesa_receipt_code
         self.assertIn(code, mails.subject)
         for text in (code, "1,250.00", invoice.name):
             self.assertIn(text, str(mails.body))
@@ -391,6 +396,6 @@ class TestProcessingFlows(MpesaCommon, HttpCase):
             self.assertEqual(order.state, "sale")
             self.assertEqual(order.amount_paid, order.amount_total)
             self.assertEqual(len(mails), 1, mails.mapped("subject"))
-            self.assertIn(tx.mpesa_receipt, mails.subject)
+            self.assertIn(tx.mpesa_receipt_code, mails.subject)
             self.assertIn(order.name, str(mails.body))
             self.emulator.reset()

@@ -737,7 +737,7 @@ class RouteFuzzCommon(MpesaHttpCommon):
         if not (
             tx
             and tx.state == "pending"
-            and not tx.mpesa_receipt
+            and not tx.mpesa_receipt_code
             and not tx.mpesa_needs_review
         ):
             tx = self._create_mpesa_tx(reference=f"FUZZ-STK-{n}")

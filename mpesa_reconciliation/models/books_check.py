@@ -12,7 +12,7 @@ RECEIPT_PAYMENTS = """
       FROM mpesa_receipt r
       JOIN payment_transaction tx ON tx.state = 'done'
            AND (tx.mpesa_source_receipt_id = r.id
-                OR (tx.mpesa_receipt = r.name AND tx.provider_id = r.provider_id))
+                OR (tx.mpesa_receipt_code = r.name AND tx.provider_id = r.provider_id))
       JOIN account_payment pay ON pay.id = tx.payment_id
       JOIN account_move pm ON pm.id = pay.move_id AND pm.state = 'posted'
      WHERE r.provider_id = %(provider)s
@@ -89,7 +89,7 @@ class PaymentProvider(models.Model):
         rows = self._mpesa_books_query(
             """SELECT reference FROM payment_transaction
                 WHERE provider_id = %(provider)s AND state = 'done'
-                  AND mpesa_checkout_request_id IS NOT NULL AND mpesa_receipt IS NULL
+                  AND mpesa_checkout_request_id IS NOT NULL AND mpesa_receipt_code IS NULL
                   AND last_state_change < now() at time zone 'utc' - interval '1 day'"""
         )
         return found + [

@@ -19,7 +19,7 @@ class PaymentTransaction(models.Model):
         return res
 
     def _mpesa_receipts(self):
-        codes = [c for c in self.mapped("mpesa_receipt") if c]
+        codes = [c for c in self.mapped("mpesa_receipt_code") if c]
         return self.env["mpesa.receipt"].sudo().search([("name", "in", codes)])
 
     def _mpesa_flag_review(self, message):

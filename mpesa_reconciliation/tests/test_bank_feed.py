@@ -9,7 +9,9 @@ class TestBankFeed(ReconciliationCommon):
     def test_stk_payment_feeds_one_line_and_reconciles(self):
         tx = self._push(self._create_mpesa_tx())
         self._wait_callbacks()
-        receipt = self.env["mpesa.receipt"].search([("name", "=", tx.mpesa_receipt)])
+        receipt = self.env["mpesa.receipt"].search(
+            [("name", "=", tx.mpesa_receipt_code)]
+        )
         line = receipt.statement_line_id
         self.assertEqual(line.journal_id, self.journal)
         self.assertEqual(line.amount, 1250)
@@ -33,7 +35,9 @@ class TestBankFeed(ReconciliationCommon):
     def test_same_receipt_by_two_channels_is_one_line(self):
         tx = self._push(self._create_mpesa_tx())
         self._wait_callbacks()
-        receipt = self._c2b(tx.mpesa_account_reference, 1250, trans_id=tx.mpesa_receipt)
+        receipt = self._c2b(
+            tx.mpesa_account_reference, 1250, trans_id=tx.mpesa_receipt_code
+        )
         self.assertEqual(receipt.channels, "c2b,stk")
         lines = self.env["account.bank.statement.line"].search(
             [("mpesa_receipt_id", "=", receipt.id)]

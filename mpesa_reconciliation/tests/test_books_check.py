@@ -45,7 +45,7 @@ class TestBooksCheck(ReconciliationCommon):
             tx._mpesa_query_and_apply()
             self.env.flush_all()
         self.assertEqual(tx.state, "done")
-        self.assertFalse(tx.mpesa_receipt)
+        self.assertFalse(tx.mpesa_receipt_code)
         self.assertEqual(self.mpesa._mpesa_check_books(), [], "a fresh one can wait")
         self.env.cr.execute(
             "UPDATE payment_transaction SET last_state_change = last_state_change"
@@ -106,7 +106,7 @@ class TestBooksCheck(ReconciliationCommon):
             tx = self.env["payment.transaction"]._mpesa_create_from_receipt(
                 receipt,
                 self.mpesa,
-                {"partner_id": self.partner.id, "mpesa_receipt": False},
+                {"partner_id": self.partner.id, "mpesa_receipt_code": False},
             )
             tx.sudo().mpesa_source_receipt_id = receipt  # as buggy code would
             tx._post_process()

@@ -31,7 +31,7 @@ class TestBooksOfAPayment(ReconciliationCommon):
         with self._db_lock():
             tx._post_process()
             self.env.flush_all()
-        return self.env["mpesa.receipt"].search([("name", "=", tx.mpesa_receipt)])
+        return self.env["mpesa.receipt"].search([("name", "=", tx.mpesa_receipt_code)])
 
     def test_stk_payment_of_a_whole_invoice_is_booked_once(self):
         """Finding 0: the bank line was auto-reconciled with the invoice before the

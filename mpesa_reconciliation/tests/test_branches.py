@@ -118,7 +118,9 @@ class TestBranches(BranchCommon):
         self._push(tx)
         self._wait_callbacks()
         self.assertEqual(tx.state, "done")
-        receipt = self.env["mpesa.receipt"].search([("name", "=", tx.mpesa_receipt)])
+        receipt = self.env["mpesa.receipt"].search(
+            [("name", "=", tx.mpesa_receipt_code)]
+        )
         self.assertEqual(receipt.application_ids, tx)
         self.assertEqual(receipt.user_id, self.seller)
         self.assertEqual(receipt.team_id, self.team_mombasa)

@@ -27,7 +27,7 @@ class TestExceptions(ReconciliationCommon):
             self._wait_callbacks(kind="result")  # Transaction Status confirms it
             self.emulator.reset()
             receipt = self.env["mpesa.receipt"].search(
-                [("name", "=", tx.mpesa_receipt)]
+                [("name", "=", tx.mpesa_receipt_code)]
             )
             exception = self._exception(receipt)
             self.assertEqual(exception.kind, kind)
@@ -40,7 +40,9 @@ class TestExceptions(ReconciliationCommon):
         tx = self._push(self._create_mpesa_tx())
         self._wait_callbacks()
         self.assertEqual(tx.state, "done", "the money is for this order all the same")
-        receipt = self.env["mpesa.receipt"].search([("name", "=", tx.mpesa_receipt)])
+        receipt = self.env["mpesa.receipt"].search(
+            [("name", "=", tx.mpesa_receipt_code)]
+        )
         exception = self._exception(receipt)
         self.assertEqual(exception.kind, "other_phone")
         self.assertIn("254722000111", exception.reason)
@@ -77,7 +79,9 @@ class TestExceptions(ReconciliationCommon):
             tx.last_state_change = fields.Datetime.now() - timedelta(hours=1)
             self.env["payment.transaction"]._cron_mpesa_not_applied()
             self.env.flush_all()
-        receipt = self.env["mpesa.receipt"].search([("name", "=", tx.mpesa_receipt)])
+        receipt = self.env["mpesa.receipt"].search(
+            [("name", "=", tx.mpesa_receipt_code)]
+        )
         self.assertEqual(self._exception(receipt).kind, "not_applied")
 
     def test_customer_claim_found_by_status_query(self):
@@ -219,7 +223,9 @@ class TestExceptions(ReconciliationCommon):
         self.emulator.set_scenario(PHONE, paid_phone="254722000111")
         tx = self._push(self._create_mpesa_tx())
         self._wait_callbacks()
-        receipt = self.env["mpesa.receipt"].search([("name", "=", tx.mpesa_receipt)])
+        receipt = self.env["mpesa.receipt"].search(
+            [("name", "=", tx.mpesa_receipt_code)]
+        )
         exception = self._exception(receipt)  # paid from another phone: applied
         exception.action_mark_duplicate()
         self.assertEqual(exception.resolution, "duplicate")

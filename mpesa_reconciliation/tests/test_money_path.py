@@ -66,7 +66,9 @@ class TestMoneyPath(ReconciliationCommon):
         if paid != asked:
             # Another amount than asked: booked once Transaction Status confirms it.
             self._wait_callbacks(kind="result")
-        return tx, self.env["mpesa.receipt"].search([("name", "=", tx.mpesa_receipt)])
+        return tx, self.env["mpesa.receipt"].search(
+            [("name", "=", tx.mpesa_receipt_code)]
+        )
 
     # === finding 2: allocate, reopen, allocate === #
 

@@ -133,7 +133,7 @@ class TestRefunds(ReconciliationCommon):
         self.assertEqual(payment.state, "paid", "the payment meets its bank line")
         self.assertIn(credit_note.payment_state, ("paid", "in_payment"))
         receipt = self._refund_receipt(refund)
-        self.assertEqual(receipt.name, refund.mpesa_receipt)
+        self.assertEqual(receipt.name, refund.mpesa_receipt_code)
         line = receipt.statement_line_id
         self.assertEqual(line.journal_id, journal)
         self.assertEqual(line.amount, refund.amount, "money out of the M-PESA account")
@@ -142,7 +142,7 @@ class TestRefunds(ReconciliationCommon):
         told = credit_note.message_ids.filtered(
             lambda m: refund.partner_id in m.partner_ids
         )
-        self.assertIn(refund.mpesa_receipt, told[:1].body, "the customer is told")
+        self.assertIn(refund.mpesa_receipt_code, told[:1].body, "the customer is told")
 
     def assertNothingBooked(self, refund, credit_note, why):
         self.env.invalidate_all()
@@ -287,7 +287,7 @@ class TestRefunds(ReconciliationCommon):
         self._wait_results_settled()
         with self._db_lock():
             receipt = self.env["mpesa.receipt"].search(
-                [("name", "=", tx.mpesa_receipt)]
+                [("name", "=", tx.mpesa_receipt_code)]
             )
             exception = receipt.exception_ids
             self.assertEqual(exception.kind, "overpaid")

@@ -288,7 +288,7 @@ class TestPortal(ReportsCommon):
             self.env["mpesa.receipt"]._cron_issue_receipts()  # nothing twice
             self.env.flush_all()
             [message] = emails_to(self.env, self.partner, after=last)
-        code = tx.mpesa_receipt
+        code = tx.mpesa_receipt_code
         [attachment] = message.attachment_ids
         self.assertEqual(attachment.name, f"M-PESA Receipt {code}.pdf")
         receipt_text = pdf_text(attachment.raw)

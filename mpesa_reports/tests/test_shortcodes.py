@@ -350,7 +350,7 @@ class TestSeveralShortcodes(ReportsCommon):
         self.assertEqual(receipt.invoice_id, third)
         self.assertNotIn(waiting, receipt.application_ids, "not the till's push")
         self.assertEqual(waiting.state, "pending")
-        self.assertFalse(waiting.mpesa_receipt)
+        self.assertFalse(waiting.mpesa_receipt_code)
         self.assertEqual(
             self.env["mpesa.receipt"].search_count([("name", "=", receipt.name)]), 1
         )

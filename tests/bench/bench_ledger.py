@@ -382,7 +382,13 @@ def clone_statement_lines(env, template, rows, receipt_overrides=None):
     clone(cr, "account_move", "t.id = %s", [template.move_id.id], move)
     if receipt_overrides is not None:
         receipt = {"id": "d.rid", "statement_line_id": "NULL", **receipt_overrides}
-        clone(cr, "mpesa_receipt", "t.id = %s", [template.mpesa_receipt_id.id], receipt)
+        clone(
+            cr,
+            "mpesa_receipt_code",
+            "t.id = %s",
+            [template.mpesa_receipt_id.id],
+            receipt,
+        )
     line = {**STATEMENT_LINE, "id": "d.lid", "partner_name": "d.partner_name"}
     if receipt_overrides is not None:
         line["mpesa_receipt_id"] = "d.rid"

@@ -331,7 +331,7 @@ class LiveMpesa:
     def tx(self, reference=None, tx_id=None):
         where, param = ("reference", reference) if reference else ("id", tx_id)
         return self.sql.one(
-            "SELECT id, reference, state, amount, mpesa_receipt, mpesa_checkout_request_id,"
+            "SELECT id, reference, state, amount, mpesa_receipt_code, mpesa_checkout_request_id,"
             " mpesa_needs_review, is_post_processed, payment_id, state_message"
             f" FROM payment_transaction WHERE {where} = %s",
             [param],
@@ -473,7 +473,7 @@ class LiveMpesa:
                 " ORDER BY id"
             ),
             "transactions": self.sql.all(
-                "SELECT id, state, mpesa_receipt, mpesa_needs_review, mpesa_paid_amount"
+                "SELECT id, state, mpesa_receipt_code, mpesa_needs_review, mpesa_paid_amount"
                 " FROM payment_transaction ORDER BY id"
             ),
             "statement_lines": self.sql.all(

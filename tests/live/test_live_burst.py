@@ -98,8 +98,8 @@ def test_burst_of_callbacks_with_duplicates(mpesa, record_property, tmp_path):
 
     # Each payment once: done with its receipt, or cancelled.
     states = mpesa.sql.dicts(
-        "SELECT state, count(*) AS n, count(mpesa_receipt) AS receipts,"
-        " count(DISTINCT mpesa_receipt) AS codes, bool_or(mpesa_needs_review) AS review"
+        "SELECT state, count(*) AS n, count(mpesa_receipt_code) AS receipts,"
+        " count(DISTINCT mpesa_receipt_code) AS codes, bool_or(mpesa_needs_review) AS review"
         " FROM payment_transaction WHERE id = ANY(%s) GROUP BY state",
         [tx_ids],
     )

@@ -54,7 +54,7 @@ def test_concurrent_identical_stk_callbacks(mpesa, record_property):
     tx = mpesa.tx(tx_id=tx["id"])
     assert tx["state"] == "done", tx
     assert not tx["mpesa_needs_review"], tx
-    code = tx["mpesa_receipt"]
+    code = tx["mpesa_receipt_code"]
     assert (
         code
         == json.loads(body)["Body"]["stkCallback"]["CallbackMetadata"]["Item"][1][
@@ -63,7 +63,8 @@ def test_concurrent_identical_stk_callbacks(mpesa, record_property):
     )
     assert (
         mpesa.sql.scalar(
-            "SELECT count(*) FROM payment_transaction WHERE mpesa_receipt = %s", [code]
+            "SELECT count(*) FROM payment_transaction WHERE mpesa_receipt_code = %s",
+            [code],
         )
         == 1
     )
@@ -111,7 +112,8 @@ def test_concurrent_identical_c2b_confirmations(mpesa, record_property):
     (receipt,) = mpesa.receipts(trans_id)
     assert receipt["state"] == "applied", receipt
     txs = mpesa.sql.dicts(
-        "SELECT id, state FROM payment_transaction WHERE mpesa_receipt = %s", [trans_id]
+        "SELECT id, state FROM payment_transaction WHERE mpesa_receipt_code = %s",
+        [trans_id],
     )
     assert len(txs) == 1, txs
     assert txs[0]["state"] == "done"

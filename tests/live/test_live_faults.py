@@ -194,7 +194,7 @@ def test_worker_killed_after_storing_the_body(mpesa, record_property):
     mpesa.recover_stuck_callbacks("transaction_id = %s", [tx["id"]])
     assert mpesa.callback_states("transaction_id = %s", [tx["id"]]) == {"processed": 1}
     all_done_once(mpesa, [tx["id"]])
-    code = mpesa.tx(tx_id=tx["id"])["mpesa_receipt"]
+    code = mpesa.tx(tx_id=tx["id"])["mpesa_receipt_code"]
     assert len(mpesa.receipts(code)) == 1
     assert len(mpesa.statement_lines(code)) == 1
     assert mpesa.invoice(invoice_id)["payment_state"] == "paid"
@@ -313,7 +313,7 @@ def test_postgresql_restarted_during_a_burst(mpesa, record_property):
         "pg_restart_done_by_query",
         mpesa.sql.scalar(
             "SELECT count(*) FROM payment_transaction WHERE id = ANY(%s)"
-            " AND mpesa_receipt IS NULL",
+            " AND mpesa_receipt_code IS NULL",
             [tx_ids],
         ),
     )

@@ -555,7 +555,7 @@ def test_forged_paybill_confirmations_book_nothing(mpesa):
     assert mpesa.receipts("FORGEDLV01") == []
     assert mpesa.statement_lines("FORGEDLV02") == []
     assert not mpesa.sql.all(
-        "SELECT id FROM payment_transaction WHERE mpesa_receipt LIKE 'FORGEDLV%%'"
+        "SELECT id FROM payment_transaction WHERE mpesa_receipt_code LIKE 'FORGEDLV%%'"
     )
     assert mpesa.invoice(invoice_id)["payment_state"] == "not_paid"
     assert mpesa.check_books() == []

@@ -68,7 +68,7 @@ def test_copied_phone_shows_none_of_the_victims_payments(mpesa):
     _invoice_id, tx = mpesa.pay_invoice_by_push(1100, PHONE_LOCAL)
     mpesa.wait_tx_state(tx["id"], ("done",), timeout=30)
     victim_codes = [
-        mpesa.tx(tx_id=tx["id"])["mpesa_receipt"],
+        mpesa.tx(tx_id=tx["id"])["mpesa_receipt_code"],
         _paybill(mpesa, PHONE, 450, "DONATION", "plain"),
     ]
     # A walk-in payer we have no customer for, paying from another phone.

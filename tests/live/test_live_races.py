@@ -124,7 +124,7 @@ def _race_two_first_copies(mpesa, phone, amount, invoice_id, invoice_name):
         )
         second, second_result = post_in_thread(url, body)
         wait_until(
-            lambda: mpesa.lock_waiters('%INSERT INTO "mpesa_receipt"%'),
+            lambda: mpesa.lock_waiters('%INSERT INTO "mpesa_receipt_code"%'),
             20,
             "the second copy's receipt INSERT to wait for the first copy",
         )
@@ -147,7 +147,7 @@ def _race_two_first_copies(mpesa, phone, amount, invoice_id, invoice_name):
     assert len(mpesa.receipts(trans_id)) == 1
     assert (
         mpesa.sql.scalar(
-            "SELECT count(*) FROM payment_transaction WHERE mpesa_receipt = %s",
+            "SELECT count(*) FROM payment_transaction WHERE mpesa_receipt_code = %s",
             [trans_id],
         )
         == 1

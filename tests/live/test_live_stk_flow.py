@@ -19,7 +19,7 @@ def test_portal_invoice_paid_by_stk_push(mpesa):
         "ResultDesc": "Accepted",
     }
     tx = mpesa.wait_tx_state(tx["id"], ("done",), timeout=30)
-    code = tx["mpesa_receipt"]
+    code = tx["mpesa_receipt_code"]
     assert code
     sent_code = json.loads(delivery.body)["Body"]["stkCallback"]["CallbackMetadata"]
     assert {"Name": "MpesaReceiptNumber", "Value": code} in sent_code["Item"]
@@ -73,11 +73,11 @@ def test_callback_before_api_response(mpesa):
     (delivery,) = mpesa.stk_deliveries(tx, 1, timeout=10)
     assert delivery.status == 200, delivery.response_text
     tx = mpesa.wait_tx_state(tx["id"], ("done",), timeout=10)
-    assert tx["mpesa_receipt"]
+    assert tx["mpesa_receipt_code"]
     # Stored and tried while the push was not committed (unmatched), then processed
     # by the push's post-commit re-check: two attempts.
     assert mpesa.sql.all(
         "SELECT state, attempts FROM mpesa_callback WHERE transaction_id = %s",
         [tx["id"]],
     ) == [("processed", 2)]
-    assert len(mpesa.receipts(tx["mpesa_receipt"])) == 1
+    assert len(mpesa.receipts(tx["mpesa_receipt_code"])) == 1

@@ -347,13 +347,15 @@ class MpesaE2ECommon(AccountPaymentCommon, PaymentHttpCommon):
         self.assertEqual(tx.state, "done", tx.state_message)
         self.assertEqual(tx.amount, amount)
         self.assertEqual(tx.mpesa_paid_amount, amount)
-        self.assertTrue(tx.mpesa_receipt, "an M-PESA receipt code is recorded")
+        self.assertTrue(tx.mpesa_receipt_code, "an M-PESA receipt code is recorded")
         self.assertFalse(tx.mpesa_needs_review)
         self.assertTrue(tx.is_post_processed)
         self.assertTrue(tx.payment_id, "the accounting payment was created")
         self.assertEqual(tx.payment_id.amount, amount)
         receipt = (
-            self.env["mpesa.receipt"].sudo().search([("name", "=", tx.mpesa_receipt)])
+            self.env["mpesa.receipt"]
+            .sudo()
+            .search([("name", "=", tx.mpesa_receipt_code)])
         )
         self.assertEqual(receipt.transaction_id, tx)
         self.assertEqual(receipt.amount, amount)

@@ -56,7 +56,7 @@ class TestMpesaFlows(MpesaE2ECommon):
         self.assertIn(order.state, ("draft", "sent"))
         self.assertEqual(order.amount_paid, 0.0)
         self.assertFalse(tx.payment_id)
-        self.assertFalse(tx.mpesa_receipt)
+        self.assertFalse(tx.mpesa_receipt_code)
 
         self.emulator.resolve_prompt(tx.mpesa_checkout_request_id, "approve")
         self._wait_callbacks(1)
@@ -257,7 +257,7 @@ class TestMpesaFlows(MpesaE2ECommon):
         page = self.url_open(order.get_portal_url())
         self.assertEqual(page.status_code, 200)
         self.assertIn(
-            deposit_tx.mpesa_receipt, page.text, "the portal shows the payment"
+            deposit_tx.mpesa_receipt_code, page.text, "the portal shows the payment"
         )
 
         # The balance, later: staff sends a link for what remains, the customer pays it.
@@ -276,7 +276,9 @@ class TestMpesaFlows(MpesaE2ECommon):
 
         balance_tx = self._tx(balance)
         self._assert_paid_by_mpesa(balance_tx, 7000.0)
-        self.assertNotEqual(balance_tx.mpesa_receipt, deposit_tx.mpesa_receipt)
+        self.assertNotEqual(
+            balance_tx.mpesa_receipt_code, deposit_tx.mpesa_receipt_code
+        )
         self.assertEqual(order.transaction_ids, deposit_tx | balance_tx)
         self.assertEqual(order.amount_paid, order.amount_total)
         self.assertEqual(

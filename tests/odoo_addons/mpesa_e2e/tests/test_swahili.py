@@ -68,7 +68,7 @@ class TestSwahili(MpesaE2ECommon):
         tx = self._tx(processing)
         paid = self._status_page("done")
         self.assertIn("Malipo yako ya M-PESA yamepokelewa.", paid)
-        self.assertIn(f"Imelipwa kwa M-PESA, risiti {tx.mpesa_receipt}.", paid)
+        self.assertIn(f"Imelipwa kwa M-PESA, risiti {tx.mpesa_receipt_code}.", paid)
         self.assertNotIn("was received", paid)
         # The books as for any payment: paid once, by the prompt that paid.
         done = invoice.transaction_ids.filtered(lambda t: t.state == "done")
