@@ -81,15 +81,7 @@ class MpesaController(http.Controller):
         # has expired (a very late answer) or its transaction is gone. Only a URL we
         # never signed is refused unseen. Such a body is kept for a person, never
         # processed: the status query of the transaction says what happened.
-        Provider = request.env["payment.provider"].sudo()
-        checked = Provider._mpesa_check_token("stk", token, allow_expired=True)
-        if not checked:
-            _logger.warning(
-                "M-PESA STK callback refused from %s: invalid URL token",
-                request.httprequest.remote_addr,
-            )
-            raise Forbidden()
-        provider, tx_id = checked
+        provider, tx_id, fresh = self._signed("stk", token, "STK callback")
         tx_sudo = request.env["payment.transaction"].sudo().browse(tx_id).exists()
         if tx_sudo and tx_sudo.provider_id != provider:
             tx_sudo = tx_sudo.browse()  # signed by another provider: not its callback
@@ -99,7 +91,7 @@ class MpesaController(http.Controller):
         # Stored even when its CheckoutRequestID is another request's: processing
         # records why it cannot pay this transaction, and keeps any money it reports.
         callback_id = self._store("stk", body, provider, tx_sudo or None)
-        if not tx_sudo or not Provider._mpesa_check_token("stk", token):
+        if not tx_sudo or not fresh:
             self._keep_unprocessed(
                 callback_id,
                 request.env._(
@@ -166,15 +158,7 @@ class MpesaController(http.Controller):
         Like the STK callback: any request we signed is answered and its body kept,
         even when its URL has expired or its request is gone (then kept for a
         person, not processed). Only a URL we never signed is refused unseen."""
-        Provider = request.env["payment.provider"].sudo()
-        checked = Provider._mpesa_check_token("result", token, allow_expired=True)
-        if not checked:
-            _logger.warning(
-                "M-PESA API result refused from %s: invalid URL token",
-                request.httprequest.remote_addr,
-            )
-            raise Forbidden()
-        provider, request_id = checked
+        provider, request_id, fresh = self._signed("result", token, "API result")
         api_request = (
             request.env["mpesa.api.request"].sudo().browse(request_id).exists()
         )
@@ -184,7 +168,7 @@ class MpesaController(http.Controller):
         kind = "timeout" if "/timeout/" in request.httprequest.path else "result"
         body = self._read_body()
         callback_id = self._store(kind, body, provider, api_request=api_request or None)
-        if not api_request or not Provider._mpesa_check_token("result", token):
+        if not api_request or not fresh:
             self._keep_unprocessed(
                 callback_id,
                 request.env._(
@@ -197,6 +181,22 @@ class MpesaController(http.Controller):
         return self._answer(ACCEPTED)
 
     # === HELPERS === #
+
+    @staticmethod
+    def _signed(scope, token, what):
+        """(provider, record id, whether still valid) of a URL token we signed,
+        expired or not; a URL we never signed is refused unseen."""
+        Provider = request.env["payment.provider"].sudo()
+        checked = Provider._mpesa_check_token(scope, token, allow_expired=True)
+        if not checked:
+            _logger.warning(
+                "M-PESA %s refused from %s: invalid URL token",
+                what,
+                request.httprequest.remote_addr,
+            )
+            raise Forbidden()
+        provider, record_id = checked
+        return provider, record_id, bool(Provider._mpesa_check_token(scope, token))
 
     @staticmethod
     def _check_sender(provider, what):

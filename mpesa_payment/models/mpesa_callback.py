@@ -1,10 +1,9 @@
 import json
 import logging
 
-import psycopg2
-
 from odoo import api, fields, models
 from odoo.exceptions import UserError
+from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
 
 from .. import const
 from ..daraja.payloads import PayloadError, parse_c2b
@@ -13,11 +12,6 @@ from .payment_transaction import MpesaNoTransactionYet
 _logger = logging.getLogger(__name__)
 
 RETRYABLE_STATES = ("received", "unmatched", "error")
-CONCURRENCY_ERRORS = (
-    psycopg2.errors.SerializationFailure,
-    psycopg2.errors.DeadlockDetected,
-    psycopg2.errors.LockNotAvailable,
-)
 
 
 class MpesaCallback(models.Model):
@@ -81,6 +75,7 @@ class MpesaCallback(models.Model):
 
     @api.depends("kind", "create_date")
     def _compute_display_name(self):
+        """Override of `base`: the kind and number, as the inbox list shows them."""
         labels = dict(self._fields["kind"]._description_selection(self.env))
         for cb in self:
             cb.display_name = f"{labels.get(cb.kind, cb.kind)} #{cb.id}"
@@ -146,7 +141,7 @@ class MpesaCallback(models.Model):
                         "processed_at": fields.Datetime.now(),
                     }
                 )
-            except CONCURRENCY_ERRORS:
+            except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
                 raise  # a concurrent duplicate: the caller retries on a new snapshot
             except (PayloadError, UserError) as error:  # ValidationError included
                 cb.write({"state": "error", "error": cb._storable_text(str(error))})
