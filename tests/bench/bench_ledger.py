@@ -384,7 +384,7 @@ def clone_statement_lines(env, template, rows, receipt_overrides=None):
         receipt = {"id": "d.rid", "statement_line_id": "NULL", **receipt_overrides}
         clone(
             cr,
-            "mpesa_receipt_code",
+            "mpesa_receipt",
             "t.id = %s",
             [template.mpesa_receipt_id.id],
             receipt,

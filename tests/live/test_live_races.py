@@ -124,7 +124,7 @@ def _race_two_first_copies(mpesa, phone, amount, invoice_id, invoice_name):
         )
         second, second_result = post_in_thread(url, body)
         wait_until(
-            lambda: mpesa.lock_waiters('%INSERT INTO "mpesa_receipt_code"%'),
+            lambda: mpesa.lock_waiters('%INSERT INTO "mpesa_receipt"%'),
             20,
             "the second copy's receipt INSERT to wait for the first copy",
         )
