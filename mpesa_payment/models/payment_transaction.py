@@ -507,18 +507,20 @@ class PaymentTransaction(models.Model):
             ) from error
 
     def _mpesa_process_early_callbacks(self):
-        """A callback may have arrived before Daraja answered us: it waits in the inbox,
-        committed after this transaction began, so look now and again once we commit."""
-        self.env["mpesa.callback"].sudo()._process_waiting(
-            self.mpesa_checkout_request_id
-        )
-        checkout, registry = self.mpesa_checkout_request_id, self.env.registry
+        """A callback may have arrived before Daraja answered us: it waits in the
+        inbox, committed after this transaction began (so invisible to it, except
+        under test mode's single transaction): look now, and again once we commit,
+        rather than wait for the inbox job."""
+        self.env["mpesa.callback"].sudo()._waiting_for(self)._process()
+        tx_id, registry = self.id, self.env.registry
 
         @self.env.cr.postcommit.add
         def _process_waiting_after_commit():
             with registry.cursor() as cr:
                 env = api.Environment(cr, SUPERUSER_ID, {})
-                env["mpesa.callback"]._process_waiting(checkout)
+                tx = env["payment.transaction"].browse(tx_id)
+                for callback in env["mpesa.callback"]._waiting_for(tx):
+                    callback._process_committed()
 
     # === OUTCOMES === #
 

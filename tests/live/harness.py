@@ -119,6 +119,25 @@ def pg_connect(dbname, autocommit=True):
     return conn
 
 
+def only_the_inbox_job(db):
+    """The server's cron worker runs one job: the callback inbox, woken by each
+    stored body, as in production. Every other job is switched off and pending
+    triggers are deleted: a test runs a scheduled job itself (Run Manually) when it
+    means to, and no PDF mailing or status query of an earlier test holds the one
+    cron worker."""
+    conn = pg_connect(db)
+    try:
+        with conn.cursor() as cr:
+            cr.execute("DELETE FROM ir_cron_trigger")
+            cr.execute(
+                """UPDATE ir_cron SET active = id IN (
+                       SELECT res_id FROM ir_model_data
+                        WHERE module = 'mpesa_payment' AND name = 'cron_apply_inbox')"""
+            )
+    finally:
+        conn.close()
+
+
 def database_exists(name):
     conn = pg_connect("postgres")
     try:
@@ -309,7 +328,7 @@ class OdooServer:
             "--workers",
             str(self.workers),
             "--max-cron-threads",
-            "0",
+            "1",
             "--http-interface",
             "127.0.0.1",
             "--http-port",
@@ -420,9 +439,20 @@ class Rpc:
             raise LiveError(f"no record {xmlid}")
         return rows[0]["res_id"]
 
-    def run_cron(self, xmlid):
-        """Run a scheduled action now, as its Run Manually button does."""
-        return self("ir.cron", "method_direct_trigger", [self.xmlid(xmlid)])
+    def run_cron(self, xmlid, timeout=120):
+        """Run a scheduled action now, as its Run Manually button does. The cron
+        worker may be running it already (woken by a trigger, e.g. core's payment
+        post-processing): wait for it to finish, then run it again."""
+        cron_id = self.xmlid(xmlid)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self("ir.cron", "method_direct_trigger", [cron_id])
+            except xmlrpc.client.Fault as fault:
+                busy = "currently being executed" in fault.faultString
+                if not busy or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.5)
 
 
 class JsonRpcError(Exception):

@@ -462,7 +462,8 @@ class LiveMpesa:
         return before
 
     def post_process(self):
-        """The payment post-processing job (no cron worker runs on the live server)."""
+        """The payment post-processing job (scheduled jobs do not run by themselves on
+        the live server)."""
         self.rpc.run_cron("payment.cron_post_process_payment_tx")
 
     def snapshot(self):
