@@ -325,6 +325,9 @@ class MpesaCallback(models.Model):
         self.ensure_one()
         if self.env.registry.in_test_mode():
             return self._process()
+        # Read on this transaction's snapshot: a batch's cache may say "received" of
+        # a callback that another job or a status page has applied and committed since.
+        self.invalidate_recordset()
         try:
             return retrying(self._process, self.env)
         except psycopg2.Error:
@@ -351,4 +354,8 @@ class MpesaCallback(models.Model):
             order="id",
             limit=500,
         )
-        stuck._process()
+        # One by one, each committed apart: the inbox job or a status page may be
+        # applying the same payment right now; a concurrency error then retries
+        # only that callback, on a new snapshot where it is done.
+        for callback in stuck:
+            callback._process_committed()

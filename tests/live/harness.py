@@ -29,7 +29,7 @@ ODOO_BIN = REPO / ".venv" / "bin" / "odoo"
 ODOO_CONF = REPO / ".local" / "odoo.conf"
 # The test command installs the end-to-end test addon in the template database too.
 E2E_ADDONS = REPO / "tests" / "odoo_addons"
-MODULES = "mpesa_payment,mpesa_reconciliation"
+MODULES = "mpesa_payment,mpesa_reconciliation,mpesa_reports"
 ADMIN_LOGIN = ADMIN_PASSWORD = "admin"  # what ``odoo-bin -i`` gives a new database
 
 SERVER_START_TIMEOUT = 180  # registry preload, then the first /web/login render

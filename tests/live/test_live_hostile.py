@@ -438,6 +438,7 @@ def test_hostile_callback(live, targets, build, status, inbox, answer):
     assert 'File "' not in response.text
     if answer is not None:
         assert response.json() == answer
+    live.settle_inbox()
     assert _new_inbox_rows(live, last_id) == Counter(inbox)
     assert live.snapshot() == before, "money changed"
     assert live.tx(tx_id=targets.b["id"])["state"] == "pending"
