@@ -296,7 +296,21 @@ class MpesaCallback(models.Model):
             ],
             order="id",
         )
-        return received._process()
+        return received._claimed()._process()
+
+    def _claimed(self):
+        """Those of these callbacks no one else is applying right now, locked until
+        this transaction ends: the inbox job, the recovery job and a status page never
+        apply one callback at once; the later one skips it rather than wait for the
+        books of the first."""
+        if not self:
+            return self
+        self.env.cr.execute(
+            "SELECT id FROM mpesa_callback WHERE id IN %s"
+            " FOR NO KEY UPDATE SKIP LOCKED",
+            [tuple(self.ids)],
+        )
+        return self.browse(row[0] for row in self.env.cr.fetchall())
 
     def action_retry(self):
         return self._process()
@@ -329,7 +343,7 @@ class MpesaCallback(models.Model):
         # a callback that another job or a status page has applied and committed since.
         self.invalidate_recordset()
         try:
-            return retrying(self._process, self.env)
+            return retrying(lambda: self._claimed()._process(), self.env)
         except psycopg2.Error:
             _logger.warning(
                 "M-PESA callback %s: processing left to the recovery job",
