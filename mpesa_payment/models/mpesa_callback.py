@@ -316,6 +316,19 @@ class MpesaCallback(models.Model):
         return self._process()
 
     @api.model
+    def _waiting_since(self, moment, provider):
+        """How many of ``provider``'s callbacks stored before ``moment`` the inbox
+        job has still not applied."""
+        return self.search_count(
+            [
+                ("provider_id", "=", provider.id),
+                ("kind", "in", APPLIED_LATER),
+                ("state", "=", "received"),
+                ("create_date", "<", moment),
+            ]
+        )
+
+    @api.model
     def _cron_apply_inbox(self):
         """Apply what Safaricom sent, oldest first, each callback in its own
         transaction: the routes only store and answer (Safaricom waits for nobody's
