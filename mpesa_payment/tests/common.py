@@ -10,6 +10,8 @@ from odoo.tests import HttpCase
 
 from odoo.addons.account_payment.tests.common import AccountPaymentCommon
 
+from ..models.mpesa_receipt import CHANNELS
+
 PHONE = "254708374149"
 SHORTCODE = "174379"
 
@@ -112,6 +114,12 @@ class MpesaCommon(AccountPaymentCommon):
         )
         self.env.invalidate_all()
         return deliveries
+
+    def assertSeenBy(self, receipt, *channels):
+        """Exactly ``channels`` saw the one ``receipt``: each Seen By flag checked."""
+        receipt.ensure_one()
+        seen = {c for c, _label in CHANNELS if receipt[receipt._seen_by_field(c)]}
+        self.assertEqual(seen, set(channels))
 
 
 class MpesaHttpCommon(MpesaCommon, HttpCase):
