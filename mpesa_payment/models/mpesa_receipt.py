@@ -21,6 +21,11 @@ CHANNELS = [
 ]
 
 
+def seen_by_string(channel):
+    """The label of the Seen By flag of ``channel``, from CHANNELS."""
+    return f"Seen by {dict(CHANNELS)[channel]}"
+
+
 class MpesaReceipt(models.Model):
     """One record per M-PESA receipt code, whatever channel(s) reported it."""
 
@@ -67,7 +72,13 @@ class MpesaReceipt(models.Model):
     )
     transaction_id = fields.Many2one("payment.transaction", readonly=True, index=True)
     channel = fields.Selection(CHANNELS, string="First Seen By", readonly=True)
-    channels = fields.Char(string="Seen By", readonly=True)
+    # One flag per channel of CHANNELS (see _seen_by_field), set once that channel
+    # has reported the receipt: a receipt seen only by the statement is one no
+    # callback brought.
+    seen_by_stk = fields.Boolean(string=seen_by_string("stk"), readonly=True)
+    seen_by_c2b = fields.Boolean(string=seen_by_string("c2b"), readonly=True)
+    seen_by_query = fields.Boolean(string=seen_by_string("query"), readonly=True)
+    seen_by_import = fields.Boolean(string=seen_by_string("import"), readonly=True)
     callback_ids = fields.One2many("mpesa.callback", "receipt_id", readonly=True)
     state = fields.Selection(
         [
@@ -219,7 +230,9 @@ class MpesaReceipt(models.Model):
         channels reporting one payment at once) falls back to the existing row."""
         try:
             with self.env.cr.savepoint():
-                return self.create({**vals, **key, "channels": vals["channel"]})
+                return self.create(
+                    {**vals, **key, **self._seen_by_vals(vals["channel"])}
+                )
         except psycopg2.IntegrityError:
             receipt = self._find(key)
             if not receipt:
@@ -239,19 +252,23 @@ class MpesaReceipt(models.Model):
             for f, v in vals.items()
             if v and not self[f] and f in self._MERGED_DETAILS
         }
-        channels = self._channels_adding(channel)
-        if channels:
-            updates["channels"] = channels
+        updates.update(self._seen_by_vals(channel))
         if updates:
             self.sudo().write(updates)
 
-    def _channels_adding(self, channel):
-        """The Seen By column with ``channel`` added (comma-separated, sorted), or None
-        when it already saw this receipt: the one rule, whichever way a code arrives."""
-        seen = set((self.channels or "").split(",")) - {""}
-        if channel in seen:
-            return None
-        return ",".join(sorted(seen | {channel}))
+    @api.model
+    def _seen_by_field(self, channel):
+        """The Seen By flag of ``channel`` (one of CHANNELS)."""
+        if channel not in dict(CHANNELS):
+            raise ValueError(f"Unknown M-PESA channel: {channel!r}")
+        return f"seen_by_{channel}"
+
+    def _seen_by_vals(self, channel):
+        """The values that mark this receipt (or the one being created, on an empty
+        recordset) seen by ``channel``, empty when it already was: the one rule,
+        whichever way a code arrives."""
+        field = self._seen_by_field(channel)
+        return {} if self and self[field] else {field: True}
 
     def _find(self, key):
         return self.search([(k, "=", v) for k, v in key.items()], limit=1)
@@ -417,14 +434,14 @@ class MpesaReceipt(models.Model):
             callback=callback,
             lock=True,
         )
-        seen_by_c2b = receipt.callback_ids.filtered(
+        earlier_c2b = receipt.callback_ids.filtered(
             lambda c: (
                 c.kind == "c2b_confirmation"
                 and c != callback
                 and c.state in ("processed", "duplicate")
             )
         )
-        if seen_by_c2b or receipt.state in ("applied", "reversed"):
+        if earlier_c2b or receipt.state in ("applied", "reversed"):
             return "duplicate"
         if receipt.application_ids:
             return "processed"  # the STK callback got here first: one payment

@@ -11,6 +11,8 @@ from odoo.tests import HttpCase
 
 from odoo.addons.account_payment.tests.common import AccountPaymentCommon
 
+from ..models.mpesa_receipt import CHANNELS
+
 PHONE = "254708374149"
 SHORTCODE = "174379"
 
@@ -150,6 +152,12 @@ class MpesaCommon(AccountPaymentCommon):
 
     def _inbox_job_running(self):
         return inbox_job_running(self)
+
+    def assertSeenBy(self, receipt, *channels):
+        """Exactly ``channels`` saw the one ``receipt``: each Seen By flag checked."""
+        receipt.ensure_one()
+        seen = {c for c, _label in CHANNELS if receipt[receipt._seen_by_field(c)]}
+        self.assertEqual(seen, set(channels))
 
 
 class MpesaHttpCommon(MpesaCommon, HttpCase):

@@ -202,7 +202,7 @@ class TestC2B(MpesaHttpCommon):
             tx.mpesa_account_reference, amount=1250, trans_id=tx.mpesa_receipt_code
         )
         self.assertEqual(receipt.transaction_id, tx)
-        self.assertEqual(receipt.channels, "c2b,stk")
+        self.assertSeenBy(receipt, "c2b", "stk")
         self.assertEqual(
             self.env["payment.transaction"].search_count(
                 [("mpesa_receipt_code", "=", tx.mpesa_receipt_code)]

@@ -39,7 +39,7 @@ class TestInitiatorApis(MpesaHttpCommon):
         receipt = request.receipt_id
         self.assertEqual(receipt.name, code)
         self.assertEqual(receipt.amount, 450)
-        self.assertEqual(receipt.channels, "query")
+        self.assertSeenBy(receipt, "query")
         self.assertEqual(receipt.state, "review")
         self.assertTrue(receipt.phone.startswith("2547"))
 

@@ -4,6 +4,7 @@ from odoo.exceptions import ValidationError
 from odoo.tests import tagged
 
 from .. import const
+from ..models.mpesa_receipt import CHANNELS
 from .common import PHONE, MpesaCommon, stk_payload
 
 
@@ -148,7 +149,7 @@ class TestPaymentTransaction(MpesaCommon):
         receipt = self.env["mpesa.receipt"].search([("name", "=", "QAB1CD2EF3")])
         self.assertEqual(receipt.amount, 1250)
         self.assertEqual(receipt.transaction_id, tx)
-        self.assertEqual(receipt.channels, "stk")
+        self.assertSeenBy(receipt, "stk")
         self.assertEqual(receipt.state, "applied")
         queries = [r for r in self.emulator.request_log if "stkpushquery" in r[1]]
         self.assertEqual(len(queries), 1, "a success is verified with Safaricom")
@@ -156,6 +157,28 @@ class TestPaymentTransaction(MpesaCommon):
         # receipt's, with its PDF, sent by a job (test_processing_flows).
         messages = self.env["mail.message"].search([("subject", "ilike", "QAB1CD2EF3")])
         self.assertFalse(messages)
+
+    def test_seen_by_flags_are_the_channels(self):
+        """One Seen By flag per channel of CHANNELS, named and labelled after it; a
+        later channel adds its own flag, a channel seen again changes nothing."""
+        Receipt = self.env["mpesa.receipt"]
+        flags = {name for name in Receipt._fields if name.startswith("seen_by_")}
+        self.assertEqual(flags, {Receipt._seen_by_field(c) for c, _label in CHANNELS})
+        for code, label in CHANNELS:
+            field = Receipt._fields[Receipt._seen_by_field(code)]
+            self.assertEqual((field.type, field.store), ("boolean", True))
+            self.assertEqual(field.string, f"Seen by {label}")
+        with self.assertRaises(ValueError):
+            Receipt._seen_by_field("sms")
+        vals = {"name": "QSB1CD2EF3", "provider_id": self.mpesa.id, "amount": 90}
+        receipt = Receipt._record(vals, channel="query")
+        self.assertSeenBy(receipt, "query")
+        self.assertEqual(receipt.channel, "query")
+        self.assertEqual(Receipt._record(vals, channel="stk"), receipt)
+        self.assertSeenBy(receipt, "query", "stk")
+        self.assertEqual(receipt.channel, "query", "the first channel stands")
+        self.assertEqual(receipt._seen_by_vals("stk"), {})
+        self.assertEqual(receipt._seen_by_vals("import"), {"seen_by_import": True})
 
     def test_success_not_confirmed_by_query_is_not_paid(self):
         self.emulator.set_scenario(PHONE, result_code=1032, no_callback=True)

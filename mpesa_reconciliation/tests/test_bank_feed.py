@@ -38,7 +38,7 @@ class TestBankFeed(ReconciliationCommon):
         receipt = self._c2b(
             tx.mpesa_account_reference, 1250, trans_id=tx.mpesa_receipt_code
         )
-        self.assertEqual(receipt.channels, "c2b,stk")
+        self.assertSeenBy(receipt, "c2b", "stk")
         lines = self.env["account.bank.statement.line"].search(
             [("mpesa_receipt_id", "=", receipt.id)]
         )

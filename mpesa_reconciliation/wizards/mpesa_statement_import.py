@@ -95,9 +95,9 @@ class MpesaStatementImport(models.TransientModel):
         created = Receipt
         new_rows = [row for row in rows if row.receipt not in existing]
         for receipt in existing.values():
-            channels = receipt._channels_adding("import")
-            if channels:
-                receipt.channels = channels
+            seen = receipt._seen_by_vals("import")
+            if seen:
+                receipt.write(seen)
         self._confirm_paybill(existing, rows)
         vals_list = [self._receipt_vals(row, provider, shortcode) for row in new_rows]
         if vals_list:
@@ -157,7 +157,7 @@ class MpesaStatementImport(models.TransientModel):
             "paid_at": row.completed_at,
             "linked_receipt": row.linked_receipt or False,
             "channel": "import",
-            "channels": "import",
+            **self.env["mpesa.receipt"]._seen_by_vals("import"),
             "recovered": kind == "payment",
             "state": "received" if kind == "payment" else "applied",
         }

@@ -99,7 +99,8 @@ class MpesaDailySummary(models.TransientModel):
     def _selection_rows(self, payments, field_name, skip_empty=False):
         """The day's payments by a selection field of the receipt, in the selection's
         order (the PDF's tables read the same every day); ``skip_empty`` leaves out
-        values with no payment (channels), otherwise every value has its row."""
+        values with no payment (the First Seen By table), otherwise every value has
+        its row."""
         field = self.env["mpesa.receipt"]._fields[field_name]
         rows = []
         for value, label in field._description_selection(self.env):

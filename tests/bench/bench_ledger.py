@@ -448,7 +448,7 @@ def make_receipts(env, provider, paid):
             "reference": "TEMPLATE",
             "paid_at": datetime(2026, 5, 1),
             "channel": "c2b",
-            "channels": "c2b",
+            "seen_by_c2b": True,
         }
     )
     env.flush_all()

@@ -26,13 +26,14 @@ REPEAT = 3
 
 INSERT_RECEIPTS = """
 INSERT INTO mpesa_receipt (provider_id, company_id, currency_id, name, shortcode,
-       phone, customer_name, reference, channel, channels, state, verification,
+       phone, customer_name, reference, channel, seen_by_stk, seen_by_c2b,
+       seen_by_query, seen_by_import, state, verification,
        amount, applied_amount, paid_at, kind, reconcile_state, expected_amount,
        recovered, partner_id, create_date, write_date, create_uid, write_uid)
 SELECT %(provider)s, %(company)s, %(currency)s, 'SY' || lpad(g::text, 8, '0'),
        %(shortcode)s, '2547****' || lpad((g %% 1000)::text, 3, '0'), 'JOHN',
        'INV' || g, (ARRAY['stk', 'c2b', 'import'])[1 + g %% 3],
-       (ARRAY['stk', 'c2b', 'import'])[1 + g %% 3],
+       g %% 3 = 0, g %% 3 = 1, FALSE, g %% 3 = 2,
        CASE WHEN g %% 20 = 0 THEN 'applied' ELSE 'received' END, 'verified',
        10 + (g::bigint * 7919) %% 20000, 0,
        %(end)s::timestamp - make_interval(secs => g * %(step)s),
