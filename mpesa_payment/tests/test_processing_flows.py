@@ -262,7 +262,7 @@ class TestProcessingFlows(MpesaCommon, HttpCase):
         job.method_direct_trigger()  # what the cron worker does when woken
         self.env.invalidate_all()
         self.assertEqual(self._callbacks(tx).state, "processed")
-        self.assertEqual((tx.state, tx.mpesa_receipt), ("done", "LATER00001"))
+        self.assertEqual((tx.state, tx.mpesa_receipt_code), ("done", "LATER00001"))
 
     def test_concurrent_manual_posts(self):
         """Identical callbacks posted at once through HTTP: one payment."""
