@@ -15,6 +15,8 @@ from odoo.exceptions import ValidationError
 from odoo.http import request
 from odoo.service.model import retrying
 
+from odoo.addons.payment.controllers.post_processing import PaymentPostProcessing
+
 from .. import const
 
 _logger = logging.getLogger(__name__)
@@ -87,23 +89,17 @@ class MpesaController(http.Controller):
             tx_sudo = tx_sudo.browse()  # signed by another provider: not its callback
         self._check_sender(provider, "STK callback")
         body = self._read_body()
-        data = self._json_or_none(body)
         # Stored even when its CheckoutRequestID is another request's: processing
         # records why it cannot pay this transaction, and keeps any money it reports.
-        callback_id = self._store("stk", body, provider, tx_sudo or None)
+        kept_because = None
         if not tx_sudo or not fresh:
-            self._keep_unprocessed(
-                callback_id,
-                request.env._(
-                    "Kept, not processed: the callback URL has expired or its payment "
-                    "is gone. Check the payment's status with M-PESA."
-                ),
+            kept_because = request.env._(
+                "Kept, not processed: the callback URL has expired or its payment "
+                "is gone. Check the payment's status with M-PESA."
             )
-            return self._answer(ACCEPTED)
-        state, _answer = self._process_stored(callback_id)
-        if state == "error" and data is None:
-            return self._answer({"ResultCode": 1, "ResultDesc": "Malformed JSON"}, 400)
-        return self._answer(ACCEPTED)
+        return self._store_and_answer(
+            "stk", body, provider, tx_sudo or None, kept_because=kept_because
+        )
 
     @http.route(
         # Read as text: Odoo's int converter fails with a 500 on 5000 digits.
@@ -134,13 +130,12 @@ class MpesaController(http.Controller):
             raise Forbidden()
         self._check_sender(provider, f"C2B {kind}")
         body = self._read_body()
-        callback_id = self._store(f"c2b_{kind}", body, provider)
-        state, answer = self._process_stored(callback_id)
-        if kind == "validation":
-            return self._answer(answer)
-        if state == "error" and self._json_or_none(body) is None:
-            return self._answer({"ResultCode": 1, "ResultDesc": "Malformed JSON"}, 400)
-        return self._answer(ACCEPTED)
+        if kind == "confirmation":
+            return self._store_and_answer("c2b_confirmation", body, provider)
+        # The validation answer accepts or refuses the payment: it is the processing,
+        # within Safaricom's few seconds.
+        callback_id = self._store("c2b_validation", body, provider)
+        return self._answer(self._validate_stored(callback_id))
 
     @http.route(
         [
@@ -167,18 +162,19 @@ class MpesaController(http.Controller):
         self._check_sender(provider, "API result")
         kind = "timeout" if "/timeout/" in request.httprequest.path else "result"
         body = self._read_body()
-        callback_id = self._store(kind, body, provider, api_request=api_request or None)
+        kept_because = None
         if not api_request or not fresh:
-            self._keep_unprocessed(
-                callback_id,
-                request.env._(
-                    "Kept, not processed: the result URL has expired or its request is "
-                    "gone. Check with M-PESA what it did, and book it by hand."
-                ),
+            kept_because = request.env._(
+                "Kept, not processed: the result URL has expired or its request is "
+                "gone. Check with M-PESA what it did, and book it by hand."
             )
-            return self._answer(ACCEPTED)
-        self._process_stored(callback_id)
-        return self._answer(ACCEPTED)
+        return self._store_and_answer(
+            kind,
+            body,
+            provider,
+            api_request=api_request or None,
+            kept_because=kept_because,
+        )
 
     # === HELPERS === #
 
@@ -241,8 +237,23 @@ class MpesaController(http.Controller):
         except (ValueError, RecursionError):  # RecursionError: "[[[[..." nesting
             return None
 
+    def _store_and_answer(self, kind, body, provider, transaction=None, **kwargs):
+        """Store the body, then answer at once: the money is applied by the inbox job
+        (and by the customer's status page for their own payment). A body that is
+        not JSON is kept as well, and told so."""
+        if not kwargs.get("kept_because") and self._json_or_none(body) is None:
+            kwargs["kept_because"] = request.env._(
+                "Kept, not processed: the body is not valid JSON."
+            )
+            self._store(kind, body, provider, transaction, **kwargs)
+            return self._answer({"ResultCode": 1, "ResultDesc": "Malformed JSON"}, 400)
+        self._store(kind, body, provider, transaction, **kwargs)
+        return self._answer(ACCEPTED)
+
     @staticmethod
-    def _store(kind, body, provider, transaction=None, api_request=None):
+    def _store(
+        kind, body, provider, transaction=None, api_request=None, kept_because=None
+    ):
         """Commit the raw body in its own transaction before anything can fail."""
         remote = request.httprequest.remote_addr
         with request.env.registry.cursor() as cr:
@@ -252,38 +263,51 @@ class MpesaController(http.Controller):
             return retrying(
                 lambda: (
                     env["mpesa.callback"]
-                    ._store(kind, body, provider, transaction, remote, api_request)
+                    ._store(
+                        kind,
+                        body,
+                        provider,
+                        transaction,
+                        remote,
+                        api_request,
+                        kept_because=kept_because,
+                    )
                     .id
                 ),
                 env,
             )
 
     @staticmethod
-    def _keep_unprocessed(callback_id, why):
-        with request.env.registry.cursor() as cr:
-            callback = request.env(cr=cr, su=True)["mpesa.callback"].browse(callback_id)
-            callback.write({"state": "error", "error": why})
-
-    @staticmethod
-    def _process_stored(callback_id):
-        """Process in a fresh transaction: the request's own snapshot (REPEATABLE
-        READ) predates the stored body. Concurrent duplicates are retried like any
-        Odoo request; if that still fails, the body waits for the recovery job.
-        Returns (state, C2B validation answer)."""
+    def _validate_stored(callback_id):
+        """Process a C2B validation in a fresh transaction (the request's own
+        snapshot predates the stored body) and return the answer owed to M-PESA. If
+        it cannot be processed now, the payment is accepted: a body we cannot read
+        is not ours to refuse, and the confirmation is checked when applied."""
         try:
             with request.env.registry.cursor() as cr:
                 env = request.env(cr=cr, su=True)
                 callback = env["mpesa.callback"].browse(callback_id)
                 retrying(callback._process, env)
-                return callback.state, callback._c2b_validation_answer()
+                return callback._c2b_validation_answer()
         except psycopg2.Error:
             _logger.warning(
-                "M-PESA callback %s stored; processing left to the recovery job",
+                "M-PESA C2B validation %s stored; left to the recovery job",
                 callback_id,
                 exc_info=True,
             )
-            return "received", const.C2B_ACCEPT
+            return const.C2B_ACCEPT
 
     @staticmethod
     def _answer(payload, status=200):
         return request.make_json_response(payload, status=status)
+
+
+class MpesaPostProcessing(PaymentPostProcessing):
+    @http.route()
+    def poll_status(self, **kwargs):
+        """The customer's status page asks: their payment's M-PESA result, if it
+        arrived, is applied now, so the page turns as soon as they have approved."""
+        request.env["mpesa.callback"].sudo()._apply_received_of(
+            self._get_monitored_transaction()
+        )
+        return super().poll_status(**kwargs)

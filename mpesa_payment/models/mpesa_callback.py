@@ -1,9 +1,11 @@
 import json
 import logging
 
+import psycopg2
+
 from odoo import api, fields, models
 from odoo.exceptions import UserError
-from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
+from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY, retrying
 
 from .. import const
 from ..daraja.payloads import PayloadError, parse_c2b
@@ -12,6 +14,10 @@ from .payment_transaction import MpesaNoTransactionYet
 _logger = logging.getLogger(__name__)
 
 RETRYABLE_STATES = ("received", "unmatched", "error")
+# Kinds whose money is applied by the inbox job after Safaricom has had its answer. A
+# C2B validation is not: its answer (accept or refuse the payment) is the processing.
+APPLIED_LATER = ("stk", "c2b_confirmation", "result", "timeout")
+INBOX_BATCH = 50
 
 
 class MpesaCallback(models.Model):
@@ -89,9 +95,12 @@ class MpesaCallback(models.Model):
         transaction=None,
         remote_addr=None,
         api_request=None,
+        kept_because=None,
     ):
-        """Keep the raw body. Callers commit this before any processing."""
-        return self.create(
+        """Keep the raw body. Callers commit this before any processing. A body
+        ``kept_because`` of a reason is kept for a person, never processed; any other
+        body of a kind applied later wakes the inbox job."""
+        callback = self.create(
             {
                 "kind": kind,
                 "body": self._storable_text(body),
@@ -99,8 +108,13 @@ class MpesaCallback(models.Model):
                 "transaction_id": transaction.id if transaction else False,
                 "remote_addr": remote_addr,
                 "api_request_id": api_request.id if api_request else False,
+                "state": "error" if kept_because else "received",
+                "error": kept_because or False,
             }
         )
+        if not kept_because and kind in APPLIED_LATER:
+            self.env.ref("mpesa_payment.cron_apply_inbox").sudo()._trigger()
+        return callback
 
     @api.model
     def _storable_text(self, body):
@@ -247,19 +261,109 @@ class MpesaCallback(models.Model):
         return json.loads(self.answer) if self.answer else const.C2B_ACCEPT
 
     @api.model
-    def _process_waiting(self, checkout_request_id):
-        waiting = self.search(
+    def _waiting_for(self, transaction):
+        """The callbacks of this transaction's prompt that arrived before Daraja
+        answered our push: kept waiting (unmatched), or not reached yet by the inbox
+        job."""
+        return self.search(
             [
                 ("kind", "=", "stk"),
-                ("state", "=", "unmatched"),
-                ("checkout_request_id", "=", checkout_request_id),
+                ("state", "in", ("received", "unmatched")),
+                "|",
+                ("transaction_id", "=", transaction.id),
+                ("checkout_request_id", "=", transaction.mpesa_checkout_request_id),
             ],
             order="id",
         )
-        return waiting._process()
+
+    @api.model
+    def _apply_received_of(self, transaction):
+        """Someone is watching this payment (the customer's status page, the clerk's
+        dialog): apply its M-PESA result now if it arrived, rather than when the
+        inbox job reaches it. A concurrent application of the same callback by the
+        job is a serialization failure: Odoo retries the watcher's request on a new
+        snapshot, where the callback is done."""
+        if transaction.provider_code != "mpesa" or transaction.state not in (
+            "draft",
+            "pending",
+        ):
+            return self.browse()
+        received = self.sudo().search(
+            [
+                ("transaction_id", "=", transaction.id),
+                ("kind", "=", "stk"),
+                ("state", "=", "received"),
+            ],
+            order="id",
+        )
+        return received._claimed()._process()
+
+    def _claimed(self):
+        """Those of these callbacks no one else is applying right now, locked until
+        this transaction ends: the inbox job, the recovery job and a status page never
+        apply one callback at once; the later one skips it rather than wait for the
+        books of the first."""
+        if not self:
+            return self
+        self.env.cr.execute(
+            "SELECT id FROM mpesa_callback WHERE id IN %s"
+            " FOR NO KEY UPDATE SKIP LOCKED",
+            [tuple(self.ids)],
+        )
+        return self.browse(row[0] for row in self.env.cr.fetchall())
 
     def action_retry(self):
         return self._process()
+
+    @api.model
+    def _waiting_since(self, moment, provider):
+        """How many of ``provider``'s callbacks stored before ``moment`` the inbox
+        job has still not applied."""
+        return self.search_count(
+            [
+                ("provider_id", "=", provider.id),
+                ("kind", "in", APPLIED_LATER),
+                ("state", "=", "received"),
+                ("create_date", "<", moment),
+            ]
+        )
+
+    @api.model
+    def _cron_apply_inbox(self):
+        """Apply what Safaricom sent, oldest first, each callback in its own
+        transaction: the routes only store and answer (Safaricom waits for nobody's
+        books), and this job, woken by each stored body, applies the money."""
+        waiting = self.search(
+            [("kind", "in", APPLIED_LATER), ("state", "=", "received")],
+            order="id",
+            limit=INBOX_BATCH,
+        )
+        for callback in waiting:
+            callback._process_committed()
+        remaining = self.search_count(
+            [("kind", "in", APPLIED_LATER), ("state", "=", "received")]
+        )
+        self.env["ir.cron"]._notify_progress(done=len(waiting), remaining=remaining)
+
+    def _process_committed(self):
+        """Process and commit, retried on a new snapshot after a concurrency error
+        (a copy of the same callback applied by the status page at the same time).
+        Under test mode the test's one transaction stands for all of them."""
+        self.ensure_one()
+        if self.env.registry.in_test_mode():
+            return self._process()
+        # Read on this transaction's snapshot: a batch's cache may say "received" of
+        # a callback that another job or a status page has applied and committed since.
+        self.invalidate_recordset()
+        try:
+            return retrying(lambda: self._claimed()._process(), self.env)
+        except psycopg2.Error:
+            _logger.warning(
+                "M-PESA callback %s: processing left to the recovery job",
+                self.id,
+                exc_info=True,
+            )
+            return self
 
     @api.model
     def _cron_process_stuck(self):
@@ -277,4 +381,8 @@ class MpesaCallback(models.Model):
             order="id",
             limit=500,
         )
-        stuck._process()
+        # One by one, each committed apart: the inbox job or a status page may be
+        # applying the same payment right now; a concurrency error then retries
+        # only that callback, on a new snapshot where it is done.
+        for callback in stuck:
+            callback._process_committed()

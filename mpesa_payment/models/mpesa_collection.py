@@ -212,6 +212,7 @@ class MpesaCollection(models.Model):
         self.ensure_one()
         self.check_access("read")
         tx = self.transaction_id.sudo()
+        self.env["mpesa.callback"].sudo()._apply_received_of(tx)
         if tx.state == "done" and not tx.is_post_processed:
             tx._post_process()
         return self.state

@@ -32,6 +32,8 @@ STATUS_QUERY_CRONS = (
     "mpesa_payment.cron_query_pending",
     "mpesa_payment.cron_confirm_paybill",
 )
+# A callback the inbox job has not applied after this long: no cron worker runs it.
+INBOX_LATE_MINUTES = 10
 
 
 class PaymentProvider(models.Model):
@@ -121,6 +123,7 @@ class PaymentProvider(models.Model):
                 self.env._("Status query jobs"),
                 STATUS_QUERY_CRONS,
             ),
+            self._mpesa_ready_inbox(),
         ]
 
     @api.model
@@ -369,6 +372,43 @@ class PaymentProvider(models.Model):
             state,
             sentence,
             self.env._("Settings > Technical > Scheduled Actions"),
+        )
+
+    def _mpesa_ready_inbox(self):
+        """Callbacks are answered at once and their money applied by the inbox job,
+        which only Odoo's cron workers run: callbacks still waiting long after they
+        came say that none is running."""
+        title = self.env._("Callback inbox job")
+        item = self._mpesa_ready_crons(
+            "inbox_job", title, ("mpesa_payment.cron_apply_inbox",)
+        )
+        if item["state"] != OK:
+            return item
+        late = (
+            self.env["mpesa.callback"]
+            .sudo()
+            ._waiting_since(
+                fields.Datetime.subtract(
+                    fields.Datetime.now(), minutes=INBOX_LATE_MINUTES
+                ),
+                self,
+            )
+        )
+        if not late:
+            return item
+        return self._mpesa_ready_item(
+            "inbox_job",
+            title,
+            MISSING,
+            self.env._(
+                "Callbacks waiting more than %(minutes)s minutes for their money to "
+                "be applied: %(count)s. Odoo's scheduled jobs are not running.",
+                count=late,
+                minutes=INBOX_LATE_MINUTES,
+            ),
+            self.env._(
+                "Run Odoo with cron workers (--max-cron-threads, 2 by default; not 0)"
+            ),
         )
 
     # === RUN CHECKS (the only part that calls Daraja) === #

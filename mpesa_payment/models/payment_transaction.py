@@ -378,6 +378,7 @@ class PaymentTransaction(models.Model):
         if self.provider_code != "mpesa":
             raise ValidationError(self.env._("This is not an M-PESA transaction."))
         msisdn = self._mpesa_normalize_phone(phone)
+        self._mpesa_check_not_sent()  # the telling refusal first; checked again locked
         self._mpesa_check_not_over_due(self._mpesa_whole_amount())
         self.env["mpesa.push.attempt"]._lock_for_push(self, msisdn)
         if not self._mpesa_admit_push(msisdn, client_address, requested_by):
@@ -404,12 +405,15 @@ class PaymentTransaction(models.Model):
                 )
             )
 
+    def _mpesa_check_not_sent(self):
+        if self.state != "draft" or self.mpesa_checkout_request_id:
+            raise ValidationError(self.env._("This payment request was already sent."))
+
     def _mpesa_admit_push(self, msisdn, client_address, requested_by=None):
         """Whether this push may go out (under the push locks): not sent yet, no
         prompt for the same document still waiting, within the limits. False when
         the document turned out to be paid already (this request is cancelled)."""
-        if self.state != "draft" or self.mpesa_checkout_request_id:
-            raise ValidationError(self.env._("This payment request was already sent."))
+        self._mpesa_check_not_sent()
         sibling = self._mpesa_open_sibling()
         if sibling:
             # Ask Safaricom first: the earlier prompt may have ended meanwhile.
@@ -507,18 +511,20 @@ class PaymentTransaction(models.Model):
             ) from error
 
     def _mpesa_process_early_callbacks(self):
-        """A callback may have arrived before Daraja answered us: it waits in the inbox,
-        committed after this transaction began, so look now and again once we commit."""
-        self.env["mpesa.callback"].sudo()._process_waiting(
-            self.mpesa_checkout_request_id
-        )
-        checkout, registry = self.mpesa_checkout_request_id, self.env.registry
+        """A callback may have arrived before Daraja answered us: it waits in the
+        inbox, committed after this transaction began (so invisible to it, except
+        under test mode's single transaction): look now, and again once we commit,
+        rather than wait for the inbox job."""
+        self.env["mpesa.callback"].sudo()._waiting_for(self)._process()
+        tx_id, registry = self.id, self.env.registry
 
         @self.env.cr.postcommit.add
         def _process_waiting_after_commit():
             with registry.cursor() as cr:
                 env = api.Environment(cr, SUPERUSER_ID, {})
-                env["mpesa.callback"]._process_waiting(checkout)
+                tx = env["payment.transaction"].browse(tx_id)
+                for callback in env["mpesa.callback"]._waiting_for(tx):
+                    callback._process_committed()
 
     # === OUTCOMES === #
 

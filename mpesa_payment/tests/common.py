@@ -1,11 +1,12 @@
 import json
+import threading
 import time
 from contextlib import contextmanager
 from importlib import resources
 
 from daraja_emulator import DEFAULT_INITIATOR_PASSWORD, DEFAULT_PASSKEY, DarajaEmulator
 
-from odoo import fields
+from odoo import SUPERUSER_ID, api, fields
 from odoo.tests import HttpCase
 
 from odoo.addons.account_payment.tests.common import AccountPaymentCommon
@@ -20,6 +21,32 @@ def load_sample(name):
     """A sample payload from Daraja's documentation, as shipped with the emulator."""
     path = resources.files("daraja_emulator") / "samples" / name
     return json.loads(path.read_text())
+
+
+@contextmanager
+def inbox_job_running(test, every=0.2):
+    """Stand in for the cron worker while a browser or a flow runs on its own: the
+    inbox job applies what arrives shortly after, as in production."""
+    stop, errors, registry = threading.Event(), [], test.registry
+
+    def run():
+        while not stop.wait(every):
+            try:
+                with registry.cursor() as cr:
+                    env = api.Environment(cr, SUPERUSER_ID, {})
+                    env["mpesa.callback"]._cron_apply_inbox()
+            except Exception as error:  # noqa: BLE001 - reported by the test
+                errors.append(error)
+                return
+
+    worker = threading.Thread(target=run, name="mpesa-inbox-job", daemon=True)
+    worker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        worker.join()
+    test.assertFalse(errors, "the inbox job failed")
 
 
 class MpesaCommon(AccountPaymentCommon):
@@ -112,8 +139,19 @@ class MpesaCommon(AccountPaymentCommon):
         deliveries = self.emulator.wait_for_deliveries(
             count, timeout=timeout, kind=kind
         )
-        self.env.invalidate_all()
+        self._apply_inbox()
         return deliveries
+
+    def _apply_inbox(self):
+        """The routes only store and answer; Odoo's cron worker, woken by each stored
+        body, applies the money. No cron worker runs under test: run its job here."""
+        with self._db_lock():
+            self.env["mpesa.callback"]._cron_apply_inbox()
+            self.env.flush_all()
+        self.env.invalidate_all()
+
+    def _inbox_job_running(self):
+        return inbox_job_running(self)
 
     def assertSeenBy(self, receipt, *channels):
         """Exactly ``channels`` saw the one ``receipt``: each Seen By flag checked."""
@@ -189,6 +227,7 @@ class MpesaHttpCommon(MpesaCommon, HttpCase):
         server share one connection: read only while the server is kept out."""
         deadline = time.monotonic() + timeout
         while True:
+            self._apply_inbox()
             with self._db_lock():
                 self.env.invalidate_all()
                 if receipt.verification != "pending":

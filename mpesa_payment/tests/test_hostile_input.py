@@ -13,9 +13,11 @@ from .common import MpesaHttpCommon, stk_payload
 @tagged("post_install", "-at_install")
 class TestHostileInput(MpesaHttpCommon):
     def _post(self, url, body):
-        return self.url_open(
+        response = self.url_open(
             url, data=body, headers={"Content-Type": "application/json"}, timeout=30
         )
+        self._apply_inbox()  # the job each stored body wakes
+        return response
 
     def _stored(self, tx):
         self.env.invalidate_all()

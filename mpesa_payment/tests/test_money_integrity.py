@@ -16,11 +16,13 @@ from .common import PHONE, SHORTCODE, MpesaHttpCommon, stk_payload
 @tagged("post_install", "-at_install")
 class TestMoneyIntegrity(MpesaHttpCommon):
     def _post_json(self, url, payload):
-        return self.url_open(
+        response = self.url_open(
             url.replace(self.base_url(), ""),
             data=json.dumps(payload),
             headers={"Content-Type": "application/json"},
         )
+        self._apply_inbox()  # the job each stored body wakes
+        return response
 
     def _confirm(self, payload):
         url = self.mpesa._mpesa_c2b_urls()["ConfirmationURL"]

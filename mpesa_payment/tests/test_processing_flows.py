@@ -29,12 +29,14 @@ class TestProcessingFlows(MpesaCommon, HttpCase):
 
     def _post(self, url, payload, headers=None):
         body = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
-        return self.url_open(
+        response = self.url_open(
             url,
             data=body,
             headers=headers or {"Content-Type": "application/json"},
             timeout=30,
         )
+        self._apply_inbox()  # the job each stored body wakes
+        return response
 
     def _callback_url(self, tx):
         token = self.mpesa._mpesa_make_token("stk", tx.id)
@@ -238,6 +240,30 @@ class TestProcessingFlows(MpesaCommon, HttpCase):
         self.assertEqual(callback.state, "processed")
         self.assertEqual(tx.state, "done")
 
+    def test_answered_at_once_then_applied_by_the_job_it_wakes(self):
+        """Safaricom waits for nobody's books: the route stores the body, wakes the
+        inbox job (an ir.cron trigger) and answers; the job applies the money."""
+        self.emulator.set_scenario(PHONE, no_callback=True)
+        tx = self._push(self._create_mpesa_tx())
+        job = self.env.ref("mpesa_payment.cron_apply_inbox")
+        Trigger = self.env["ir.cron.trigger"].sudo()
+        triggers = Trigger.search_count([("cron_id", "=", job.id)])
+        response = self.url_open(
+            self._callback_url(tx),
+            data=json.dumps(stk_payload(tx, 0, receipt="LATER00001")),
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        )
+        self.assertEqual(response.json(), {"ResultCode": 0, "ResultDesc": "Accepted"})
+        self.env.invalidate_all()
+        self.assertEqual(self._callbacks(tx).state, "received")
+        self.assertEqual(tx.state, "pending", "nothing applied on Safaricom's time")
+        self.assertEqual(Trigger.search_count([("cron_id", "=", job.id)]), triggers + 1)
+        job.method_direct_trigger()  # what the cron worker does when woken
+        self.env.invalidate_all()
+        self.assertEqual(self._callbacks(tx).state, "processed")
+        self.assertEqual((tx.state, tx.mpesa_receipt_code), ("done", "LATER00001"))
+
     def test_concurrent_manual_posts(self):
         """Identical callbacks posted at once through HTTP: one payment."""
         self.emulator.set_scenario(PHONE, no_callback=True)
@@ -268,7 +294,7 @@ class TestProcessingFlows(MpesaCommon, HttpCase):
             thread.start()
         for thread in threads:
             thread.join(60)
-        self.env.invalidate_all()
+        self._apply_inbox()
         self.assertEqual(results, [200] * 4)
         self.assertEqual(tx.state, "done")
         self.assertEqual(tx.mpesa_receipt_code, "CONC000001")

@@ -117,6 +117,28 @@ class TestReadiness(MpesaHttpCommon):
         cron.active = True
         self.assertItem("status_jobs", "ok", cron.name)
 
+    def test_callbacks_waiting_for_the_inbox_job(self):
+        """The money of a callback is applied by the inbox job: a callback still
+        waiting long after it came says Odoo's cron workers are not running."""
+        cron = self.env.ref("mpesa_payment.cron_apply_inbox")
+        self.assertItem("inbox_job", "ok", cron.name)
+        callback = self.env["mpesa.callback"]._store("stk", "{}", self.mpesa)
+        self.assertItem("inbox_job", "ok", cron.name)  # just came: not late
+        self.env.cr.execute(
+            "UPDATE mpesa_callback SET create_date = now() - interval '11 minutes'"
+            " WHERE id = %s",
+            [callback.id],
+        )
+        self.assertItem(
+            "inbox_job",
+            "missing",
+            "more than 10 minutes for their money to be applied: 1.",
+        )
+        callback._process()  # what the job does
+        self.assertItem("inbox_job", "ok", cron.name)
+        cron.active = False
+        self.assertItem("inbox_job", "missing", cron.name)
+
     # === RUN CHECKS: DARAJA OVER HTTP === #
 
     def test_oauth_wrong_then_right_secret(self):

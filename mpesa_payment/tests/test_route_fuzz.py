@@ -637,6 +637,7 @@ class RouteFuzzCommon(MpesaHttpCommon):
             money = self._money(books)
         mark = len(self.logs.records)
         response = self._post(path, raw, content_type, chunked)
+        self._apply_inbox()  # the job each stored body wakes
 
         def problem(what, detail=""):
             self._problem(route, what, raw, response, detail, sent)

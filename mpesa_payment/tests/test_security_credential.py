@@ -230,7 +230,12 @@ class TestSecurityCredential(MpesaHttpCommon):
         invoice = self._invoice(800)
         self._set_password_on_form(password=DEFAULT_INITIATOR_PASSWORD, certificate="")
         results = len([d for d in self.emulator.deliveries if d.kind == "result"])
+        confirmations = len(
+            [d for d in self.emulator.deliveries if d.kind == "c2b_confirmation"]
+        )
         code = self.emulator.c2b_pay(SHORTCODE, PHONE, 800, invoice.name)
+        # Applying the confirmation asks M-PESA about it (Transaction Status).
+        self._wait_callbacks(confirmations + 1, kind="c2b_confirmation")
         self._wait_callbacks(results + 1, kind="result")
         with self._db_lock():
             receipt = self.env["mpesa.receipt"].search([("name", "=", code)])

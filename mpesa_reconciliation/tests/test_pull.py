@@ -260,6 +260,7 @@ class TestPull(ReconciliationCommon):
         # M-PESA's result arrives on our result URL (after the status query's).
         deadline = time.monotonic() + 15
         while True:
+            self._apply_inbox()
             with self._db_lock():
                 self.env.invalidate_all()
                 if receipt.state == "reversed":

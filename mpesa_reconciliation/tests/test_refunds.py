@@ -112,6 +112,7 @@ class TestRefunds(ReconciliationCommon):
             ]
             done = [d for d in self.emulator.deliveries if d.kind == "result"]
             if len(done) >= len(asked):
+                self._apply_inbox()
                 return
             self.assertLess(time.monotonic(), deadline, "a result never came")
             time.sleep(0.05)

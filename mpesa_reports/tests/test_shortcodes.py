@@ -186,6 +186,7 @@ class TestSeveralShortcodes(ReportsCommon):
         self.url_open(
             url, data=json.dumps(body).encode(), headers=JSON
         ).raise_for_status()
+        self._apply_inbox()
         with self._db_lock():
             callback = self.env["mpesa.callback"].search(
                 [("provider_id", "=", self.till.id)], order="id desc", limit=1

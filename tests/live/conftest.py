@@ -17,6 +17,7 @@ from .harness import (
     create_database,
     drop_database,
     drop_orphans,
+    only_the_inbox_job,
 )
 from .mpesa_live import LiveMpesa
 
@@ -55,6 +56,7 @@ def live(tmp_path_factory):
             allow_stale=os.environ.get("MPESA_LIVE_ALLOW_STALE") == "1",
         )
 
+        only_the_inbox_job(db)
         # The server first: forking it before the emulator's threads exist.
         server = OdooServer(db, data_dir, base / "odoo.log").start()
         stack.callback(server.stop)

@@ -462,8 +462,23 @@ class LiveMpesa:
         return before
 
     def post_process(self):
-        """The payment post-processing job (no cron worker runs on the live server)."""
+        """The payment post-processing job (scheduled jobs do not run by themselves on
+        the live server)."""
         self.rpc.run_cron("payment.cron_post_process_payment_tx")
+
+    def settle_inbox(self, timeout=60):
+        """The routes store a callback and answer; the inbox job (the server's cron
+        worker) applies it a moment later: wait until it has taken every stored body."""
+        wait_until(
+            lambda: (
+                not self.sql.scalar(
+                    "SELECT count(*) FROM mpesa_callback WHERE state = 'received'"
+                    " AND kind IN ('stk', 'c2b_confirmation', 'result', 'timeout')"
+                )
+            ),
+            timeout,
+            "the inbox job to apply the stored callbacks",
+        )
 
     def snapshot(self):
         """Everything money-related that hostile input must not change."""

@@ -6,7 +6,11 @@ computed. On a fresh database that is when the first M-PESA payments are booked 
 receipt's statement line reads the provider's journal), in several workers at once: four
 first STK callbacks made four M-PESA lines on one journal within 130 ms, after which no
 provider could be enabled on that journal ("two payment method lines ... with the same
-name") and no payment could be created for them ("Expected singleton")."""
+name") and no payment could be created for them ("Expected singleton").
+
+Callbacks are applied off the request path now, by the inbox job, and by each customer's
+status page for their own payment: the first payments are still booked in several
+workers at once when the customers' pages poll while the job runs."""
 
 import json
 import threading
@@ -14,7 +18,7 @@ from collections import Counter
 
 import requests
 
-from .harness import http
+from .harness import JsonRpcError, http
 
 ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}
 PAYMENTS = 8
@@ -30,12 +34,14 @@ def _mpesa_lines(mpesa, journal_id):
     )
 
 
-def _post_all_at_once(url, deliveries):
-    """POST each (path, body) in its own thread, all released together."""
-    start = threading.Barrier(len(deliveries))
-    results = [None] * len(deliveries)
+def _pay_all_at_once(url, payments):
+    """For each payment, in its own thread, all released together: M-PESA posts the
+    callback, then the customer's status page polls (and applies its own payment,
+    while the inbox job applies the others). Returns the callback answers."""
+    start = threading.Barrier(len(payments))
+    results = [None] * len(payments)
 
-    def post(index, path, body):
+    def pay(index, client, path, body):
         start.wait()
         try:
             response = http().post(
@@ -45,12 +51,13 @@ def _post_all_at_once(url, deliveries):
                 timeout=120,
             )
             results[index] = (response.status_code, response.text)
-        except requests.RequestException as error:
+            client.jsonrpc("/payment/status/poll", {}, timeout=120)
+        except (requests.RequestException, JsonRpcError) as error:
             results[index] = (None, repr(error))
 
     threads = [
-        threading.Thread(target=post, args=(i, path, body), daemon=True)
-        for i, (path, body) in enumerate(deliveries)
+        threading.Thread(target=pay, args=(i, client, path, body), daemon=True)
+        for i, (client, path, body) in enumerate(payments)
     ]
     for thread in threads:
         thread.start()
@@ -65,8 +72,11 @@ def test_concurrent_first_payments_make_one_method_line(mpesa, record_property):
     payments = []
     for i, phone in enumerate(phones):
         mpesa.emulator.set_scenario(phone, no_callback=True)
-        invoice_id, tx = mpesa.pay_invoice_by_push(2000 + i, phone)
-        payments.append((invoice_id, tx, *mpesa.stk_callback(tx)))
+        invoice_id, _name = mpesa.create_invoice(2000 + i)
+        client, processing = mpesa.portal_transaction(invoice_id)
+        assert mpesa.stk_push(client, processing, phone)["state"] == "pending"
+        tx = mpesa.tx(processing["reference"])
+        payments.append((invoice_id, tx, client, *mpesa.stk_callback(tx)))
 
     # A fresh database: the provider is enabled, its line not made yet, and the
     # M-PESA journal is the company's first bank journal (the one core then picks).
@@ -87,12 +97,14 @@ def test_concurrent_first_payments_make_one_method_line(mpesa, record_property):
     try:
         assert _mpesa_lines(mpesa, journal_id) == []
 
-        results = _post_all_at_once(
-            mpesa.url, [(path, body) for _inv, _tx, path, body in payments]
+        results = _pay_all_at_once(
+            mpesa.url,
+            [(client, path, body) for _inv, _tx, client, path, body in payments],
         )
         statuses = Counter(status for status, _text in results)
         assert statuses == {200: PAYMENTS}, results
         assert {text for _status, text in results} == {json.dumps(ACCEPTED)}
+        mpesa.settle_inbox()
 
         lines = _mpesa_lines(mpesa, journal_id)
         if len(lines) > 1:
@@ -107,17 +119,17 @@ def test_concurrent_first_payments_make_one_method_line(mpesa, record_property):
         )
         assert provider["journal_id"][0] == journal_id
 
-        for _invoice_id, tx, _path, _body in payments:
+        for _invoice_id, tx, _client, _path, _body in payments:
             assert mpesa.tx(tx_id=tx["id"])["state"] == "done", tx
         # The payments use the one line (core: "Expected singleton" with several).
         mpesa.post_process()
-        for invoice_id, tx, _path, _body in payments:
+        for invoice_id, tx, _client, _path, _body in payments:
             assert mpesa.invoice(invoice_id)["payment_state"] == "paid", tx
         assert mpesa.sql.scalar(
             "SELECT array_agg(DISTINCT p.payment_method_line_id)"
             " FROM account_payment p JOIN payment_transaction tx"
             " ON tx.payment_id = p.id WHERE tx.id = ANY(%s)",
-            [[tx["id"] for _inv, tx, _path, _body in payments]],
+            [[tx["id"] for _inv, tx, _client, _path, _body in payments]],
         ) == [lines[0]["id"]]
 
         # Another provider enabled on that journal: refused while duplicates exist.

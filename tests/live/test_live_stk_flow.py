@@ -74,10 +74,12 @@ def test_callback_before_api_response(mpesa):
     assert delivery.status == 200, delivery.response_text
     tx = mpesa.wait_tx_state(tx["id"], ("done",), timeout=10)
     assert tx["mpesa_receipt_code"]
-    # Stored and tried while the push was not committed (unmatched), then processed
-    # by the push's post-commit re-check: two attempts.
-    assert mpesa.sql.all(
+    # Stored while the push was not committed. Processed by the push's post-commit
+    # re-check, after one try by the inbox job (unmatched) if the job reached it
+    # first: one or two attempts, never an error, never twice.
+    ((state, attempts),) = mpesa.sql.all(
         "SELECT state, attempts FROM mpesa_callback WHERE transaction_id = %s",
         [tx["id"]],
-    ) == [("processed", 2)]
+    )
+    assert (state, attempts in (1, 2)) == ("processed", True), (state, attempts)
     assert len(mpesa.receipts(tx["mpesa_receipt_code"])) == 1

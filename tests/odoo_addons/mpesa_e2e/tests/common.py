@@ -24,6 +24,7 @@ from odoo.fields import Command
 from odoo.tests.common import TEST_CURSOR_COOKIE_NAME
 
 from odoo.addons.account_payment.tests.common import AccountPaymentCommon
+from odoo.addons.mpesa_payment.tests.common import inbox_job_running
 from odoo.addons.payment.tests.http_common import PaymentHttpCommon
 
 # The number the customers type in the tours, and the MSISDN Daraja sees.
@@ -189,12 +190,22 @@ class MpesaE2ECommon(AccountPaymentCommon, PaymentHttpCommon):
             )
         # The request thread answered; let it close its cursor before we use ours.
         self._wait_remaining_requests()
-        self.env.invalidate_all()
+        self._apply_inbox()
         return deliveries
+
+    def _apply_inbox(self):
+        """The routes only store and answer; Odoo's cron worker, woken by each stored
+        body, applies the money. No cron worker runs under test: run its job here."""
+        with self._db_lock():
+            self.env["mpesa.callback"]._cron_apply_inbox()
+
+    def _inbox_job_running(self):
+        return inbox_job_running(self)
 
     def _wait_for(self, predicate, timeout=20, message="condition"):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            self._apply_inbox()
             with self._db_lock():
                 if predicate():
                     return

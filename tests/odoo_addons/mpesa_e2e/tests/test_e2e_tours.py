@@ -137,18 +137,20 @@ class TestMpesaTours(MpesaE2ECommon):
         )
         self.mpesa.mpesa_callback_ips = False
 
-        self.start_tour(
-            f"/odoo/action-payment.action_payment_provider/{self.mpesa.id}",
-            "mpesa_e2e_readiness_checklist",
-            login="admin",
-            timeout=120,
-        )
+        with self._inbox_job_running():  # M-PESA's result is applied meanwhile
+            self.start_tour(
+                f"/odoo/action-payment.action_payment_provider/{self.mpesa.id}",
+                "mpesa_e2e_readiness_checklist",
+                login="admin",
+                timeout=120,
+            )
 
         # The balance query of Run checks is answered on our result URL, from an
         # address of the allow-list the admin typed.
         [result] = self.emulator.wait_for_deliveries(1, timeout=20, kind="result")
         self.assertEqual(result.status, 200, result.response_text)
         self._wait_remaining_requests()
+        self._apply_inbox()
         with self._db_lock():
             self.env.invalidate_all()
             self.assertEqual(
@@ -204,14 +206,17 @@ class TestMpesaTours(MpesaE2ECommon):
             credit_note.action_post()
             self.env.flush_all()
 
-        self.start_tour(
-            f"/odoo/action-account.action_account_payments/{tx.payment_id.id}",
-            "mpesa_e2e_partial_refund",
-            login=accountant.login,
-            timeout=120,
-        )
+        with self._inbox_job_running():  # M-PESA's result is applied meanwhile
+            self.start_tour(
+                f"/odoo/action-account.action_account_payments/{tx.payment_id.id}",
+                "mpesa_e2e_partial_refund",
+                login=accountant.login,
+                timeout=120,
+            )
 
         self.emulator.wait_for_deliveries(1, timeout=20, kind="result")
+        self._wait_remaining_requests()
+        self._apply_inbox()
         with self._db_lock():
             self.env.invalidate_all()
             refund = tx.child_transaction_ids
