@@ -517,7 +517,7 @@ def header(machine, data):
     if cb:
         out += [
             (
-                "Callbacks: a 4-worker Odoo (plus one cron worker), "
+                "Callbacks: a 4-worker Odoo (plus two cron workers), "
                 f"{cb.get('callbacks_per_level')} distinct payments per run, each for "
                 "its own posted KES invoice; "
                 "the emulator's exact callback bytes, a new connection per callback. "
