@@ -17,6 +17,7 @@ from odoo import Command, fields
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
+from odoo.addons.mpesa_payment.kenya_time import kenya_today
 from odoo.addons.mpesa_payment.tests.common import PHONE, SHORTCODE
 
 from .common import ReportsCommon
@@ -257,7 +258,9 @@ class TestSeveralShortcodes(ReportsCommon):
         )
 
     def _assert_reports_by_shortcode(self, by_paybill, by_till):
-        today = str(fields.Date.context_today(self.finance.with_env(self.env)))
+        # The M-PESA business day is Kenya's: between 21:00 and 24:00 UTC the
+        # user's (UTC) date is the day before the receipts' day.
+        today = str(kenya_today())
         figures = (
             self.env["mpesa.dashboard"]
             .with_user(self.finance)
