@@ -448,8 +448,12 @@ class LiveMpesa:
         assert self.check_books() == []
 
     def recover_stuck_callbacks(self, where, params):
-        """What the recovery job does a few minutes later: make the waiting callbacks
-        old enough for it, then run it now. Returns the states before recovery."""
+        """What the recovery job does a few minutes later, when the inbox job has
+        taken every stored body (it skips one the job is applying): make the waiting
+        callbacks old enough for it, then run it now. Returns the states before
+        recovery. (After a PostgreSQL restart the new cron worker may first sleep
+        its minute: hence the long wait.)"""
+        self.settle_inbox(timeout=180)
         before = self.callback_states(where, params)
         waiting = {"received", "unmatched", "error"} & set(before)
         if waiting:
