@@ -320,6 +320,16 @@ class MpesaE2ECommon(AccountPaymentCommon, PaymentHttpCommon):
             }
         )
 
+    def _shop_context(self, order):
+        """The payment context /shop/payment gives the payment form."""
+        return {
+            "transaction_route": f"/shop/payment/transaction/{order.id}",
+            "landing_route": "/shop/payment/validate",
+            "access_token": order._portal_ensure_token(),
+            "amount": order.amount_total,
+            "payment_method_ids": [self.payment_method_id],
+        }
+
     def _create_posted_invoice(self, amount=2500.0):
         invoice = self.env["account.move"].create(
             {

@@ -13,16 +13,6 @@ class TestMpesaFlows(MpesaE2ECommon):
     def _shop_cart(self):
         return self._create_quotation(self.product_wrap, website_id=self.website.id)
 
-    def _shop_context(self, order):
-        """The payment context /shop/payment gives the payment form."""
-        return {
-            "transaction_route": f"/shop/payment/transaction/{order.id}",
-            "landing_route": "/shop/payment/validate",
-            "access_token": order._portal_ensure_token(),
-            "amount": order.amount_total,
-            "payment_method_ids": [self.payment_method_id],
-        }
-
     def _queries_for(self, tx):
         return [
             body

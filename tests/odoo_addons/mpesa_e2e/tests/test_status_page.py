@@ -13,15 +13,7 @@ class TestStatusPage(MpesaE2ECommon):
         self.emulator.auto_complete = False
         order = self._create_quotation(self.product_wrap, website_id=self.website.id)
         self.authenticate(self.portal_user.login, self.portal_user.login)
-        processing = self._create_tx_through_route(
-            {
-                "transaction_route": f"/shop/payment/transaction/{order.id}",
-                "landing_route": "/shop/payment/validate",
-                "access_token": order._portal_ensure_token(),
-                "amount": order.amount_total,
-                "payment_method_ids": [self.payment_method_id],
-            }
-        )
+        processing = self._create_tx_through_route(self._shop_context(order))
         self._stk_push(processing)
         tx = self._tx(processing)
         with self._db_lock():
