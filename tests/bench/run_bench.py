@@ -47,8 +47,16 @@ def run(args, log_name):
     log = OUT / f"{log_name}.log"
     started = time.monotonic()
     with open(log, "w") as handle:
+        # The sizes as this run resolved them (BENCH_QUICK included): the callback
+        # benchmark reads its own from the environment.
+        sizes = {name: setting(name) for name in DEFAULTS}
         result = subprocess.run(
-            [PY, *args], cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, check=False
+            [PY, *args],
+            cwd=REPO,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            check=False,
+            env={**os.environ, **sizes},
         )
     seconds = time.monotonic() - started
     print(f"  {log_name}: exit {result.returncode} in {seconds:.0f} s (log {log})")
