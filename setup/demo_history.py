@@ -304,7 +304,8 @@ class History:
             },
             browser,
         )
-        # A delivery is logged once Odoo has answered it: the callback is processed.
+        # A delivery is logged once Odoo has answered it: the callback is stored, and
+        # the status page's poll below applies it.
         wait_until(
             lambda: (
                 len(
@@ -358,7 +359,12 @@ class History:
             ),
             "the C2B confirmation",
         )
-        wait_until(lambda: self.confirmed(code), f"receipt {code} confirmed")
+        # Applied by the inbox job (no cron worker here): the confirmation, then
+        # M-PESA's Transaction Status result that verifies it.
+        wait_until(
+            lambda: self.apply_inbox() or self.confirmed(code),
+            f"receipt {code} confirmed",
+        )
         self.count("till" if till else "paybill")
         return code
 
@@ -382,10 +388,16 @@ class History:
             raise DemoError(f"receipt {code} has no open exception")
         return rows[0]
 
+    def apply_inbox(self):
+        """The callback inbox job, which a stored callback wakes on a server with cron
+        workers: it applies what M-PESA sent. Returns nothing."""
+        self.odoo.run_cron("mpesa_payment.cron_apply_inbox")
+
     def post_process(self):
-        """The jobs a cron worker would have run by now: payment post-processing, and
-        the ranking of suggestions for the M-PESA bank lines still waiting (which
-        also reconciles the certain ones)."""
+        """The jobs a cron worker would have run by now: the callback inbox, payment
+        post-processing, and the ranking of suggestions for the M-PESA bank lines
+        still waiting (which also reconciles the certain ones)."""
+        self.apply_inbox()
         self.odoo.run_cron("payment.cron_post_process_payment_tx")
         self.odoo.run_cron("mpesa_reconciliation.cron_mpesa_suggestions")
 
@@ -399,6 +411,7 @@ class History:
             lambda: any(d.kind == "result" for d in self.emu.deliveries[before:]),
             "the balance result",
         )
+        self.apply_inbox()
         row = self.odoo.read_one(
             "payment.provider", provider, ["mpesa_balance_date", "mpesa_shortcode"]
         )

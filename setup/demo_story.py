@@ -273,6 +273,7 @@ def duplicate_reversed(h):
         lambda: any(d.kind == "result" for d in h.emu.deliveries[before:]),
         "the reversal result",
     )
+    h.apply_inbox()
     wait_until(
         lambda: h.odoo(
             "mpesa.exception",
@@ -423,6 +424,7 @@ def returned_jiko(h, invoice, tx):
         lambda: any(d.kind == "result" for d in h.emu.deliveries[before:]),
         "the reversal's result",
     )
+    h.apply_inbox()
     h.count("refund")
 
 
@@ -552,5 +554,6 @@ def customer_quotes_code(h, code):
         lambda: any(d.kind == "result" for d in h.emu.deliveries[before:]),
         "M-PESA's answer about the quoted code",
     )
+    h.apply_inbox()
     wait_until(lambda: h.confirmed(code), f"receipt {code}")
     h.count("claim")
