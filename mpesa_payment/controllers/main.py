@@ -91,14 +91,18 @@ class MpesaController(http.Controller):
         body = self._read_body()
         # Stored even when its CheckoutRequestID is another request's: processing
         # records why it cannot pay this transaction, and keeps any money it reports.
-        kept_because = None
-        if not tx_sudo or not fresh:
-            kept_because = request.env._(
-                "Kept, not processed: the callback URL has expired or its payment "
-                "is gone. Check the payment's status with M-PESA."
-            )
         return self._store_and_answer(
-            "stk", body, provider, tx_sudo or None, kept_because=kept_because
+            "stk",
+            body,
+            provider,
+            tx_sudo or None,
+            kept_because=self._kept_unless(
+                tx_sudo and fresh,
+                request.env._(
+                    "Kept, not processed: the callback URL has expired or its payment "
+                    "is gone. Check the payment's status with M-PESA."
+                ),
+            ),
         )
 
     @http.route(
@@ -162,18 +166,18 @@ class MpesaController(http.Controller):
         self._check_sender(provider, "API result")
         kind = "timeout" if "/timeout/" in request.httprequest.path else "result"
         body = self._read_body()
-        kept_because = None
-        if not api_request or not fresh:
-            kept_because = request.env._(
-                "Kept, not processed: the result URL has expired or its request is "
-                "gone. Check with M-PESA what it did, and book it by hand."
-            )
         return self._store_and_answer(
             kind,
             body,
             provider,
             api_request=api_request or None,
-            kept_because=kept_because,
+            kept_because=self._kept_unless(
+                api_request and fresh,
+                request.env._(
+                    "Kept, not processed: the result URL has expired or its request "
+                    "is gone. Check with M-PESA what it did, and book it by hand."
+                ),
+            ),
         )
 
     # === HELPERS === #
@@ -236,6 +240,12 @@ class MpesaController(http.Controller):
             return json.loads(body)
         except (ValueError, RecursionError):  # RecursionError: "[[[[..." nesting
             return None
+
+    @staticmethod
+    def _kept_unless(current, why):
+        """``why`` a body is kept for a person rather than processed, unless its URL
+        is current and names a record that still exists."""
+        return None if current else why
 
     def _store_and_answer(self, kind, body, provider, transaction=None, **kwargs):
         """Store the body, then answer at once: the money is applied by the inbox job
