@@ -204,8 +204,12 @@ def test_c2b_confirmation_kept_while_the_provider_is_updated(mpesa):
     thread.join(90)
     mpesa.settle_inbox()
 
+    # The inbox job asks M-PESA (Transaction Status) whether a paybill payment
+    # happened before booking it: that Result is stored too, a moment later.
     stored = mpesa.sql.all(
-        "SELECT state, body FROM mpesa_callback WHERE id > %s ORDER BY id", [last_id]
+        "SELECT state, body FROM mpesa_callback WHERE id > %s"
+        " AND kind = 'c2b_confirmation' ORDER BY id",
+        [last_id],
     )
     response = result.get("response")
     assert response is not None, result.get("error")
