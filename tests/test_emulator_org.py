@@ -200,6 +200,18 @@ def test_result_after_queue_timeout(emu, client, receiver):
     assert result.payload["Result"]["ResultCode"] == 0
 
 
+def test_result_before_the_acknowledgement(emu, client, receiver):
+    emu.result_before_ack = True
+    receipt = emu.add_payment(150)
+    status, answer = status_query(client, receiver, receipt)
+    check_ack(status, answer)
+    # Already delivered, and answered, when the acknowledgement came: not waited for.
+    (result,) = [d for d in emu.deliveries if d.kind == "result"]
+    assert result.status == 200
+    assert result.payload["Result"]["ConversationID"] == answer["ConversationID"]
+    assert result.payload["Result"]["ResultCode"] == 0
+
+
 # -- reversal ----------------------------------------------------------------------------------
 def test_reversal_success_then_repeated(emu, client, receiver):
     receipt = emu.add_payment(200, first_name="JANE")

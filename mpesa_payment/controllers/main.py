@@ -158,24 +158,21 @@ class MpesaController(http.Controller):
         even when its URL has expired or its request is gone (then kept for a
         person, not processed). Only a URL we never signed is refused unseen."""
         provider, request_id, fresh = self._signed("result", token, "API result")
-        api_request = (
-            request.env["mpesa.api.request"].sudo().browse(request_id).exists()
-        )
-        if api_request.provider_id != provider:
-            api_request = api_request.browse()  # signed by another provider: not its
         self._check_sender(provider, "API result")
         kind = "timeout" if "/timeout/" in request.httprequest.path else "result"
         body = self._read_body()
+        # The request itself is looked up when the result is stored, and again when
+        # it is processed: it may not be committed yet (mpesa.callback._request_named).
         return self._store_and_answer(
             kind,
             body,
             provider,
-            api_request=api_request or None,
+            request_number=request_id,
             kept_because=self._kept_unless(
-                api_request and fresh,
+                fresh,
                 request.env._(
-                    "Kept, not processed: the result URL has expired or its request "
-                    "is gone. Check with M-PESA what it did, and book it by hand."
+                    "Kept, not processed: the result URL has expired. Check with "
+                    "M-PESA what it did, and book it by hand."
                 ),
             ),
         )
@@ -262,7 +259,7 @@ class MpesaController(http.Controller):
 
     @staticmethod
     def _store(
-        kind, body, provider, transaction=None, api_request=None, kept_because=None
+        kind, body, provider, transaction=None, request_number=None, kept_because=None
     ):
         """Commit the raw body in its own transaction before anything can fail."""
         remote = request.httprequest.remote_addr
@@ -279,7 +276,7 @@ class MpesaController(http.Controller):
                         provider,
                         transaction,
                         remote,
-                        api_request,
+                        request_number,
                         kept_because=kept_because,
                     )
                     .id

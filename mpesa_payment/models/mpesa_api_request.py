@@ -2,7 +2,7 @@ import datetime as dt
 import logging
 import uuid
 
-from odoo import api, fields, models
+from odoo import SUPERUSER_ID, api, fields, models
 from odoo.exceptions import UserError
 from odoo.service.model import retrying
 
@@ -113,6 +113,7 @@ class MpesaApiRequest(models.Model):
             # (a paybill confirmation asked at once): created here, as before.
             request = self.sudo().create(values)
             payload = request._payload(provider._mpesa_make_token("result", request.id))
+            request._apply_early_results_after_commit()
         try:
             answer = provider._mpesa_client().post(PATHS[kind], payload)
         except DarajaError as error:
@@ -130,6 +131,26 @@ class MpesaApiRequest(models.Model):
         else:
             request.write(self._answer_values(answer))
         return request
+
+    def _apply_early_results_after_commit(self):
+        """M-PESA's Result may reach us before this transaction, which creates the
+        request, commits: it waits in the inbox, its request not found yet. Apply it
+        as soon as we commit, rather than when the recovery job comes by."""
+        request_id, registry = self.id, self.env.registry
+
+        @self.env.cr.postcommit.add
+        def _apply_early_results():
+            with registry.cursor() as cr:
+                env = api.Environment(cr, SUPERUSER_ID, {})
+                for callback in env["mpesa.callback"].search(
+                    [
+                        ("url_request_number", "=", request_id),
+                        ("api_request_id", "=", False),
+                        ("state", "in", ("received", "error")),
+                    ],
+                    order="id",
+                ):
+                    callback._process_committed()
 
     @api.model
     def _check_can_send(self, provider, kind):

@@ -61,6 +61,12 @@ class MpesaCallback(models.Model):
     api_request_id = fields.Many2one(
         "mpesa.api.request", readonly=True, index="btree_not_null", ondelete="set null"
     )
+    url_request_number = fields.Integer(
+        string="Request No. in the URL",
+        readonly=True,
+        help="The API request our signed result URL names. M-PESA may answer before "
+        "the request is committed: the request is then looked up when processed.",
+    )
     state = fields.Selection(
         [
             ("received", "Received"),
@@ -94,12 +100,13 @@ class MpesaCallback(models.Model):
         provider=None,
         transaction=None,
         remote_addr=None,
-        api_request=None,
+        request_number=None,
         kept_because=None,
     ):
         """Keep the raw body. Callers commit this before any processing. A body
         ``kept_because`` of a reason is kept for a person, never processed; any other
-        body of a kind applied later wakes the inbox job."""
+        body of a kind applied later wakes the inbox job. ``request_number``: the API
+        request a result URL names."""
         callback = self.create(
             {
                 "kind": kind,
@@ -107,7 +114,8 @@ class MpesaCallback(models.Model):
                 "provider_id": provider.id if provider else False,
                 "transaction_id": transaction.id if transaction else False,
                 "remote_addr": remote_addr,
-                "api_request_id": api_request.id if api_request else False,
+                "api_request_id": self._request_named(request_number, provider).id,
+                "url_request_number": request_number or False,
                 "state": "error" if kept_because else "received",
                 "error": kept_because or False,
             }
@@ -228,12 +236,33 @@ class MpesaCallback(models.Model):
         self.receipt_code = payment.trans_id
         return self.env["mpesa.receipt"]._apply_c2b(payment, self.provider_id, self)
 
+    @api.model
+    def _request_named(self, request_number, provider):
+        """The API request of ``provider`` a result URL names, if this transaction
+        sees it: M-PESA's Result can come before the transaction that sent the request
+        (the inbox job asking about a paybill payment, a clerk's button) commits."""
+        if not request_number:
+            return self.env["mpesa.api.request"]
+        return (
+            self.env["mpesa.api.request"]
+            .sudo()
+            .browse(request_number)
+            .exists()
+            .filtered(lambda api_request: api_request.provider_id == provider)
+        )
+
     def _api_request(self):
+        if not self.api_request_id:
+            self.api_request_id = self._request_named(
+                self.url_request_number, self.provider_id
+            )
         if not self.api_request_id:
             raise UserError(
                 self.env._(
-                    "Kept, not processed: the request this result answers is not in "
-                    "Odoo. Check with M-PESA what it did, and book it by hand."
+                    "Not processed: the request this result answers is not in Odoo. "
+                    "If it was being sent at that moment, the recovery job finds it in "
+                    "a few minutes. If this stays, check with M-PESA what it did, and "
+                    "book it by hand."
                 )
             )
         return self.api_request_id

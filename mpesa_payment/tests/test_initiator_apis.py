@@ -3,6 +3,7 @@ import json
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import tagged
 
+from ..daraja.client import PATHS
 from .common import PHONE, SHORTCODE, MpesaHttpCommon
 
 
@@ -147,6 +148,55 @@ class TestInitiatorApis(MpesaHttpCommon):
             self.assertEqual(
                 (len(stored), stored.kind, stored.body), (1, "result", body)
             )
-            self.assertEqual(stored.state, "error", "kept for a person")
-            self.assertIn("its request is gone", stored.error)
-            self.assertFalse(stored.api_request_id)
+            self.assertEqual(
+                (stored.state, stored.url_request_number), ("received", 10**9)
+            )
+        self._apply_inbox()
+        self.assertEqual(stored.state, "error", "kept for a person")
+        self.assertIn("the request this result answers is not in Odoo", stored.error)
+        self.assertFalse(stored.api_request_id)
+
+    def test_result_before_its_request_is_committed(self):
+        """The inbox job asks M-PESA about a paybill payment (so does a clerk's
+        button) in a transaction that commits after Daraja's acknowledgement; the
+        Result may come first, naming a request no other transaction sees yet. It
+        waits in the inbox and is applied once that request is there."""
+        code = self.emulator.add_payment(450, phone=PHONE, first_name="Jane Doe")
+        Request = self.env["mpesa.api.request"].sudo()
+        values = {"kind": "status", "provider_id": self.mpesa.id, "receipt_code": code}
+        wait = self._result()
+        with self._db_lock():
+            self.env.cr.execute("SELECT nextval('mpesa_api_request_id_seq')")
+            (number,) = self.env.cr.fetchone()
+            token = self.mpesa._mpesa_make_token("result", number)
+            # Sent as _send sends it, before the request row exists.
+            answer = self.mpesa._mpesa_client().post(
+                PATHS["status"], Request.new(values)._payload(token)
+            )
+        wait()
+        early = self.env["mpesa.callback"].search([("url_request_number", "=", number)])
+        self.assertEqual((early.kind, early.state), ("result", "error"))
+        self.assertFalse(early.api_request_id)
+        self.assertIn("If it was being sent at that moment", early.error)
+        with self._db_lock():
+            # The sender's transaction commits: request `number` is there now.
+            self.env.cr.execute(
+                "SELECT setval('mpesa_api_request_id_seq', %s, false)", [number]
+            )
+            request = Request.create({**values, **Request._answer_values(answer)})
+            self.assertEqual(request.id, number)
+            # The recovery job, a few minutes on.
+            self.env.cr.execute(
+                "UPDATE mpesa_callback SET create_date = create_date - interval"
+                " '5 minutes' WHERE id = %s",
+                [early.id],
+            )
+            self.env["mpesa.callback"]._cron_process_stuck()
+            self.env.flush_all()
+        self.env.invalidate_all()
+        self.assertEqual(early.state, "processed")
+        self.assertEqual(early.api_request_id, request)
+        self.assertEqual(request.state, "done")
+        self.assertEqual(
+            (request.receipt_id.name, request.receipt_id.amount), (code, 450)
+        )

@@ -216,3 +216,48 @@ def test_c2b_confirmation_kept_while_the_provider_is_updated(mpesa):
     assert response.status_code == 200, (response.status_code, response.text, stored)
     assert stored == [("processed", body.decode())], "the body, exactly as sent"
     assert len(mpesa.receipts(trans_id)) == 1
+
+
+def test_status_result_before_its_request_is_committed(mpesa):
+    """Before booking a paybill payment, the inbox job asks M-PESA whether it happened
+    (Transaction Status), inside the transaction that applies the confirmation. The
+    Result can reach us before that transaction commits: its request is not found
+    yet. It was kept for a person, and the invoice stayed unpaid; it must be applied
+    once the request is committed."""
+    phone, amount = "254711000710", 2300
+    invoice_id, invoice_name = mpesa.create_invoice(amount)
+    mpesa.emulator.set_scenario(phone, no_callback=True)
+    trans_id = mpesa.emulator.c2b_pay("174379", phone, amount, invoice_name)
+    body = mpesa.c2b_notification(trans_id, phone, amount, invoice_name)
+    mpesa.emulator.result_before_ack = True
+    try:
+        ((status, _answer),) = mpesa.fire(mpesa.c2b_url("confirmation"), body, 1)
+        assert status == 200
+        mpesa.settle_inbox()
+        assert mpesa.wait_confirmed(trans_id) == "verified"
+    finally:
+        mpesa.emulator.result_before_ack = False
+
+    (delivery,) = [
+        d
+        for d in mpesa.emulator.deliveries
+        if d.kind == "result" and trans_id in d.body.decode()
+    ]
+    # Delivered while the request was not committed: the route could not see it.
+    results = mpesa.sql.dicts(
+        "SELECT c.state, c.api_request_id, r.receipt_code FROM mpesa_callback c"
+        " JOIN mpesa_api_request r ON r.id = c.url_request_number"
+        " WHERE c.kind = 'result' AND c.body = %s",
+        [delivery.body.decode()],
+    )
+    assert [(r["state"], r["receipt_code"]) for r in results] == [
+        ("processed", trans_id)
+    ], results
+    assert results[0]["api_request_id"]
+    (receipt,) = mpesa.receipts(trans_id)
+    assert receipt["state"] == "applied", receipt
+    mpesa.post_process()
+    assert mpesa.invoice(invoice_id)["payment_state"] in ("paid", "in_payment")
+    tx_id = receipt["transaction_id"]
+    assert abs(mpesa.receivable_of([invoice_id], [tx_id])) < 0.005
+    assert mpesa.check_books() == []

@@ -59,6 +59,11 @@ class DarajaEmulator:
         # later POSTs its Result, but its acknowledgement never reaches the caller (the
         # connection drops), like the STK scenario's response_lost.
         self.initiator_response_lost = False
+        # True: the Result of a status, reversal or balance request is POSTed (and
+        # answered) before the acknowledgement is returned. Safaricom documents no
+        # order between the two; the Result usually follows within moments, so the
+        # caller may not have committed its request yet when it arrives.
+        self.result_before_ack = False
         self.state = State(token_lifetime)
         self.courier = Courier(callback_timeout)
         self._request_log = []

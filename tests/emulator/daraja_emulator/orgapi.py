@@ -50,12 +50,17 @@ def acknowledge(emu, data, build):
         "ResponseCode": "0",
         "ResponseDescription": ACK,
     }
-    spawn(_send, emu, ack, data, build, emu.state.generation)
+    if emu.result_before_ack:
+        _send(emu, ack, data, build, emu.state.generation, delay=0)
+    else:
+        spawn(_send, emu, ack, data, build, emu.state.generation)
     return None if emu.initiator_response_lost else ack  # None: nothing is written
 
 
-def _send(emu, ack, data, build, gen):
-    if not emu.pause(emu.result_delay) or not emu.alive(gen):
+def _send(emu, ack, data, build, gen, delay=None):
+    if not emu.pause(emu.result_delay if delay is None else delay):
+        return
+    if not emu.alive(gen):
         return
     if emu.queue_timeouts:
         # Not taken from Safaricom's pages: a plain "timed out in the queue" Result.
