@@ -44,6 +44,15 @@ logging.getLogger("werkzeug").addFilter(RedactCallbackSecrets())
 MAX_BODY_BYTES = 64 * 1024
 ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}
 BODY_KEY = "mpesa_payment.body"
+# What Safaricom's callbacks have in common: plain POSTs from its servers, with no
+# session nor CSRF token. Each is authenticated by the secret its URL carries.
+CALLBACK_ROUTING = {
+    "type": "http",
+    "auth": "public",
+    "methods": ["POST"],
+    "csrf": False,
+    "save_session": False,
+}
 
 
 class MpesaController(http.Controller):
@@ -70,14 +79,7 @@ class MpesaController(http.Controller):
         )
         return {"state": tx_sudo.state, "message": tx_sudo.state_message}
 
-    @http.route(
-        _stk_callback_route,
-        type="http",
-        auth="public",
-        methods=["POST"],
-        csrf=False,
-        save_session=False,
-    )
+    @http.route(_stk_callback_route, **CALLBACK_ROUTING)
     def mpesa_stk_callback(self, token):
         # Any prompt we sent is answered here and its body kept: even when its URL
         # has expired (a very late answer) or its transaction is gone. Only a URL we
@@ -109,11 +111,7 @@ class MpesaController(http.Controller):
         # Read as text: Odoo's int converter fails with a 500 on 5000 digits.
         "/payment/daraja/c2b/<string(maxlength=10):provider_id>/<string:signature>"
         "/<string:kind>",
-        type="http",
-        auth="public",
-        methods=["POST"],
-        csrf=False,
-        save_session=False,
+        **CALLBACK_ROUTING,
     )
     def mpesa_c2b(self, provider_id, signature, kind):
         if kind not in ("validation", "confirmation") or not (
@@ -146,11 +144,7 @@ class MpesaController(http.Controller):
             "/payment/daraja/result/<string:token>",
             "/payment/daraja/timeout/<string:token>",
         ],
-        type="http",
-        auth="public",
-        methods=["POST"],
-        csrf=False,
-        save_session=False,
+        **CALLBACK_ROUTING,
     )
     def mpesa_api_result(self, token):
         """Async results of transaction status, reversal, balance and B2C requests.

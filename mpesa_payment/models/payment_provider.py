@@ -17,6 +17,7 @@ from ..daraja.credential import (
     CertificateError,
     encrypt_initiator_password,
 )
+from .field_helpers import admin_char, admin_only
 
 _logger = logging.getLogger(__name__)
 
@@ -29,6 +30,12 @@ def _same_signature(expected, given):
 
 def _new_secret(*_args):
     return secrets.token_urlsafe(32)
+
+
+def _url_secret(**kwargs):
+    """A secret part of the URLs given to Safaricom: random from the start and never
+    copied, so that a copied provider does not accept the original's callbacks."""
+    return admin_char(default=_new_secret, copy=False, **kwargs)
 
 
 class ProviderTokenStore:
@@ -83,69 +90,59 @@ class PaymentProvider(models.Model):
     code = fields.Selection(
         selection_add=[("mpesa", "M-PESA")], ondelete={"mpesa": "set default"}
     )
-    mpesa_consumer_key = fields.Char(
-        string="Consumer Key", required_if_provider="mpesa", groups="base.group_system"
-    )
-    mpesa_consumer_secret = fields.Char(
+    mpesa_consumer_key = admin_char(string="Consumer Key", required_if_provider="mpesa")
+    mpesa_consumer_secret = admin_char(
         string="Consumer Secret",
         required_if_provider="mpesa",
-        groups="base.group_system",
     )
-    mpesa_shortcode = fields.Char(
+    mpesa_shortcode = admin_char(
         string="Business Shortcode",
         required_if_provider="mpesa",
-        groups="base.group_system",
         help="The paybill number, or for Buy Goods the store / head office number.",
     )
-    mpesa_shortcode_type = fields.Selection(
+    mpesa_shortcode_type = admin_only(
+        fields.Selection,
         [("paybill", "Paybill"), ("till", "Till (Buy Goods)")],
         string="Shortcode Type",
         default="paybill",
-        groups="base.group_system",
     )
-    mpesa_till_number = fields.Char(
+    mpesa_till_number = admin_char(
         string="Till Number",
-        groups="base.group_system",
         help="For Buy Goods: the till that receives the money (PartyB).",
     )
-    mpesa_passkey = fields.Char(
+    mpesa_passkey = admin_char(
         string="Lipa na M-PESA Passkey",
         required_if_provider="mpesa",
-        groups="base.group_system",
     )
-    mpesa_initiator_name = fields.Char(
+    mpesa_initiator_name = admin_char(
         string="Initiator Name",
-        groups="base.group_system",
         help="API operator used for transaction status, reversal and balance queries.",
     )
-    mpesa_security_credential = fields.Char(
+    mpesa_security_credential = admin_char(
         string="Security Credential",
-        groups="base.group_system",
         help="The initiator password encrypted with Safaricom's certificate. Set it by "
         "typing the Initiator Password, or paste a credential encrypted elsewhere.",
     )
-    mpesa_initiator_password = fields.Char(
+    mpesa_initiator_password = admin_char(
         string="Initiator Password",
         compute="_compute_mpesa_initiator_password",
         inverse="_inverse_mpesa_initiator_password",
-        groups="base.group_system",
         help="Type the initiator's password to set the Security Credential: it is "
         "encrypted at once with the certificate of the provider's environment and "
         "only the result is kept; the password itself is stored nowhere. Type it "
         "again after switching between test mode and production.",
     )
-    mpesa_certificate = fields.Text(
+    mpesa_certificate = admin_only(
+        fields.Text,
         string="Encryption Certificate",
-        groups="base.group_system",
         help="The public certificate (PEM or DER as base64 text) that encrypts the "
         "initiator password. Leave empty to use Safaricom's certificate of the "
         "environment, shipped with the module (sandbox in test mode, production when "
         "enabled). Paste Safaricom's new certificate when it publishes one, or the "
         "emulator's (/emulator/certificate) when the API URL points at it.",
     )
-    mpesa_api_url = fields.Char(
+    mpesa_api_url = admin_char(
         string="API Base URL Override",
-        groups="base.group_system",
         help="Leave empty to use Safaricom's sandbox (test mode) or production "
         "(enabled) hosts. Set it to reach another Daraja, such as a local emulator.",
     )
@@ -155,11 +152,8 @@ class PaymentProvider(models.Model):
         compute="_compute_mpesa_environment",
         help="Follows the provider state: Test mode uses the sandbox, Enabled production.",
     )
-    mpesa_webhook_secret = fields.Char(
+    mpesa_webhook_secret = _url_secret(
         string="Callback Signing Secret",
-        groups="base.group_system",
-        default=_new_secret,
-        copy=False,
         help="Signs the callback URLs given to Safaricom. Rotating it rejects callbacks "
         "for payment requests sent before the rotation.",
     )
@@ -191,17 +185,13 @@ class PaymentProvider(models.Model):
         help="With external validation: refuse payments larger than what the referenced "
         "invoice or order still owes.",
     )
-    mpesa_c2b_secret = fields.Char(
+    mpesa_c2b_secret = _url_secret(
         string="C2B URL Secret",
-        groups="base.group_system",
-        default=_new_secret,
-        copy=False,
         help="Part of the C2B URLs registered with Safaricom. Changing it means "
         "registering the URLs again.",
     )
-    mpesa_callback_ips = fields.Char(
+    mpesa_callback_ips = admin_char(
         string="Callback IP Allow-list",
-        groups="base.group_system",
         help="Addresses or networks (comma separated, e.g. 196.201.214.0/24) allowed "
         "to post callbacks; empty allows any sender. Set to Safaricom's published "
         "callback addresses when the provider is enabled (production) with none. "
@@ -240,8 +230,8 @@ class PaymentProvider(models.Model):
         string="M-PESA Balance", currency_field="main_currency_id", readonly=True
     )
     mpesa_balance_date = fields.Datetime(string="Balance Checked On", readonly=True)
-    mpesa_access_token = fields.Char(groups="base.group_system", copy=False)
-    mpesa_token_expiry = fields.Datetime(groups="base.group_system", copy=False)
+    mpesa_access_token = admin_char(copy=False)
+    mpesa_token_expiry = admin_only(fields.Datetime, copy=False)
 
     @api.depends("state")
     def _compute_mpesa_environment(self):

@@ -17,6 +17,7 @@ from odoo.exceptions import UserError
 from odoo.tools import str2bool
 
 from .. import const
+from .field_helpers import admin_char, admin_only
 
 _logger = logging.getLogger(__name__)
 
@@ -46,35 +47,34 @@ class PaymentProvider(models.Model):
     mpesa_ready_oauth_error = fields.Char(
         string="OAuth Check Error", readonly=True, copy=False
     )
-    mpesa_ready_oauth_key = fields.Char(groups="base.group_system", copy=False)
-    mpesa_ready_balance_request_id = fields.Many2one(
+    mpesa_ready_oauth_key = admin_char(copy=False)
+    mpesa_ready_balance_request_id = admin_only(
+        fields.Many2one,
         "mpesa.api.request",
         string="Initiator Check",
         readonly=True,
         copy=False,
-        groups="base.group_system",
         help="The balance query of the last Run checks: its answer says whether "
         "M-PESA accepts the initiator credential.",
     )
     mpesa_ready_balance_error = fields.Char(readonly=True, copy=False)
-    mpesa_ready_balance_key = fields.Char(groups="base.group_system", copy=False)
-    mpesa_c2b_registered_url = fields.Char(
+    mpesa_ready_balance_key = admin_char(copy=False)
+    mpesa_c2b_registered_url = admin_char(
         string="Registered Confirmation URL",
         readonly=True,
         copy=False,
-        groups="base.group_system",
         help="The C2B confirmation URL last registered with Safaricom.",
     )
-    mpesa_readiness_html = fields.Html(
+    mpesa_readiness_html = admin_only(
+        fields.Html,
         string="Go-live Checklist",
         compute="_compute_mpesa_readiness",
         sanitize=False,
-        groups="base.group_system",
     )
-    mpesa_readiness_ok = fields.Boolean(
+    mpesa_readiness_ok = admin_only(
+        fields.Boolean,
         string="Ready to Go Live",
         compute="_compute_mpesa_readiness",
-        groups="base.group_system",
     )
 
     @api.depends(

@@ -1,6 +1,8 @@
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
+from .field_helpers import admin_char
+
 
 class PaymentProvider(models.Model):
     """Refunds: a full refund reverses the payment on M-PESA (Reversal API, from the
@@ -9,29 +11,25 @@ class PaymentProvider(models.Model):
 
     _inherit = "payment.provider"  # pylint: disable=consider-merging-classes-inherited
 
-    mpesa_b2c_shortcode = fields.Char(
+    mpesa_b2c_shortcode = admin_char(
         string="B2C Shortcode",
-        groups="base.group_system",
         help="The shortcode that sends partial refunds and overpayments back to "
         "customers' phones (Safaricom's B2C product). Empty: only full refunds, by "
         "reversal, are possible.",
     )
-    mpesa_b2c_initiator_name = fields.Char(
+    mpesa_b2c_initiator_name = admin_char(
         string="B2C Initiator Name",
-        groups="base.group_system",
         help="The API operator of the B2C shortcode, with the B2C initiator role.",
     )
-    mpesa_b2c_security_credential = fields.Char(
+    mpesa_b2c_security_credential = admin_char(
         string="B2C Security Credential",
-        groups="base.group_system",
         help="The B2C initiator's password encrypted with Safaricom's certificate. "
         "Set it by typing the B2C Initiator Password.",
     )
-    mpesa_b2c_initiator_password = fields.Char(
+    mpesa_b2c_initiator_password = admin_char(
         string="B2C Initiator Password",
         compute="_compute_mpesa_b2c_initiator_password",
         inverse="_inverse_mpesa_b2c_initiator_password",
-        groups="base.group_system",
         help="Type the B2C initiator's password: it is encrypted at once with the "
         "certificate of the provider's environment and only the result is kept.",
     )

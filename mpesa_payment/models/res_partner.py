@@ -2,15 +2,13 @@ from odoo import api, fields, models
 
 from ..daraja.phone import PhoneError, normalize_msisdn
 from ..references import msisdn_hash, normalize_reference
+from .field_helpers import account_number_field
 
 
 class ResPartner(models.Model):
     _inherit = "res.partner"
 
-    mpesa_account_ref = fields.Char(
-        string="M-PESA Account Number",
-        copy=False,
-        index=True,
+    mpesa_account_ref = account_number_field(
         help="What this customer types as the account number when paying the paybill. "
         "Print it on invoices and statements.",
     )

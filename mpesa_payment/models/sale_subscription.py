@@ -3,6 +3,7 @@ from datetime import timedelta
 from odoo import api, fields, models
 
 from .account_move import OPEN_INVOICE_DOMAIN
+from .field_helpers import account_number_field
 
 REMIND_DAYS_PARAM = "mpesa_payment.subscription_remind_days"
 SUSPEND_DAYS_PARAM = "mpesa_payment.subscription_suspend_days"
@@ -11,11 +12,8 @@ SUSPEND_DAYS_PARAM = "mpesa_payment.subscription_suspend_days"
 class SaleSubscription(models.Model):
     _inherit = "sale.subscription"
 
-    mpesa_account_ref = fields.Char(
-        string="M-PESA Account Number",
-        copy=False,
+    mpesa_account_ref = account_number_field(
         readonly=True,
-        index=True,
         help="What the customer types as account number to pay this subscription by "
         "paybill. It is printed as payment reference on every recurring invoice.",
     )

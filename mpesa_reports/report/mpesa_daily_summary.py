@@ -6,6 +6,8 @@ from odoo.exceptions import AccessError
 
 from odoo.addons.mpesa_payment.kenya_time import kenya_day_bounds, kenya_today
 
+from ..report_company import report_company_field
+
 _logger = logging.getLogger(__name__)
 
 SUMMARY_GROUP_PARAM = "mpesa_reports.summary_group_id"
@@ -28,12 +30,7 @@ class MpesaDailySummary(models.TransientModel):
         default=lambda self: kenya_today() - timedelta(days=1),
         help="A day in Africa/Nairobi: from 00:00 to 24:00 East Africa Time.",
     )
-    company_id = fields.Many2one(
-        "res.company",
-        required=True,
-        default=lambda self: self.env.company,
-        domain=lambda self: [("id", "in", self.env.companies.ids)],
-    )
+    company_id = report_company_field()
 
     # === FIGURES === #
 

@@ -13,6 +13,8 @@ from odoo.addons.mpesa_payment.kenya_time import (
     to_kenya,
 )
 
+from ..report_company import report_company_field
+
 # The columns of the accounting export, in order (documented in readme/USAGE.md).
 # The headers are fixed, untranslated names: accounting imports map them.
 COLUMNS = [
@@ -73,12 +75,7 @@ class MpesaExport(models.TransientModel):
         default=lambda self: kenya_today(),
         help="Last day (Africa/Nairobi) included.",
     )
-    company_id = fields.Many2one(
-        "res.company",
-        required=True,
-        default=lambda self: self.env.company,
-        domain=lambda self: [("id", "in", self.env.companies.ids)],
-    )
+    company_id = report_company_field()
     shortcode = fields.Selection(
         selection="_selection_shortcode",
         help="The M-PESA paybill or till to export. Empty: all of the company's.",
