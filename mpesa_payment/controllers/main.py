@@ -149,8 +149,9 @@ class MpesaController(http.Controller):
     def mpesa_api_result(self, token):
         """Async results of transaction status, reversal, balance and B2C requests.
         Like the STK callback: any request we signed is answered and its body kept,
-        even when its URL has expired or its request is gone (then kept for a
-        person, not processed). Only a URL we never signed is refused unseen."""
+        even when its URL has expired (then kept for a person, not processed) or
+        its request is not in Odoo (looked up again when processed). Only a URL we
+        never signed is refused unseen."""
         provider, request_id, fresh = self._signed("result", token, "API result")
         self._check_sender(provider, "API result")
         kind = "timeout" if "/timeout/" in request.httprequest.path else "result"
