@@ -264,3 +264,33 @@ def test_status_result_before_its_request_is_committed(mpesa):
     tx_id = receipt["transaction_id"]
     assert abs(mpesa.receivable_of([invoice_id], [tx_id])) < 0.005
     assert mpesa.check_books() == []
+
+
+def test_post_processing_retried_after_a_concurrent_update(mpesa):
+    """Core's post-processing job rolls back a payment whose post-processing meets a
+    concurrency error and leaves it to its next run, ten minutes on: the invoice
+    shows unpaid meanwhile (1 in 100 in the callback benchmark, at 50 and at 100
+    senders). Here another transaction updates the invoice while the job pays it: the
+    M-PESA payment must be retried at once, on a new snapshot."""
+    phone, amount = "254711000730", 2500
+    mpesa.emulator.set_scenario(phone, no_callback=True)
+    invoice_id, tx = mpesa.pay_invoice_by_push(amount, phone)
+    path, body = mpesa.stk_callback(tx)
+    touch = "UPDATE account_move SET write_date = write_date WHERE id = %s"
+    with holding(mpesa.server.db, (touch, [invoice_id])) as other_worker:
+        ((status, _answer),) = mpesa.fire(path, body, 1)
+        assert status == 200
+        mpesa.wait_tx_state(tx["id"], ("done",), 60)
+        # The job woken by the payment reaches the invoice, and waits for us.
+        wait_until(
+            lambda: mpesa.lock_waiters("%account_move%"),
+            60,
+            "the post-processing job to wait for the invoice",
+        )
+        other_worker.commit()
+    wait_until(
+        lambda: mpesa.invoice(invoice_id)["payment_state"] in ("paid", "in_payment"),
+        60,
+        "the invoice to be paid",
+    )
+    mpesa.assert_books([tx["id"]], [invoice_id])
