@@ -196,10 +196,13 @@ class PaymentProvider(models.Model):
         ]
 
     def _mpesa_books_balance(self):
-        """The journal balance equals the last balance M-PESA gave us."""
+        """The journal balance equals the last balance M-PESA gave us: the journal as
+        of the moment M-PESA reported it, so money received since then is no
+        difference."""
         if not (self.mpesa_balance_date and self.journal_id):
             return []
-        balance = self.journal_id._mpesa_journal_balance()
+        checked = self.mpesa_balance_date
+        balance = self.journal_id._mpesa_journal_balance(as_of=checked)
         if abs(balance - self.mpesa_balance) <= 0.005:
             return []
         return [
@@ -207,7 +210,8 @@ class PaymentProvider(models.Model):
                 "",
                 (
                     f"journal balance {balance:,.2f} != M-PESA balance "
-                    f"{self.mpesa_balance:,.2f} (checked {self.mpesa_balance_date})"
+                    f"{self.mpesa_balance:,.2f}, both as of M-PESA's balance check "
+                    f"at {checked} UTC"
                 ),
             )
         ]

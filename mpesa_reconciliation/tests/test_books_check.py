@@ -1,8 +1,10 @@
 import time
+from datetime import timedelta
 
+from odoo import fields
 from odoo.tests import tagged
 
-from .common import ReconciliationCommon
+from .common import SHORTCODE, ReconciliationCommon
 
 
 @tagged("post_install", "-at_install")
@@ -14,10 +16,14 @@ class TestBooksCheck(ReconciliationCommon):
         self.assertEqual(self.mpesa._mpesa_check_books(), [])
         self.assertFalse(self.mpesa.mpesa_books_differences)
         self.assertTrue(self.mpesa.mpesa_books_checked_on)
-        # M-PESA says the account holds something else than the journal
-        self.mpesa.write({"mpesa_balance": 900, "mpesa_balance_date": "2026-03-01"})
+        # M-PESA says the account held something else than the journal when it
+        # reported its balance, after the payment
+        checked = fields.Datetime.now()
+        self.assertLessEqual(receipt.paid_at, checked)
+        self.mpesa.write({"mpesa_balance": 900, "mpesa_balance_date": checked})
         (diff,) = self.mpesa._mpesa_check_books()
         self.assertIn("journal balance 1,000.00 != M-PESA balance 900.00", diff[2])
+        self.assertIn(f"both as of M-PESA's balance check at {checked} UTC", diff[2])
         self.mpesa.mpesa_balance = 1000
         # a receipt whose statement line went missing, and one fed twice
         other = self._c2b("NOSUCH", 50)
@@ -36,6 +42,86 @@ class TestBooksCheck(ReconciliationCommon):
         self.assertIn((other.name, "missing from the journal"), problems)
         self.assertIn((receipt.name, "in the journal 2 times"), problems)
         self.assertIn(other.name, self.mpesa.mpesa_books_differences)
+
+    def _check_balance(self):
+        """Safaricom's Account Balance API, its answer on our result URL."""
+        before = len([d for d in self.emulator.deliveries if d.kind == "result"])
+        with self._db_lock():
+            self.mpesa.action_mpesa_check_balance()
+            self.env.flush_all()
+        self._wait_callbacks(before + 1, kind="result")
+
+    def test_payment_after_the_balance_check_is_no_difference(self):
+        """The daily books check compared M-PESA's last balance with the journal as it
+        is now: a payment received after the balance check made a false difference.
+        It is compared with the journal as of the check."""
+        first = self._c2b(self._invoice(1000).name, 1000)
+        self._post_process(first)
+        self._check_balance()
+        self.assertEqual(self.mpesa.mpesa_balance, 1000)
+        checked = self.mpesa.mpesa_balance_date
+        time.sleep(1.1)  # M-PESA's times are whole seconds
+        later = self._c2b(self._invoice(500).name, 500)
+        self._post_process(later)
+        self.assertGreater(later.paid_at, checked)
+        self.assertEqual(self.journal._mpesa_journal_balance(), 1500)
+        self.assertEqual(self.journal._mpesa_journal_balance(as_of=checked), 1000)
+        self.assertEqual(self.mpesa._mpesa_check_books(), [])
+        self.assertFalse(self.mpesa.mpesa_books_differences)
+        # M-PESA held less than the journal did at the check: a real difference
+        self.mpesa.mpesa_balance = 960
+        (diff,) = self.mpesa._mpesa_check_books()
+        self.assertIn("journal balance 1,000.00 != M-PESA balance 960.00", diff[2])
+        self.assertIn(f"as of M-PESA's balance check at {checked} UTC", diff[2])
+
+    def test_journal_as_of_a_moment(self):
+        """As of a moment, a line with a receipt counts by when M-PESA moved its money
+        (money in and out), one without (opening balance, added by hand) by its day
+        in Nairobi."""
+        paid = self._c2b("NOSUCHREF", 300)
+        # 22:00 UTC on 1 March is 01:00 on 2 March in Nairobi
+        checked = fields.Datetime.to_datetime("2026-03-01 22:00:00")
+        with self._db_lock():
+            paid.sudo().paid_at = "2026-03-01 21:59:59"
+            charge = (
+                self.env["mpesa.receipt"]
+                .sudo()
+                .create(
+                    {
+                        "name": "QCHARGE001",
+                        "kind": "charge",
+                        "provider_id": self.mpesa.id,
+                        "shortcode": SHORTCODE,
+                        "amount": 40,
+                        "paid_at": "2026-03-01 22:00:01",
+                        "state": "applied",
+                    }
+                )
+            )
+            charge._mpesa_feed_statement()
+            Line = self.env["account.bank.statement.line"]
+            Line.create(
+                [
+                    {
+                        "journal_id": self.journal.id,
+                        "payment_ref": f"by hand {day}",
+                        "amount": amount,
+                        "date": day,
+                    }
+                    for day, amount in (("2026-03-02", 1000), ("2026-03-03", 7))
+                ]
+            )
+            self.env.flush_all()
+        self.assertEqual(charge.statement_line_id.amount, -40)
+        self.assertEqual(self.journal._mpesa_journal_balance(), 1267)
+        self.assertEqual(self.journal._mpesa_journal_balance(as_of=checked), 1300)
+        self.assertEqual(
+            self.journal._mpesa_journal_balance(as_of=checked + timedelta(seconds=1)),
+            1260,
+        )
+        self.assertEqual(
+            self.journal._mpesa_journal_balance(as_of="2026-03-01 20:59:59"), 0
+        )
 
     def test_payment_confirmed_by_query_without_receipt(self):
         self.emulator.set_scenario("254708374149", no_callback=True)

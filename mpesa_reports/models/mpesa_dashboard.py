@@ -454,15 +454,34 @@ class MpesaDashboard(models.AbstractModel):
 
     @api.model
     def _balance_row(self, provider):
-        """One shortcode's balances: M-PESA's last reported figure, its journal's, and
-        the difference (none until Safaricom has answered a balance check)."""
+        """One shortcode's balances: M-PESA's last reported figure, its journal's as
+        of that moment (money received since is not in M-PESA's figure), and the
+        difference between the two (none until Safaricom has answered a balance
+        check); the journal's balance now besides."""
         journal = provider.journal_id.with_env(self.env)
         journal_name = journal.sudo().display_name
-        lines_domain = journal._mpesa_journal_balance_domain()
-        count = self.env["account.bank.statement.line"].search_count(lines_domain)
-        balance = journal._mpesa_journal_balance()
         mpesa_balance = provider.mpesa_balance
         checked = provider.mpesa_balance_date
+        journal_now = self._journal_figure(
+            journal, self.env._("Statement Lines of %s", journal_name)
+        )
+        journal_at_check = (
+            self._journal_figure(
+                journal,
+                self.env._(
+                    "Statement Lines of %s up to the M-PESA Balance Check",
+                    journal_name,
+                ),
+                as_of=checked,
+            )
+            if checked
+            else journal_now
+        )
+        difference = (
+            provider.main_currency_id.round(mpesa_balance - journal_at_check["amount"])
+            if checked
+            else False
+        )
         return {
             "provider_id": provider.id,
             "provider": provider.name,
@@ -476,19 +495,23 @@ class MpesaDashboard(models.AbstractModel):
                 amount=mpesa_balance,
                 date=fields.Datetime.to_string(checked) if checked else False,
             ),
-            "journal_balance": self._figure(
-                "account.bank.statement.line",
-                lines_domain,
-                self.env._("Statement Lines of %s", journal_name),
-                count=count,
-                amount=balance,
-            ),
-            "difference": self._figure(
-                "account.bank.statement.line",
-                [("journal_id", "=", journal.id)],
-                self.env._("Statement Lines of %s", journal_name),
-                amount=provider.main_currency_id.round(mpesa_balance - balance)
-                if checked
-                else False,
-            ),
+            # Compared with M-PESA's: the journal as of the balance check.
+            "journal_balance": journal_at_check,
+            "journal_now": journal_now,
+            # The lines it is the difference from: the journal's as of the check.
+            "difference": {**journal_at_check, "count": 0, "amount": difference},
         }
+
+    @api.model
+    def _journal_figure(self, journal, name, as_of=None):
+        """The balance of an M-PESA journal, now or ``as_of`` a UTC moment (then
+        dated), and the statement lines that make it."""
+        domain = journal._mpesa_journal_balance_domain(as_of=as_of)
+        return self._figure(
+            "account.bank.statement.line",
+            domain,
+            name,
+            count=self.env["account.bank.statement.line"].search_count(domain),
+            amount=journal._mpesa_journal_balance(as_of=as_of),
+            date=fields.Datetime.to_string(as_of) if as_of else False,
+        )

@@ -140,8 +140,10 @@ class MpesaDailySummary(models.TransientModel):
         return rows
 
     def _balance_rows(self):
-        """Per M-PESA shortcode: the last balance M-PESA reported against the
-        journal's balance at the end of the day (its statement lines up to then)."""
+        """Per M-PESA shortcode: the last balance M-PESA reported, the journal's
+        balance at the end of the day (its statement lines up to then), and the
+        difference between M-PESA's balance and the journal as of the moment M-PESA
+        reported it (money received since is not in M-PESA's figure)."""
         providers = (
             self.env["payment.provider"]
             ._mpesa_providers(self.company_id, active=False)
@@ -151,6 +153,12 @@ class MpesaDailySummary(models.TransientModel):
         for provider in providers.filtered("journal_id"):
             journal = provider.journal_id
             journal_balance = journal._mpesa_journal_balance(until=self.date)
+            checked = provider.mpesa_balance_date
+            at_check = (
+                journal._mpesa_journal_balance(as_of=checked)
+                if checked
+                else journal_balance
+            )
             rows.append(
                 {
                     "shortcode": provider.mpesa_shortcode,
@@ -158,9 +166,10 @@ class MpesaDailySummary(models.TransientModel):
                     "provider": provider.name,
                     "journal": journal.name,
                     "mpesa_balance": provider.mpesa_balance,
-                    "balance_date": provider.mpesa_balance_date,
+                    "balance_date": checked,
                     "journal_balance": journal_balance,
-                    "difference": provider.mpesa_balance - journal_balance,
+                    "journal_balance_at_check": at_check,
+                    "difference": provider.mpesa_balance - at_check,
                 }
             )
         return rows

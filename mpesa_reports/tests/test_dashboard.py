@@ -212,19 +212,27 @@ class TestDashboard(ReportsCommon):
         after = self._figures(self.finance, "2026-03-02")["exceptions"]
         self.assertEqual([col["count"] for col in after["columns"]], [2, 1, 0])
 
-        # M-PESA balance against the journal: 1,000 reported, 1,550 in the books.
+        # M-PESA balance against the journal as of M-PESA's check (06:00 UTC on
+        # 2 March): 1,000 reported, 1,250 in the books then; the 300 paid at 08:00
+        # came after the check (1,550 in the books now).
         [balance] = figures["balances"]
         self.assertEqual(balance["provider_id"], self.mpesa.id)
         self.assertEqual(balance["mpesa"]["amount"], 1000.0)
         self.assertEqual(balance["mpesa"]["date"], "2026-03-02 06:00:00")
         self.assertEqual(self._journal_balance(), 1550.0)
-        self.assertEqual(balance["journal_balance"]["amount"], 1550.0)
-        self.assertEqual(balance["difference"]["amount"], -550.0)
-        lines = self._records(self.finance, balance["journal_balance"])
-        self.assertEqual(sum(lines.mapped("amount")), 1550.0)
-        statement_lines = self._records(self.finance, balance["difference"])
+        at_check = balance["journal_balance"]
+        self.assertEqual(at_check["amount"], 1250.0)
+        self.assertEqual(at_check["date"], "2026-03-02 06:00:00")
+        self.assertEqual(balance["difference"]["amount"], -250.0)
+        lines = self._records(self.finance, at_check)
+        self.assertEqual(at_check["count"], 2)
+        self.assertEqual(set(lines.mapped("mpesa_receipt_id.amount")), {1000.0, 250.0})
+        self.assertEqual(self._records(self.finance, balance["difference"]), lines)
+        now = balance["journal_now"]
+        self.assertEqual((now["count"], now["amount"]), (3, 1550.0))
+        self.assertFalse(now["date"])
         self.assertEqual(
-            set(statement_lines.mapped("mpesa_receipt_id.amount")),
+            set(self._records(self.finance, now).mapped("mpesa_receipt_id.amount")),
             {1000.0, 250.0, 300.0},
         )
 
