@@ -338,8 +338,10 @@ class TestExports(ReportCommon):
         claim.sudo().write(
             {"state": "review", "review_reason": "Customer says they paid"}
         )
+        # M-PESA's balance checked on the last second of the day: after every
+        # receipt of the day (the real payment is made now, at any hour of it).
         self.mpesa.sudo().write(
-            {"mpesa_balance": 5000, "mpesa_balance_date": start + timedelta(hours=5)}
+            {"mpesa_balance": 5000, "mpesa_balance_date": end - timedelta(seconds=1)}
         )
         self.env.flush_all()
         return day
@@ -400,6 +402,7 @@ class TestExports(ReportCommon):
         self.assertEqual(balance["shortcode"], SHORTCODE)
         self.assertEqual(balance["mpesa_balance"], 5000)
         self.assertEqual(balance["journal_balance"], 1870)
+        self.assertEqual(balance["journal_balance_at_check"], 1870)
         self.assertEqual(balance["difference"], 3130)
         self.assertEqual(values["balance_difference"], 3130)
         # The day before and the day after each have their edge receipt.
