@@ -85,6 +85,49 @@ class TestStatementImport(ReconciliationCommon):
         )
         self.assertAlmostEqual(self._journal_balance(), 25785.0)
 
+    def test_closing_balance_against_the_journal_at_the_last_row(self):
+        """The wizard compared M-PESA's closing balance with the journal as it is
+        now: every payment received after the statement's last row showed as a
+        difference. It compares with the journal as of that row."""
+        rows = [
+            (
+                "SKL0000012,01-03-2026 11:00:00,01-03-2026 11:00:00,Pay Bill,"
+                'Completed,"300.00",,"10,300.00",TRUE,Pay Bill Online,'
+                "2547****149 - JOHN,,NOSUCHREF\n"
+            ),
+            (
+                "SKL0000011,01-03-2026 10:00:00,01-03-2026 10:00:00,Pay Bill,"
+                'Completed,"500.00",,"10,000.00",TRUE,Pay Bill Online,'
+                "2547****149 - JOHN,,NOSUCHREF\n"
+            ),
+        ]
+        self._import(statement(rows))
+        # paid after the statement's last row, by a customer on a phone
+        self._post_process(self._c2b(self._invoice(1000).name, 1000))
+        self.assertAlmostEqual(self._journal_balance(), 11300.0)
+        wizard = self._import(statement(rows))
+        self.assertIn(
+            "Statement closing balance: KES 10,300.00; journal balance at the "
+            "statement's last row (01/03/2026 11:00:00, Nairobi time): KES 10,300.00.",
+            wizard.result,
+        )
+        self.assertNotIn("Difference", wizard.result)
+        # A real difference: a line dated inside the statement that M-PESA never had.
+        with self._db_lock():
+            self.env["account.bank.statement.line"].create(
+                {
+                    "journal_id": self.mpesa.journal_id.id,
+                    "date": "2026-03-01",
+                    "payment_ref": "typed by hand",
+                    "amount": 40.0,
+                }
+            )
+            self.env.flush_all()
+        wizard = self._import(statement(rows))
+        self.assertIn("journal balance at the statement's last row", wizard.result)
+        self.assertIn("KES 10,340.00.", wizard.result)
+        self.assertIn("Difference: KES -40.00.", wizard.result)
+
     def test_recovered_payment_applied_by_reference(self):
         invoice = self._invoice(640)
         row = (

@@ -4,6 +4,8 @@ import datetime as dt
 from odoo import fields, models
 from odoo.exceptions import UserError
 
+from odoo.addons.mpesa_payment.kenya_time import to_kenya
+
 from ..models.payment_provider import PULL_MAX_WINDOW
 from ..statement import StatementError, parse_statement
 
@@ -53,6 +55,10 @@ class MpesaStatementImport(models.TransientModel):
             summary["skipped"] = statement.skipped
             self._add_opening_balance(statement)
             summary["closing"] = statement.closing_balance
+            summary["closing_at"] = statement.end
+            # The closing balance is M-PESA's after the statement's last row: money
+            # received since is in the journal, not in that figure.
+            summary["journal_balance"] = self._journal_balance(as_of=statement.end)
             # Rows without any balance: imported as usual, but nothing to check the
             # journal against, and no opening balance to bring in.
             summary["unchecked"] = (
@@ -62,7 +68,6 @@ class MpesaStatementImport(models.TransientModel):
             # Windows, pages, error codes: one home for the pull, shared with the
             # scheduled pull (payment.provider._mpesa_pull).
             summary = self.provider_id._mpesa_pull(self.date_from, self.date_to)
-        summary["journal_balance"] = self._journal_balance()
         self.result = self._describe(summary)
         return {
             "type": "ir.actions.act_window",
@@ -176,8 +181,8 @@ class MpesaStatementImport(models.TransientModel):
     def _journal(self):
         return self.provider_id.journal_id
 
-    def _journal_balance(self):
-        return self._journal()._mpesa_journal_balance()
+    def _journal_balance(self, as_of=None):
+        return self._journal()._mpesa_journal_balance(as_of=as_of)
 
     def _add_opening_balance(self, statement):
         """First statement of an empty journal: bring in the balance it starts from,
@@ -226,14 +231,7 @@ class MpesaStatementImport(models.TransientModel):
                 self.env._("%s rows not Completed were ignored.", summary["skipped"])
             )
         if summary.get("closing") is not None:
-            lines.append(
-                self.env._(
-                    "Statement closing balance: KES %(closing)s; journal balance: KES "
-                    "%(journal)s.",
-                    closing=format(summary["closing"], ",.2f"),
-                    journal=format(summary["journal_balance"], ",.2f"),
-                )
-            )
+            lines += self._balance_lines(summary)
         elif summary.get("unchecked"):
             lines.append(
                 self.env._(
@@ -243,3 +241,27 @@ class MpesaStatementImport(models.TransientModel):
                 )
             )
         return "\n".join(lines)
+
+    def _balance_lines(self, summary):
+        """M-PESA's closing balance against the journal as of the statement's last
+        row, and their difference when they disagree."""
+        closing, journal = summary["closing"], summary["journal_balance"]
+        lines = [
+            self.env._(
+                "Statement closing balance: KES %(closing)s; journal balance at the "
+                "statement's last row (%(moment)s, Nairobi time): KES %(journal)s.",
+                closing=format(closing, ",.2f"),
+                moment=to_kenya(summary["closing_at"]).strftime("%d/%m/%Y %H:%M:%S"),
+                journal=format(journal, ",.2f"),
+            )
+        ]
+        difference = self.provider_id.main_currency_id.round(float(closing) - journal)
+        if difference:
+            lines.append(
+                self.env._(
+                    "Difference: KES %s. The nightly books check lists what makes it "
+                    "under Books Differences on the M-PESA account.",
+                    format(difference, ",.2f"),
+                )
+            )
+        return lines
