@@ -21,9 +21,10 @@ RESULTS="$LOGS/beside.results"   # "passed failed skipped what" per step of sect
 E2E="$ROOT/tests/odoo_addons"
 MODULES="$OUR_ADDONS,mpesa_e2e"
 ADDONS_PATH="$(cat "$LOCAL/odoo-src")/addons,$ROOT,$E2E"
-# Odoo test classes that need neither a browser nor an HTTP request: they run beside
-# the others (section 3c), on the copy of the test database tests/live starts from.
+# Long Odoo test classes without a browser: they run beside the others (section 3c), on
+# the copy of the test database tests/live starts from, so that both cores end together.
 BESIDE_CLASSES="/mpesa_reconciliation:TestMoneyProperties,/mpesa_payment:TestPayloadFuzz"
+BESIDE_CLASSES="$BESIDE_CLASSES,/mpesa_payment:TestRouteFuzz"
 BESIDE_CLASSES="$BESIDE_CLASSES,/mpesa_reconciliation:TestStatementMemory"
 BESIDE_CLASSES="$BESIDE_CLASSES,/mpesa_reconciliation:TestStatementFuzz"
 if [ -n "${MPESA_TEST_TAGS:-}" ]; then
@@ -39,6 +40,7 @@ passed=0; failed=0; skipped=0
 
 count() { passed=$((passed + $1)); failed=$((failed + $2)); skipped=$((skipped + ${3:-0})); }
 odoo() { "$ODOO_BIN" -c "$LOCAL/odoo.conf" --log-level=test --without-demo=all "$@"; }
+result() { echo "$*" >> "$RESULTS"; }  # passed failed skipped what
 odoo_summary() { "$PY" "$ROOT/setup/odoo_test_summary.py" "$1" "$2"; }
 run_pytest() {  # junit file, then pytest's arguments
     local junit="$1"; shift
@@ -51,24 +53,24 @@ lint() {
     local addon_dirs=() po_files=() a d f
     say "lint: ruff"
     if "$VENV/bin/ruff" check "$ROOT" && "$VENV/bin/ruff" format --check --quiet "$ROOT"
-    then echo "1 0 0 ruff"; else echo "0 1 0 ruff"; fi >> "$RESULTS"
+    then result 1 0 0 ruff; else result 0 1 0 ruff; fi
     say "lint: pylint-odoo"
     for a in ${OUR_ADDONS//,/ } mpesa_e2e; do
         [ -d "$ROOT/$a" ] && addon_dirs+=("$ROOT/$a") || addon_dirs+=("$E2E/$a"); done
     if "$VENV/bin/pylint" --rcfile="$ROOT/.pylintrc" --disable=missing-readme \
         "${addon_dirs[@]}"
-    then echo "1 0 0 pylint-odoo"; else echo "0 1 0 pylint-odoo"; fi >> "$RESULTS"
+    then result 1 0 0 pylint-odoo; else result 0 1 0 pylint-odoo; fi
     say "lint: oca-odoo-pre-commit-hooks (module and .po checks)"
     for d in "${addon_dirs[@]}"; do
         for f in "$d"/i18n/*.po "$d"/i18n/*.pot; do [ -f "$f" ] && po_files+=("$f"); done
     done
     if "$VENV/bin/oca-checks-odoo-module" "${addon_dirs[@]}" \
         && { [ ${#po_files[@]} -eq 0 ] || "$VENV/bin/oca-checks-po" "${po_files[@]}"; }
-    then echo "1 0 0 oca-odoo-pre-commit-hooks"
-    else echo "0 1 0 oca-odoo-pre-commit-hooks"; fi >> "$RESULTS"
+    then result 1 0 0 oca-odoo-pre-commit-hooks
+    else result 0 1 0 oca-odoo-pre-commit-hooks; fi
     say "lint: method length (no production method over 50 lines)"
     if "$PY" "$ROOT/setup/method_length.py"
-    then echo "1 0 0 method length"; else echo "0 1 0 method length"; fi >> "$RESULTS"
+    then result 1 0 0 method length; else result 0 1 0 method length; fi
 }
 
 # --- 3. Beside the Odoo tests, on the second core, one after the other ---------------
@@ -87,7 +89,7 @@ beside_odoo_tests() {
             -i mpesa_payment --test-tags "$ALONE_TAGS" --stop-after-init \
             --http-port "$((TEST_PORT + 1))" --logfile "$ALONE_LOG"
         rc=$?
-        echo "$(odoo_summary "$ALONE_LOG" $rc) Odoo tests, mpesa_payment alone" >> "$RESULTS"
+        result "$(odoo_summary "$ALONE_LOG" $rc)" Odoo tests, mpesa_payment alone
     fi
     # b. The copy of the test database that tests/live starts from (section 2 makes it).
     while [ ! -e "$LOGS/installed" ]; do kill -0 $$ 2>/dev/null || return; sleep 2; done
@@ -98,14 +100,14 @@ beside_odoo_tests() {
         odoo -d "$LIVE_DB" --addons-path="$ADDONS_PATH" --test-tags "$BESIDE_TAGS" \
             --stop-after-init --http-port "$((TEST_PORT + 2))" --logfile "$BESIDE_ODOO_LOG"
         rc=$?
-        echo "$(odoo_summary "$BESIDE_ODOO_LOG" $rc) Odoo tests beside" >> "$RESULTS"
+        result "$(odoo_summary "$BESIDE_ODOO_LOG" $rc)" Odoo tests beside
     fi
     # d. pytest on tests/: the emulator, tests/live (a real multi-worker Odoo on a copy
     #    of $LIVE_DB), the Odoo test summary; all but the PostgreSQL restart test.
     say "pytest tests/ (all but $RESTART_TEST)"
     run_pytest "$LOGS/pytest.xml" tests --ignore=tests/odoo_addons --deselect "$RESTART_TEST"
     rc=$?
-    echo "$("$PY" "$ROOT/setup/junit_summary.py" "$LOGS/pytest.xml" $rc) pytest" >> "$RESULTS"
+    result "$("$PY" "$ROOT/setup/junit_summary.py" "$LOGS/pytest.xml" $rc)" pytest
 }
 ALONE_DB="${DB}_alone"
 ALONE_LOG="$LOGS/odoo-tests-alone.log"
@@ -161,9 +163,21 @@ fi
 set +e; wait "$beside_pid"; set -e
 cat "$BESIDE_LOG"
 while read -r b_pass b_fail b_skip what; do
+    if [[ ! "$b_pass $b_fail $b_skip" =~ ^[0-9]+\ [0-9]+\ [0-9]+$ ]]; then
+        count 0 1; echo "FAILED: unreadable result: $b_pass $b_fail $b_skip $what"; continue
+    fi
     count "$b_pass" "$b_fail" "$b_skip"
     say "$what: $b_pass passed, $b_fail failed, $b_skip skipped"
 done < <(cat "$RESULTS" 2>/dev/null)
+# A step that never said how it ended (the job beside died) is a failure.
+expected=("ruff" "method length")
+[ "$install_rc" = 0 ] && expected+=("pytest")
+[ -n "$ALONE_TAGS" ] && expected+=("Odoo tests, mpesa_payment alone")
+[ "$install_rc" = 0 ] && [ -n "$BESIDE_TAGS" ] && expected+=("Odoo tests beside")
+for what in "${expected[@]}"; do
+    grep -q " $what\$" "$RESULTS" 2>/dev/null \
+        || { count 0 1; echo "FAILED: $what did not run to its end"; }
+done
 
 # --- 4. The PostgreSQL restart test, alone -------------------------------------------
 # It restarts PostgreSQL, which cuts every other connection: it runs once nothing else
