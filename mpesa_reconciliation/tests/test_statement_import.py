@@ -128,6 +128,24 @@ class TestStatementImport(ReconciliationCommon):
         self.assertIn("KES 10,340.00.", wizard.result)
         self.assertIn("Difference: KES -40.00.", wizard.result)
 
+    def test_opening_balance_dated_the_nairobi_day_before_the_first_row(self):
+        """A statement that starts at 00:30 in Nairobi (21:30 UTC the day before): its
+        opening balance is M-PESA's at the end of the previous Nairobi day, 28
+        February, not of the UTC day before that."""
+        row = (
+            "SKL0000021,01-03-2026 00:30:00,01-03-2026 00:30:00,Pay Bill,"
+            'Completed,"500.00",,"10,000.00",TRUE,Pay Bill Online,'
+            "2547****149 - JOHN,,NOSUCHREF\n"
+        )
+        self._import(statement([row]))
+        lines = self.env["account.bank.statement.line"].search(
+            [("journal_id", "=", self.journal.id)], order="date"
+        )
+        self.assertEqual(
+            [(str(line.date), line.amount) for line in lines],
+            [("2026-02-28", 9500.0), ("2026-03-01", 500.0)],
+        )
+
     def test_recovered_payment_applied_by_reference(self):
         invoice = self._invoice(640)
         row = (

@@ -4,7 +4,7 @@ import datetime as dt
 from odoo import fields, models
 from odoo.exceptions import UserError
 
-from odoo.addons.mpesa_payment.kenya_time import to_kenya
+from odoo.addons.mpesa_payment.kenya_time import kenya_date, to_kenya
 
 from ..models.payment_provider import PULL_MAX_WINDOW
 from ..statement import StatementError, parse_statement
@@ -190,12 +190,10 @@ class MpesaStatementImport(models.TransientModel):
         if not statement.opening_balance or not statement.start:
             return
         journal = self._journal()
+        first_day = kenya_date(statement.start)  # the statement's times are UTC
         StLine = self.env["account.bank.statement.line"].sudo()
         earlier = StLine.search_count(
-            [
-                ("journal_id", "=", journal.id),
-                ("date", "<", statement.start.date()),
-            ]
+            [("journal_id", "=", journal.id), ("date", "<", first_day)]
         )
         if earlier or StLine.search_count(
             [
@@ -207,7 +205,7 @@ class MpesaStatementImport(models.TransientModel):
         StLine.create(
             {
                 "journal_id": journal.id,
-                "date": statement.start.date() - dt.timedelta(days=1),
+                "date": first_day - dt.timedelta(days=1),
                 "payment_ref": "Opening balance per M-PESA statement",
                 "amount": float(statement.opening_balance),
             }
