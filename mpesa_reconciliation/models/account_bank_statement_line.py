@@ -3,6 +3,7 @@ from decimal import Decimal
 
 from odoo import api, fields, models
 
+from odoo.addons.mpesa_payment.kenya_time import kenya_date
 from odoo.addons.mpesa_payment.models.account_move import OPEN_INVOICE_DOMAIN
 
 from ..matching import Candidate, Config, Line, Matcher
@@ -100,7 +101,8 @@ class AccountBankStatementLine(models.Model):
             order,
             order.partner_id.commercial_partner_id,
             order.amount_total - order.amount_paid,
-            order.date_order.date(),
+            # a UTC moment: its day is Nairobi's, like the line's
+            kenya_date(order.date_order),
             order.client_order_ref,
         )
 

@@ -1,4 +1,9 @@
+import datetime as dt
+
+from odoo import Command
 from odoo.tests import tagged
+
+from odoo.addons.mpesa_payment.kenya_time import kenya_to_utc, kenya_today
 
 from .common import ReconciliationCommon
 
@@ -56,3 +61,34 @@ class TestSuggestions(ReconciliationCommon):
         self.assertEqual(set(suggestions[:2].mapped("res_id")), {first.id, second.id})
         self.assertEqual(suggestions[0].score, suggestions[1].score)
         self.assertEqual((first | second).mapped("payment_state"), ["not_paid"] * 2)
+
+    def test_order_date_is_its_day_in_nairobi(self):
+        """An order placed at 01:00 in Nairobi three days ago (22:00 UTC the day
+        before that) is three days older than today's payment, not four."""
+        placed_on = kenya_today() - dt.timedelta(days=3)
+        order = self.env["sale.order"].create(
+            {
+                "partner_id": self.partner.id,
+                "currency_id": self.currency_kes.id,
+                "date_order": kenya_to_utc(dt.datetime.combine(placed_on, dt.time(1))),
+                "order_line": [
+                    Command.create(
+                        {
+                            "name": "Solar lamp",
+                            "price_unit": 1000,
+                            "tax_id": [Command.clear()],
+                        }
+                    )
+                ],
+            }
+        )
+        order.name = "SO-DATE-42"
+        self.env.flush_all()
+        receipt = self._c2b("SO-DATE-43", 1000)  # one wrong digit
+        line = receipt.statement_line_id
+        with self._db_lock():
+            line._mpesa_refresh_suggestions()
+            self.env.flush_all()
+        best = line.mpesa_suggestion_ids[:1]
+        self.assertEqual((best.res_model, best.res_id), ("sale.order", order.id))
+        self.assertIn("date within 3 days", best.reasons)
