@@ -1,5 +1,7 @@
 from odoo import fields, models
 
+from ..kenya_time import kenya_today
+
 # Customer invoices still waiting for money: what a payment can settle.
 OPEN_INVOICE_DOMAIN = [
     ("move_type", "=", "out_invoice"),
@@ -39,4 +41,4 @@ class AccountMove(models.Model):
                 subtype_xmlid="mail.mt_comment",
                 partner_ids=invoice.partner_id.ids,
             )
-            invoice[field] = fields.Date.context_today(invoice)
+            invoice[field] = kenya_today()

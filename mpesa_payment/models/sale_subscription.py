@@ -2,6 +2,7 @@ from datetime import timedelta
 
 from odoo import api, fields, models
 
+from ..kenya_time import kenya_today
 from .account_move import OPEN_INVOICE_DOMAIN
 from .field_helpers import account_number_field
 
@@ -70,7 +71,7 @@ class SaleSubscription(models.Model):
         "invoice_ids.payment_state", "invoice_ids.invoice_date_due", "invoice_ids.state"
     )
     def _compute_mpesa_access_status(self):
-        today = fields.Date.context_today(self)
+        today = kenya_today()  # the customer's day, whoever runs this
         suspend_days = int(
             self.env["ir.config_parameter"].sudo().get_param(SUSPEND_DAYS_PARAM, 14)
         )
@@ -101,7 +102,7 @@ class SaleSubscription(models.Model):
         remind_days = int(
             self.env["ir.config_parameter"].sudo().get_param(REMIND_DAYS_PARAM, 3)
         )
-        today = fields.Date.context_today(self)
+        today = kenya_today()  # the customer's day, whoever runs this
         invoices = self.env["account.move"].search(
             [
                 ("subscription_id", "in", subs.ids),

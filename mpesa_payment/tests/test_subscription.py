@@ -1,8 +1,11 @@
 from datetime import timedelta
 
-from odoo import Command, fields
+from freezegun import freeze_time
+
+from odoo import Command
 from odoo.tests import tagged
 
+from ..kenya_time import kenya_today
 from .common import PHONE, SHORTCODE, MpesaHttpCommon
 
 
@@ -37,8 +40,8 @@ class TestSubscription(MpesaHttpCommon):
                 "partner_id": self.partner.id,
                 "template_id": self.template.id,
                 "pricelist_id": self.partner.property_product_pricelist.id,
-                "date_start": fields.Date.today() - timedelta(days=60),
-                "recurring_next_date": fields.Date.today() - timedelta(days=60),
+                "date_start": kenya_today() - timedelta(days=60),
+                "recurring_next_date": kenya_today() - timedelta(days=60),
                 "sale_subscription_line_ids": [
                     Command.create({"product_id": self.product.id, "price_unit": 1500})
                 ],
@@ -49,7 +52,7 @@ class TestSubscription(MpesaHttpCommon):
     def _invoice(self, sub, due_days_ago):
         sub.generate_invoice()
         invoice = sub.invoice_ids.sorted("id")[-1]
-        invoice.invoice_date_due = fields.Date.today() - timedelta(days=due_days_ago)
+        invoice.invoice_date_due = kenya_today() - timedelta(days=due_days_ago)
         self.env.flush_all()
         return invoice
 
@@ -116,3 +119,20 @@ class TestSubscription(MpesaHttpCommon):
         count = len(overdue.message_ids)
         self.env["sale.subscription"]._cron_mpesa_subscriptions()
         self.assertEqual(len(overdue.message_ids), count)
+
+    def test_the_day_is_nairobis_whoever_runs_the_job(self):
+        """At 01:00 in Nairobi (22:00 UTC the day before), an invoice due the day
+        before in Nairobi is overdue. The daily job runs as a user without a time
+        zone: it took the UTC day, sent the due-soon reminder instead of the overdue
+        notice and left the access active."""
+        sub = self._subscription()
+        invoice = self._invoice(sub, 0)
+        invoice.invoice_date_due = "2026-03-10"
+        with freeze_time("2026-03-10 22:00:00"):  # 11 March, 01:00 in Nairobi
+            self.env["sale.subscription"].with_user(
+                self.env.ref("base.user_root")
+            ).with_context(tz=False)._cron_mpesa_subscriptions()
+            sub.invalidate_recordset()
+            self.assertEqual(sub.mpesa_access_status, "overdue")
+        self.assertEqual(str(invoice.mpesa_overdue_notice_sent), "2026-03-11")
+        self.assertFalse(invoice.mpesa_reminder_sent)
