@@ -16,8 +16,11 @@ def to_kenya(utc):
 
 
 def kenya_to_utc(local):
-    """Naive Kenya time (as Daraja writes it) -> naive UTC."""
-    return local.replace(tzinfo=KENYA_TZ).astimezone(dt.UTC).replace(tzinfo=None)
+    """Kenya time -> naive UTC. Naive as Daraja and M-PESA's statements write it; an
+    aware moment (an XLSX cell may carry its zone) is converted from its own zone."""
+    if local.tzinfo is None:
+        local = local.replace(tzinfo=KENYA_TZ)
+    return local.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def kenya_date(utc):

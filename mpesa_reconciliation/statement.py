@@ -19,7 +19,7 @@ from itertools import islice
 from xml.etree.ElementTree import ParseError
 from xml.parsers import expat
 
-from odoo.addons.mpesa_payment.kenya_time import KENYA_TZ
+from odoo.addons.mpesa_payment.kenya_time import kenya_to_utc
 
 CENT = Decimal("0.01")
 MAX_AMOUNT = Decimal("1e12")
@@ -178,17 +178,10 @@ def _parse_local_time(text):
     return None
 
 
-def _to_utc(moment):
-    """Kenya time (the statement's, UTC+3 all year) -> naive UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=KENYA_TZ)
-    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
-
-
 def _time(value, row, column, required):
     """A date and time cell (text, or a real datetime in XLSX) -> naive UTC."""
     if isinstance(value, dt.datetime):
-        return _to_utc(value)
+        return kenya_to_utc(value)
     text = _text(value)
     if not text:
         if required:
@@ -199,7 +192,7 @@ def _time(value, row, column, required):
         raise StatementError(
             f"{text!r} is not a date and time like 21-11-2023 12:13:25.", row, column
         )
-    return _to_utc(local)
+    return kenya_to_utc(local)
 
 
 def _split_party(other_party):
@@ -592,7 +585,7 @@ def _pull_time(value, number):
         raise StatementError(
             f"{text!r} is not an ISO date and time.", number, "trxDate"
         ) from exc
-    return _to_utc(moment)  # without an offset it is Kenya time
+    return kenya_to_utc(moment)  # without an offset it is Kenya time
 
 
 def _pull_row(number, record):

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from ..kenya_time import KENYA_TZ
+from ..kenya_time import kenya_to_utc
 
 # str.isdigit() also accepts "²"; past 18 digits no Daraja integer is meant (and
 # Python refuses to parse more than 4300 at all).
@@ -94,10 +94,10 @@ def parse_timestamp(value, name="TransactionDate"):
     """Daraja's YYYYMMDDHHMMSS in Kenya time (int or str) -> naive UTC datetime."""
     text = str(_as_int(value, name)) if not isinstance(value, str) else value.strip()
     try:
-        local = dt.datetime.strptime(text, "%Y%m%d%H%M%S").replace(tzinfo=KENYA_TZ)
+        local = dt.datetime.strptime(text, "%Y%m%d%H%M%S")
     except ValueError as exc:
         raise PayloadError(f"{name} is not a YYYYMMDDHHMMSS time: {value!r}") from exc
-    return local.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return kenya_to_utc(local)
 
 
 def _dict(value, name):
