@@ -268,7 +268,23 @@ def setup_provider(env, company):
             "mpesa_payment must define them (models/payment_provider.py)"
         )
     method = env.ref("payment.payment_method_mpesa").with_context(active_test=False)
-    values.update(company_id=company.id, payment_method_ids=[Command.link(method.id)])
+    # Each shortcode its own bank journal (readme/CONFIGURE.md), not the company's Bank.
+    journal = ensure(
+        env,
+        "journal_mpesa_paybill",
+        "account.journal",
+        {
+            "name": "M-PESA Paybill",
+            "code": "MPPB",
+            "type": "bank",
+            "company_id": company.id,
+        },
+    )
+    values.update(
+        company_id=company.id,
+        journal_id=journal.id,
+        payment_method_ids=[Command.link(method.id)],
+    )
     provider.write(values)
     # State first, then the password: switching state clears the credential, and
     # the password is encrypted with the certificate of the state's environment
