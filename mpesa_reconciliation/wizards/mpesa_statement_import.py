@@ -56,9 +56,6 @@ class MpesaStatementImport(models.TransientModel):
             self._add_opening_balance(statement)
             summary["closing"] = statement.closing_balance
             summary["closing_at"] = statement.end
-            # The closing balance is M-PESA's after the statement's last row: money
-            # received since is in the journal, not in that figure.
-            summary["journal_balance"] = self._journal_balance(as_of=statement.end)
             # Rows without any balance: imported as usual, but nothing to check the
             # journal against, and no opening balance to bring in.
             summary["unchecked"] = (
@@ -242,8 +239,10 @@ class MpesaStatementImport(models.TransientModel):
 
     def _balance_lines(self, summary):
         """M-PESA's closing balance against the journal as of the statement's last
-        row, and their difference when they disagree."""
-        closing, journal = summary["closing"], summary["journal_balance"]
+        row, and their difference when they disagree. The closing balance is
+        M-PESA's after that row: money received since is in the journal, not in it."""
+        closing = summary["closing"]
+        journal = self._journal_balance(as_of=summary["closing_at"])
         lines = [
             self.env._(
                 "Statement closing balance: KES %(closing)s; journal balance at the "
