@@ -6,6 +6,7 @@ from importlib import resources
 
 from daraja_emulator import DEFAULT_INITIATOR_PASSWORD, DEFAULT_PASSKEY, DarajaEmulator
 
+import odoo
 from odoo import SUPERUSER_ID, api, fields
 from odoo.tests import HttpCase
 
@@ -15,6 +16,19 @@ from ..models.mpesa_receipt import CHANNELS
 
 PHONE = "254708374149"
 SHORTCODE = "174379"
+
+
+def build_static_folders():
+    """Have Odoo's server map its static folders now, in the test's thread.
+
+    The server builds that map on the first static file a browser asks for, reading
+    every manifest with ``ast`` in that request's thread, which holds no test lock. On
+    CPython 3.11 two threads building ASTs at once can fail with "SystemError: AST
+    constructor recursion depth mismatch" (CPython gh-106905, fixed in 3.13 by PR
+    113035): the first tour of a run then got a 500 on an icon whenever the page's
+    other requests parsed a domain or a view at that moment (CI, 2026-12-07).
+    """
+    return odoo.http.root.statics
 
 
 def load_sample(name):
@@ -166,6 +180,7 @@ class MpesaHttpCommon(MpesaCommon, HttpCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
+        build_static_folders()  # before any browser: see there why
         cls.partner.email = "customer@example.com"
 
     def setUp(self):

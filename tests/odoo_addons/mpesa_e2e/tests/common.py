@@ -24,7 +24,10 @@ from odoo.fields import Command
 from odoo.tests.common import TEST_CURSOR_COOKIE_NAME
 
 from odoo.addons.account_payment.tests.common import AccountPaymentCommon
-from odoo.addons.mpesa_payment.tests.common import inbox_job_running
+from odoo.addons.mpesa_payment.tests.common import (
+    build_static_folders,
+    inbox_job_running,
+)
 from odoo.addons.payment.tests.http_common import PaymentHttpCommon
 
 # The number the customers type in the tours, and the MSISDN Daraja sees.
@@ -53,6 +56,7 @@ class MpesaE2ECommon(AccountPaymentCommon, PaymentHttpCommon):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
+        build_static_folders()  # before any browser: see there why
         cls.emulator = DarajaEmulator().start()
         cls.addClassCleanup(cls.emulator.stop)
 
