@@ -42,12 +42,17 @@ class AccountJournal(models.Model):
         receipt, charge or withdrawal, and the opening balance), up to ``until`` (a
         day) or ``as_of`` (a UTC moment: compare M-PESA's balance with the journal as
         of when M-PESA reported it, not with money received since)."""
-        [(balance,)] = (
+        return self._mpesa_journal_totals(until, as_of)[0]
+
+    def _mpesa_journal_totals(self, until=None, as_of=None):
+        """That balance and how many statement lines make it, read together: one scan
+        of the journal's whole history, not two (the dashboard shows both)."""
+        [(balance, count)] = (
             self.env["account.bank.statement.line"]
             .sudo()
             ._read_group(
                 self._mpesa_journal_balance_domain(until, as_of),
-                aggregates=["amount:sum"],
+                aggregates=["amount:sum", "__count"],
             )
         )
-        return balance or 0.0
+        return balance or 0.0, count

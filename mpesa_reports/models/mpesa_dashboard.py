@@ -506,12 +506,12 @@ class MpesaDashboard(models.AbstractModel):
     def _journal_figure(self, journal, name, as_of=None):
         """The balance of an M-PESA journal, now or ``as_of`` a UTC moment (then
         dated), and the statement lines that make it."""
-        domain = journal._mpesa_journal_balance_domain(as_of=as_of)
+        amount, count = journal._mpesa_journal_totals(as_of=as_of)
         return self._figure(
             "account.bank.statement.line",
-            domain,
+            journal._mpesa_journal_balance_domain(as_of=as_of),
             name,
-            count=self.env["account.bank.statement.line"].search_count(domain),
-            amount=journal._mpesa_journal_balance(as_of=as_of),
+            count=count,
+            amount=amount,
             date=fields.Datetime.to_string(as_of) if as_of else False,
         )
