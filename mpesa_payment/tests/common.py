@@ -40,7 +40,11 @@ def load_sample(name):
 @contextmanager
 def inbox_job_running(test, every=0.2):
     """Stand in for the cron worker while a browser or a flow runs on its own: the
-    inbox job applies what arrives shortly after, as in production."""
+    inbox job applies what arrives shortly after, as in production. Its thread takes
+    the test lock through its cursor; whatever the test's thread does on its own
+    cursor meanwhile must hold that lock too (see MpesaE2ECommon.authenticate)."""
+    with test.registry.test_lock:
+        test.env.flush_all()  # the job's cursor sees what the test wrote
     stop, errors, registry = threading.Event(), [], test.registry
 
     def run():

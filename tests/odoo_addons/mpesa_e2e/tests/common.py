@@ -184,6 +184,15 @@ class MpesaE2ECommon(AccountPaymentCommon, PaymentHttpCommon):
             self.env.flush_all()
         self.env.invalidate_all()
 
+    def authenticate(self, user, password, **kwargs):
+        """Under the test lock: ``browser_js`` opens the browser's session here, reading
+        the user and its languages on the test's own cursor, while the inbox job of
+        ``_inbox_job_running`` may be using that same connection from its thread. Once
+        the two interleaved, the languages read came back empty, that empty list was
+        cached, and every page of the tour answered 500 (fresh clone, 2026-12-07)."""
+        with self._db_lock():
+            return super().authenticate(user, password, **kwargs)
+
     def _wait_callbacks(self, count=1, timeout=20):
         deliveries = self.emulator.wait_for_deliveries(
             count, timeout=timeout, kind="stk_callback"
