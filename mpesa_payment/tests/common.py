@@ -1,5 +1,4 @@
 import json
-import threading
 import time
 from contextlib import contextmanager
 from importlib import resources
@@ -7,7 +6,7 @@ from importlib import resources
 from daraja_emulator import DEFAULT_INITIATOR_PASSWORD, DEFAULT_PASSKEY, DarajaEmulator
 
 import odoo
-from odoo import SUPERUSER_ID, api, fields
+from odoo import fields
 from odoo.tests import HttpCase
 
 from odoo.addons.account_payment.tests.common import AccountPaymentCommon
@@ -35,36 +34,6 @@ def load_sample(name):
     """A sample payload from Daraja's documentation, as shipped with the emulator."""
     path = resources.files("daraja_emulator") / "samples" / name
     return json.loads(path.read_text())
-
-
-@contextmanager
-def inbox_job_running(test, every=0.2):
-    """Stand in for the cron worker while a browser or a flow runs on its own: the
-    inbox job applies what arrives shortly after, as in production. Its thread takes
-    the test lock through its cursor; whatever the test's thread does on its own
-    cursor meanwhile must hold that lock too (see MpesaE2ECommon.authenticate)."""
-    with test.registry.test_lock:
-        test.env.flush_all()  # the job's cursor sees what the test wrote
-    stop, errors, registry = threading.Event(), [], test.registry
-
-    def run():
-        while not stop.wait(every):
-            try:
-                with registry.cursor() as cr:
-                    env = api.Environment(cr, SUPERUSER_ID, {})
-                    env["mpesa.callback"]._cron_apply_inbox()
-            except Exception as error:  # noqa: BLE001 - reported by the test
-                errors.append(error)
-                return
-
-    worker = threading.Thread(target=run, name="mpesa-inbox-job", daemon=True)
-    worker.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        worker.join()
-    test.assertFalse(errors, "the inbox job failed")
 
 
 class MpesaCommon(AccountPaymentCommon):
@@ -167,9 +136,6 @@ class MpesaCommon(AccountPaymentCommon):
             self.env["mpesa.callback"]._cron_apply_inbox()
             self.env.flush_all()
         self.env.invalidate_all()
-
-    def _inbox_job_running(self):
-        return inbox_job_running(self)
 
     def assertSeenBy(self, receipt, *channels):
         """Exactly ``channels`` saw the one ``receipt``: each Seen By flag checked."""

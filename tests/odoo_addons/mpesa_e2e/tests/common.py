@@ -5,6 +5,7 @@ payment form calls, and the STK callbacks the emulator POSTs to ``web.base.url``
 """
 
 import json
+import threading
 import time
 from contextlib import contextmanager
 from urllib.parse import parse_qsl, urlsplit
@@ -20,14 +21,12 @@ from daraja_emulator import (
 )
 
 import odoo
+from odoo import SUPERUSER_ID, api
 from odoo.fields import Command
 from odoo.tests.common import TEST_CURSOR_COOKIE_NAME
 
 from odoo.addons.account_payment.tests.common import AccountPaymentCommon
-from odoo.addons.mpesa_payment.tests.common import (
-    build_static_folders,
-    inbox_job_running,
-)
+from odoo.addons.mpesa_payment.tests.common import build_static_folders
 from odoo.addons.payment.tests.http_common import PaymentHttpCommon
 
 # The number the customers type in the tours, and the MSISDN Daraja sees.
@@ -212,8 +211,34 @@ class MpesaE2ECommon(AccountPaymentCommon, PaymentHttpCommon):
         with self._db_lock():
             self.env["mpesa.callback"]._cron_apply_inbox()
 
-    def _inbox_job_running(self):
-        return inbox_job_running(self)
+    @contextmanager
+    def _inbox_job_running(self, every=0.2):
+        """Stand in for the cron worker while a browser runs on its own: the inbox job
+        applies what arrives shortly after, as in production. Its thread takes the
+        test lock through its cursor; what this thread does on its own cursor meanwhile
+        holds that lock too (``authenticate`` above)."""
+        with self.registry.test_lock:
+            self.env.flush_all()  # the job's cursor sees what the test wrote
+        stop, errors, registry = threading.Event(), [], self.registry
+
+        def run():
+            while not stop.wait(every):
+                try:
+                    with registry.cursor() as cr:
+                        env = api.Environment(cr, SUPERUSER_ID, {})
+                        env["mpesa.callback"]._cron_apply_inbox()
+                except Exception as error:  # noqa: BLE001 - reported by the test
+                    errors.append(error)
+                    return
+
+        worker = threading.Thread(target=run, name="mpesa-inbox-job", daemon=True)
+        worker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            worker.join()
+        self.assertFalse(errors, "the inbox job failed")
 
     def _wait_for(self, predicate, timeout=20, message="condition"):
         deadline = time.monotonic() + timeout
