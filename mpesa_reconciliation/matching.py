@@ -16,6 +16,8 @@ rule        evidence                                                        poin
 ==========  ==============================================================  ======
 reference   line reference equals the candidate's name or one of its          50
             ``references`` after normalisation (upper-case, only 0-9A-Z)
+            the same, but neither the amount (exact or within tolerance)      25
+            nor the partner confirms it
             else within ``fuzzy_max_distance`` edits (Damerau-Levenshtein,  35 - 8d
             optimal string alignment; both strings of 5+ characters)
 amount      line amount equals the amount due                                 30
@@ -38,6 +40,14 @@ own: a candidate is considered only when the reference or the partner points
 at it, so a line with no usable reference, phone, partner or name gets no
 suggestion. Fuzzy matching is tried only when the reference matches no
 candidate exactly: a reference that exists is not a typo of another one.
+
+Invoice numbers are dense, so a customer's slip of one digit or a swap
+(INV/2026/00107 for INV/2026/01070) often names another existing document, of
+another customer, for another amount. An exact reference that neither the
+amount nor the partner confirms therefore counts half: the exact amount of a
+document of the partner whose phone paid ranks above it. It is still always
+suggested: 25 and the least amount points (5, an overpayment) make
+``min_score``.
 
 Reasons are plain English, highest points first ("reference exact",
 "amount exact", "partner from phone", "date within 3 days"). Suggestions are
@@ -90,6 +100,10 @@ from odoo.addons.mpesa_payment.references import (
 WEIGHTS = MappingProxyType(
     {
         "reference_exact": (50, "reference exact"),
+        "reference_exact_unconfirmed": (
+            25,
+            "reference exact (not confirmed by amount or payer)",
+        ),
         "reference_fuzzy": (35, "reference {distance} edit{plural} away"),
         "reference_fuzzy_per_edit": (8, ""),
         "amount_exact": (30, "amount exact"),
@@ -111,6 +125,7 @@ TIE_MARGIN = 0.5
 MAX_NAME_TOKENS = 8
 FUZZY_MEMO_SIZE = 4096
 AMOUNT_MATCHES = ("exact", "within_tolerance", "partial", "over", "none")
+AMOUNT_FITS = AMOUNT_MATCHES[:2]
 _AMOUNT_RULES = {match: "amount_" + match for match in AMOUNT_MATCHES[:-1]}
 _AMOUNT_RULES["none"] = None
 
@@ -324,14 +339,14 @@ def score_candidate(line, candidate, ref_distance, partner_rule, config):
     """
     if ref_distance is None and partner_rule is None:
         return None
+    match = amount_match(line.amount, candidate.amount_due, config.amount_tolerance)
     # the rules that apply, in the order reasons of equal points are given
-    rules = [None, None, partner_rule, None]
+    rules = [None, _AMOUNT_RULES[match], partner_rule, None]
     if ref_distance == 0:
-        rules[0] = "reference_exact"
+        confirmed = partner_rule is not None or match in AMOUNT_FITS
+        rules[0] = "reference_exact" if confirmed else "reference_exact_unconfirmed"
     elif ref_distance is not None:
         rules[0] = "reference_fuzzy"
-    match = amount_match(line.amount, candidate.amount_due, config.amount_tolerance)
-    rules[1] = _AMOUNT_RULES[match]
     if line.date and candidate.date:  # Odoo gives False for no date
         days = abs(line.date.toordinal() - candidate.date.toordinal())
         if days <= DATE_CLOSE_DAYS:
@@ -406,7 +421,7 @@ def is_auto(ranked, config):
         return None
     if len(ranked) > 1 and best.score - ranked[1].score <= TIE_MARGIN:
         return None
-    if best.amount_match not in ("exact", "within_tolerance"):
+    if best.amount_match not in AMOUNT_FITS:
         return None
     return best
 

@@ -39,6 +39,8 @@ PHONES = {
     14: ["254798765126"],  # same first 4 and last 3 digits as partner 12
 }
 MARY_MSISDN = "254712345678"
+CONFIRMED = "reference exact"
+ALONE = "reference exact (not confirmed by amount or payer)"
 
 
 def cand(record_id, name, partner_id=10, amount="1500.00", day=D, **kwargs):
@@ -274,30 +276,70 @@ class TestMatching(BaseCase):
 
     def test_amount(self):
         matcher = self.matcher()
+        # An amount that does not fit leaves the reference unconfirmed (no payer
+        # here): it counts 25 instead of 50.
         cases = {
-            "1500.00": ("exact", 85.0, "amount exact"),
-            "1500.80": ("within_tolerance", 77.0, "amount within tolerance"),
-            "1499.00": ("within_tolerance", 77.0, "amount within tolerance"),
-            "1000.00": ("partial", 65.0, "amount partial (less than due)"),
-            "2000.00": ("over", 60.0, "amount over due"),
+            "1500.00": ("exact", 85.0, "amount exact", CONFIRMED),
+            "1500.80": ("within_tolerance", 77.0, "amount within tolerance", CONFIRMED),
+            "1499.00": ("within_tolerance", 77.0, "amount within tolerance", CONFIRMED),
+            "1000.00": ("partial", 40.0, "amount partial (less than due)", ALONE),
+            "2000.00": ("over", 35.0, "amount over due", ALONE),
         }
-        for amount, (match, score, reason) in cases.items():
+        for amount, (match, score, reason, reference) in cases.items():
             with self.subTest(amount=amount):
                 (suggestion,) = suggest(matcher, line("INV/2026/00001", amount=amount))
                 self.assertEqual(suggestion.amount_match, match)
                 self.assertEqual(suggestion.score, score)
                 # "amount over due" (5) before "date within 3 days" (5): rule order
                 self.assertEqual(
-                    suggestion.reasons,
-                    ("reference exact", reason, "date within 3 days"),
+                    suggestion.reasons, (reference, reason, "date within 3 days")
                 )
+        # still suggested with the least points: 25 + 5 reach min_score (30)
         (suggestion,) = suggest(matcher, line("INV/2026/00001", amount="0"))
         self.assertEqual(suggestion.amount_match, "none")
-        self.assertEqual(suggestion.reasons, ("reference exact", "date within 3 days"))
-        self.assertEqual(suggestion.score, 55.0)
+        self.assertEqual(suggestion.reasons, (ALONE, "date within 3 days"))
+        self.assertEqual(suggestion.score, 30.0)
+        (suggestion,) = suggest(
+            matcher, line("INV/2026/00001", amount="3000.00", day=D + timedelta(90))
+        )
+        self.assertEqual((suggestion.score, suggestion.reasons[0]), (30.0, ALONE))
         tolerant = self.matcher(amount_tolerance=Decimal("5.00"))
         (suggestion,) = suggest(tolerant, line("INV/2026/00001", amount="1504.00"))
         self.assertEqual(suggestion.amount_match, "within_tolerance")
+
+    def test_slipped_digit_names_another_customers_invoice(self):
+        """John mistypes his invoice INV/2026/01070 as INV/2026/00107, Mary's.
+        Neither his amount nor his phone fits Mary's invoice: his own invoice of
+        that exact amount, found from the phone that paid, ranks first."""
+        marys = cand(107, "INV/2026/00107", partner_id=10, amount="500.00")
+        johns = cand(1070, "INV/2026/01070", partner_id=11, amount="23112.00")
+        matcher = self.matcher((marys, johns))
+        johns_payment = line("INV/2026/00107", amount="23112.00", phone="254722000111")
+        self.assertSuggestions(
+            suggest(matcher, johns_payment),
+            [
+                (
+                    "account.move",
+                    1070,
+                    50.0,
+                    ("amount exact", "partner from phone", "date within 3 days"),
+                ),
+                (
+                    "account.move",
+                    107,
+                    35.0,
+                    (ALONE, "amount over due", "date within 3 days"),
+                ),
+            ],
+        )
+        # Mary paying her own invoice in part keeps the reference's full weight:
+        # her phone confirms it.
+        marys_payment = line("INV/2026/00107", amount="200.00", phone=MARY_MSISDN)
+        (suggestion,) = suggest(matcher, marys_payment)
+        self.assertEqual(
+            (suggestion.record_id, suggestion.score, suggestion.reasons[0]),
+            (107, 80.0, CONFIRMED),
+        )
 
     def test_amount_alone_suggests_nothing(self):
         matcher = self.matcher()

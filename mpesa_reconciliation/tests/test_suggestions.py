@@ -92,3 +92,31 @@ class TestSuggestions(ReconciliationCommon):
         best = line.mpesa_suggestion_ids[:1]
         self.assertEqual((best.res_model, best.res_id), ("sale.order", order.id))
         self.assertIn("date within 3 days", best.reasons)
+
+    def test_payers_own_invoice_before_another_customers_number(self):
+        """The payer slips a digit and types Mary's invoice number, paying more than
+        it asks: exactly what the payer's own invoice asks. Review shows the payer's
+        own invoice first, and accepting it books the money to the payer."""
+        mary = self.env["res.partner"].create({"name": "Mary Wanjiru"})
+        marys = self._invoice(500, partner=mary)
+        own = self._invoice(2300)
+        receivable = self._receivable_balance(self.partner)
+        receipt = self._c2b(marys.name, 2300, style="plain")
+        self.assertEqual(receipt.state, "review", "more than Mary's invoice asks")
+        line = receipt.statement_line_id
+        with self._db_lock():
+            line._mpesa_refresh_suggestions()
+            self.env.flush_all()
+        first, second = line.mpesa_suggestion_ids[:2]
+        self.assertEqual((first.res_model, first.res_id), ("account.move", own.id))
+        self.assertIn("partner from phone", first.reasons)
+        self.assertEqual(second.res_id, marys.id)
+        self.assertIn(
+            "reference exact (not confirmed by amount or payer)", second.reasons
+        )
+        with self._db_lock():
+            first.action_accept()
+            self.env.flush_all()
+        self.assertBooksOfPayment(receipt, self.partner, receivable, 2300)
+        self.assertIn(own.payment_state, ("paid", "in_payment"))
+        self.assertEqual(marys.payment_state, "not_paid")
