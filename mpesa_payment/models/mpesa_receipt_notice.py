@@ -5,7 +5,6 @@ import logging
 
 from odoo import SUPERUSER_ID, api, fields, models
 from odoo.exceptions import UserError
-from odoo.tools import email_normalize
 
 _logger = logging.getLogger(__name__)
 
@@ -21,6 +20,13 @@ class MpesaReceipt(models.Model):
     )
     receipt_issued_by = fields.Many2one("res.users", readonly=True, copy=False)
     receipt_sent_to = fields.Char(readonly=True, copy=False)
+    receipt_issue_error = fields.Char(
+        string="Receipt Not Sent Because",
+        readonly=True,
+        copy=False,
+        help="Why the PDF receipt could not be sent automatically when last tried; "
+        "the hourly job tries again.",
+    )
 
     # === WHAT THE RECEIPT SAYS === #
 
@@ -117,6 +123,7 @@ class MpesaReceipt(models.Model):
                     "receipt_issued_on": fields.Datetime.now(),
                     "receipt_issued_by": user.id,
                     "receipt_sent_to": receipt.partner_id.email,
+                    "receipt_issue_error": False,
                 }
             )
         return todo
@@ -129,21 +136,25 @@ class MpesaReceipt(models.Model):
                 r._mpesa_is_payment_in()
                 and r.state == "applied"
                 and not r.receipt_issued_on
-                and email_normalize(r.partner_id.email)
+                and r.partner_id.email_normalized
             )
         ):
             try:
                 with self.env.cr.savepoint():
                     receipt._mpesa_issue_receipt()
             except (UserError, ValueError, OSError) as error:
-                _logger.warning(
-                    "M-PESA receipt %s could not be issued: %s", receipt.name, error
-                )
-                receipt.sudo().message_post(
-                    body=self.env._(
-                        "The receipt could not be sent automatically: %s", error
-                    )
-                )
+                receipt._mpesa_note_issue_error(str(error))
+
+    def _mpesa_note_issue_error(self, error):
+        """Say on the receipt why it was not sent, once per cause: the hourly job
+        tries again, and a line an hour for the same cause would bury its history."""
+        _logger.warning("M-PESA receipt %s could not be issued: %s", self.name, error)
+        if error == self.receipt_issue_error:
+            return
+        self.sudo().receipt_issue_error = error
+        self.sudo().message_post(
+            body=self.env._("The receipt could not be sent automatically: %s", error)
+        )
 
     @api.model_create_multi
     def create(self, vals_list):
@@ -169,11 +180,17 @@ class MpesaReceipt(models.Model):
 
     @api.model
     def _cron_issue_receipts(self):
+        self._mpesa_receipts_to_issue()._mpesa_auto_issue()
+
+    @api.model
+    def _mpesa_receipts_to_issue(self, limit=200):
+        """The receipts the job sends next, newest first. Only those of an address
+        _mpesa_auto_issue sends to: one it would pass over must not hold a place."""
         domain = [
             ("state", "=", "applied"),
             ("receipt_issued_on", "=", False),
-            ("partner_id.email", "!=", False),
+            ("partner_id.email_normalized", "!=", False),
         ]
         if "kind" in self._fields:
             domain.append(("kind", "=", "payment"))
-        self.search(domain, limit=200)._mpesa_auto_issue()
+        return self.search(domain, limit=limit)

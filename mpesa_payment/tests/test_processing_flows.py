@@ -9,8 +9,11 @@ from odoo.exceptions import ValidationError
 from odoo.tests import HttpCase, tagged
 from odoo.tools import mute_logger
 
+from ..models.mpesa_receipt_notice import RECEIPT_TEMPLATE
 from .common import PHONE, MpesaCommon, stk_payload
 from .customer_view import emails_to
+
+TEMPLATE_NAME = RECEIPT_TEMPLATE.split(".")[1]
 
 
 @tagged("post_install", "-at_install")
@@ -330,18 +333,8 @@ class TestProcessingFlows(MpesaCommon, HttpCase):
         """An STK payer gets one message: the receipt code and the PDF receipt,
         saying the same (mpesa_payment's own sender; mpesa_reports only adds its
         portal link). Run with and without mpesa_reports (setup/test.sh)."""
+        invoice, tx = self._invoice_and_its_prompt("customer@example.com")
         with self._db_lock():
-            self.partner.email = "customer@example.com"
-            invoice = self.init_invoice(
-                "out_invoice",
-                partner=self.partner,
-                amounts=[1250],
-                currency=self.currency_kes,
-                taxes=[],
-                post=True,
-            )
-            tx = self._create_mpesa_tx(invoice_ids=[Command.set(invoice.ids)])
-            self.env.flush_all()
             first_message = self.env["mail.message"].search(
                 [], order="id desc", limit=1
             )
@@ -376,6 +369,73 @@ class TestProcessingFlows(MpesaCommon, HttpCase):
         self.assertEqual(
             "My M-PESA payments" in str(mails.body), portal == "installed", portal
         )
+
+    def _invoice_and_its_prompt(self, email):
+        """An invoice of KES 1,250 to the customer, now with ``email``, and the
+        M-PESA transaction that will pay it (no prompt sent yet)."""
+        with self._db_lock():
+            self.partner.email = email
+            invoice = self.init_invoice(
+                "out_invoice",
+                partner=self.partner,
+                amounts=[1250],
+                currency=self.currency_kes,
+                taxes=[],
+                post=True,
+            )
+            tx = self._create_mpesa_tx(invoice_ids=[Command.set(invoice.ids)])
+            self.env.flush_all()
+        return invoice, tx
+
+    def _receipt_of_a_paid_invoice(self, email):
+        """An invoice of a customer with ``email`` paid by prompt and post-processed:
+        its receipt, applied, not sent yet."""
+        _invoice, tx = self._invoice_and_its_prompt(email)
+        self._push(tx, PHONE)
+        self._wait_callbacks(1)
+        with self._db_lock():
+            tx._post_process()
+            self.env.flush_all()
+        receipt = tx.mpesa_source_receipt_id
+        self.assertEqual(receipt.state, "applied")
+        return receipt
+
+    def test_a_receipt_not_sent_says_why_once(self):
+        """The hourly job tries again a receipt it could not send (here its email
+        template cannot be found), and says why on the receipt once per cause, not
+        once an hour. When it can be sent, it is, and the cause is cleared."""
+        receipt = self._receipt_of_a_paid_invoice("customer@example.com")
+        template_xmlid = self.env["ir.model.data"].search(
+            [("module", "=", "mpesa_payment"), ("name", "=", TEMPLATE_NAME)]
+        )
+        failure = "The receipt could not be sent automatically"
+        with self._db_lock():
+            template_xmlid.name = TEMPLATE_NAME + "_gone"
+            for _hour in range(3):
+                self.env["mpesa.receipt"]._cron_issue_receipts()
+            self.env.flush_all()
+        self.assertFalse(receipt.receipt_issued_on)
+        self.assertIn(TEMPLATE_NAME, receipt.receipt_issue_error)
+        notes = receipt.message_ids.filtered(lambda m: failure in str(m.body))
+        self.assertEqual(len(notes), 1, "said once, not once a run")
+        with self._db_lock():
+            template_xmlid.name = TEMPLATE_NAME
+            self.env["mpesa.receipt"]._cron_issue_receipts()
+            self.env.flush_all()
+        self.assertTrue(receipt.receipt_issued_on)
+        self.assertFalse(receipt.receipt_issue_error)
+
+    def test_an_address_that_cannot_be_sent_to_holds_no_place_in_the_job(self):
+        """The job takes at most 200 receipts a run: those of customers whose email
+        is not an address it would send to are not among them, so they cannot keep
+        the others waiting."""
+        receipt = self._receipt_of_a_paid_invoice("no address")
+        to_issue = self.env["mpesa.receipt"]._mpesa_receipts_to_issue
+        with self._db_lock():
+            self.assertNotIn(receipt, to_issue())
+            self.partner.email = "customer@example.com"
+            self.env.flush_all()
+            self.assertIn(receipt, to_issue())
 
     def _order(self, price):
         return self.env["sale.order"].create(
