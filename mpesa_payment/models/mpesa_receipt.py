@@ -93,6 +93,19 @@ class MpesaReceipt(models.Model):
         index=True,
     )
     review_reason = fields.Char(readonly=True)
+    # Why a paybill payment was not applied by its account number, for code to read
+    # (review_reason is the same for a person, in the language of whoever applied it).
+    review_cause = fields.Selection(
+        [
+            ("no_reference", "No Account Number"),
+            ("unknown_reference", "Unknown Account Number"),
+            ("ambiguous", "Several Records"),
+            ("duplicate", "Already Paid"),
+            ("slip", "Another Customer's Document"),
+            ("overpaid", "More Than Is Due"),
+        ],
+        readonly=True,
+    )
     phone_kind = fields.Selection(
         [("plain", "Plain"), ("masked", "Masked"), ("hashed", "Hashed")],
         compute="_compute_phone_kind",
@@ -284,22 +297,30 @@ class MpesaReceipt(models.Model):
     def _resolve_reference(self, reference, company):
         """Which record a customer-typed account number names.
 
-        Returns (record, reason): exactly one invoice, order or customer, or no record
-        and why. Never guesses between several.
+        Returns (record, why): exactly one invoice, order or customer, or no record
+        and why, a (review_cause, text) pair. Never guesses between several.
         """
         ref = normalize_reference(reference)
         if not ref:
-            return None, self.env._("The payment has no account number.")
+            return None, (
+                "no_reference",
+                self.env._("The payment has no account number."),
+            )
         found = self._documents_by_reference(ref, company)
         if len(found) == 1:
             return found[0], None
         if not found:
-            return None, self.env._(
-                "No invoice, order, subscription or customer has the account number %s.",
-                reference,
+            return None, (
+                "unknown_reference",
+                self.env._(
+                    "No invoice, order, subscription or customer has the account "
+                    "number %s.",
+                    reference,
+                ),
             )
-        return None, self.env._(
-            "The account number %s matches several records.", reference
+        return None, (
+            "ambiguous",
+            self.env._("The account number %s matches several records.", reference),
         )
 
     @api.model
@@ -352,7 +373,7 @@ class MpesaReceipt(models.Model):
             provider.mpesa_c2b_validate_reference or provider.mpesa_c2b_validate_amount
         ):
             return const.C2B_ACCEPT
-        target, _reason = self._resolve_reference(payment.bill_ref, provider.company_id)
+        target, _why = self._resolve_reference(payment.bill_ref, provider.company_id)
         if target is None:
             return (
                 const.C2B_INVALID_ACCOUNT
@@ -601,16 +622,18 @@ class MpesaReceipt(models.Model):
         never a second payment of a paid invoice. ``payer``: the customer the phone
         number suggests, a hint only (see suggested_partner_id). True if applied."""
         self.ensure_one()
-        target, reason = self._resolve_reference(self.reference, self.company_id)
+        target, why = self._resolve_reference(self.reference, self.company_id)
         customer = self.partner_id
         if target is not None:
-            reason = self._why_not_apply_to(target, payer)
-            if reason:
+            why = self._why_not_apply_to(target, payer)
+            if why:
                 customer, target = target.partner_id, None
         if target is None:
+            cause, reason = why
             self.sudo().write(
                 {
                     "state": "review",
+                    "review_cause": cause,
                     "review_reason": reason,
                     "partner_id": customer.id,
                     "suggested_partner_id": (payer or self.suggested_partner_id).id,
@@ -622,18 +645,18 @@ class MpesaReceipt(models.Model):
 
     def _why_not_apply_to(self, target, payer):
         """Why this payment must wait for a person rather than pay ``target`` (the
-        document its account number names), or None."""
+        document its account number names), a (review_cause, text) pair, or None."""
         if target._name == "account.move" and target.payment_state in (
             "paid",
             "in_payment",
             "reversed",
         ):
-            return self.env._(
+            return "duplicate", self.env._(
                 "Invoice %s is already paid: possibly a duplicate payment.", target.name
             )
         slip = payer and self._own_document_one_typo_away(target, payer)
         if slip:
-            return self.env._(
+            return "slip", self.env._(
                 "Paid from %(payer)s's phone for %(doc)s of another customer; "
                 "%(own)s of the payer, one typo away, asks the same amount.",
                 payer=payer.display_name,
@@ -647,7 +670,7 @@ class MpesaReceipt(models.Model):
             )
             > 0
         ):
-            return self.env._(
+            return "overpaid", self.env._(
                 "Paid KES %(paid)s for %(doc)s, of which KES %(due)s is due: more "
                 "than is due.",
                 paid=format(self.amount, ",.2f"),
@@ -747,6 +770,7 @@ class MpesaReceipt(models.Model):
                 "partner_id": tx.partner_id.id,
                 "state": "applied" if not self._mpesa_left() else self.state,
                 "review_reason": False,
+                "review_cause": False,
             }
         )
         return tx

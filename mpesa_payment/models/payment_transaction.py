@@ -769,7 +769,9 @@ class PaymentTransaction(models.Model):
             receipt._mpesa_confirmed_by_prompt()
         if applied and self not in receipt.application_ids:
             receipt._mpesa_take(self)
-            receipt.write({"state": "applied", "review_reason": False})
+            receipt.write(
+                {"state": "applied", "review_reason": False, "review_cause": False}
+            )
 
     # === STATUS QUERY (late or missing confirmations) === #
 

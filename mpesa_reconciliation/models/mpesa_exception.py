@@ -139,12 +139,8 @@ class MpesaException(models.Model):
         ref = (receipt.reference or "").strip()
         if not ref:
             return "no_reference"
-        if "several" in (receipt.review_reason or ""):
-            return "ambiguous"
-        if "already paid" in (receipt.review_reason or ""):
-            return "duplicate"
-        if "more than is due" in (receipt.review_reason or ""):
-            return "overpaid"
+        if receipt.review_cause in ("ambiguous", "duplicate", "overpaid"):
+            return receipt.review_cause
         return "unknown_reference"
 
     # === ACTIONS (each logged in the chatter with user and time) === #

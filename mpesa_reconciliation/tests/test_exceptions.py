@@ -1,3 +1,4 @@
+import base64
 from datetime import timedelta
 
 from odoo import fields
@@ -7,6 +8,7 @@ from odoo.tests import tagged
 from odoo.addons.mpesa_payment.tests.common import PHONE
 
 from .common import ReconciliationCommon
+from .test_statement_import import statement
 
 
 @tagged("post_install", "-at_install")
@@ -70,6 +72,45 @@ class TestExceptions(ReconciliationCommon):
         again = self._c2b(invoice.name, 300)
         self.assertEqual(self._exception(again).kind, "duplicate")
         self.assertIn("already paid", self._exception(again).reason)
+
+    def test_kinds_whatever_the_language_of_who_imports(self):
+        """An accountant working in Swahili imports a statement: the recovered
+        payments that wait for review say why in Swahili, and their kinds are the
+        same as in English (the kind once followed the English text)."""
+        with self._db_lock():
+            self.env["res.lang"]._activate_lang("sw")
+        paid = self._invoice(300)
+        self._post_process(self._c2b(paid.name, 300))
+        open_invoice = self._invoice(640)
+        row = '{code},01-03-2026 10:00:00,,Pay Bill,Completed,"{paid}",,,,,,,{ref}\n'
+        rows = [
+            row.format(code="SKL0000021", paid="300.00", ref=paid.name),
+            row.format(code="SKL0000022", paid="900.00", ref=open_invoice.name),
+        ]
+        with self._db_lock():
+            wizard = (
+                self.env["mpesa.statement.import"]
+                .with_context(lang="sw")
+                .create(
+                    {
+                        "provider_id": self.mpesa.id,
+                        "source": "file",
+                        "data_file": base64.b64encode(statement(rows)),
+                        "filename": "statement.csv",
+                    }
+                )
+            )
+            wizard.action_import()
+            self.env.flush_all()
+        receipts = self.env["mpesa.receipt"].search(
+            [("name", "in", ("SKL0000021", "SKL0000022"))], order="name"
+        )
+        self.assertEqual(receipts.mapped("state"), ["review", "review"])
+        duplicate, overpaid = (self._exception(r) for r in receipts)
+        self.assertEqual(duplicate.kind, "duplicate")
+        self.assertIn("imeshalipwa", duplicate.reason)
+        self.assertEqual(overpaid.kind, "overpaid")
+        self.assertIn("zaidi ya kinachodaiwa", overpaid.reason)
 
     def test_paid_but_document_not_updated(self):
         tx = self._push(self._create_mpesa_tx())
