@@ -170,7 +170,13 @@ class ReportsCommon(ReconciliationCommon):
     def _screenshot(self, url_path, ready, filename, login):
         """Open ``url_path`` in headless Chromium as ``login``, wait until the ``ready``
         JavaScript expression is true and save a PNG named ``filename`` in the folder
-        given by ``--screenshots``. Returns its path."""
+        given by ``--screenshots``. Returns its path.
+
+        Also waits for the page's own JavaScript to have started (Odoo sets
+        ``odoo.__WOWL_DEBUG__`` once its services are up, web client and portal
+        alike): a portal row is in the HTML before that, and closing the browser
+        while a service still fetches its data logs "Failed to fetch"."""
+        started = "!!(window.odoo && odoo.__WOWL_DEBUG__)"
         browser = ChromeBrowser(self)
         try:
             self.http_request_key = self.canonical_tag + "_screenshot"
@@ -180,7 +186,8 @@ class ReportsCommon(ReconciliationCommon):
             self.cr.clear()
             browser.navigate_to(f"{self.base_url()}{url_path}")
             self.assertTrue(
-                browser._wait_ready(ready, timeout=60), f"{url_path}: {ready}"
+                browser._wait_ready(f"{started} && ({ready})", timeout=60),
+                f"{url_path}: {ready}",
             )
             shot = browser._websocket_request(
                 "Page.captureScreenshot", params={"format": "png"}, timeout=30
