@@ -225,6 +225,7 @@ class TestMoneyIntegrity(MpesaHttpCommon):
         receipt = self._c2b("INV/2026/00021", 1000, style="plain")
         self.assertEqual(receipt.state, "review")
         self.assertIn(own.name, receipt.review_reason)
+        self.assertEqual(receipt.review_cause, "slip")
         self.assertEqual(other.payment_state, "not_paid")
         self.assertEqual(own.payment_state, "not_paid")
 

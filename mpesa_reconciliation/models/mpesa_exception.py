@@ -7,6 +7,7 @@ KINDS = [
     ("other_phone", "Paid From Another Phone"),
     ("no_reference", "Reference Missing"),
     ("unknown_reference", "Reference Unknown"),
+    ("slip", "Reference of Another Customer"),
     ("ambiguous", "Reference Matches Several"),
     ("duplicate", "Duplicate Payment"),
     ("not_applied", "Received, Document Not Updated"),
@@ -139,7 +140,7 @@ class MpesaException(models.Model):
         ref = (receipt.reference or "").strip()
         if not ref:
             return "no_reference"
-        if receipt.review_cause in ("ambiguous", "duplicate", "overpaid"):
+        if receipt.review_cause in ("ambiguous", "duplicate", "overpaid", "slip"):
             return receipt.review_cause
         return "unknown_reference"
 
