@@ -177,6 +177,23 @@ class MpesaHttpCommon(MpesaCommon, HttpCase):
         self.env.flush_all()
         return invoice
 
+    def _named_invoice(self, name, partner, amount=1000.0):
+        """A posted invoice of today numbered ``name`` (numbers one typo apart)."""
+        with self._db_lock():
+            invoice = self.init_invoice(
+                "out_invoice",
+                partner=partner,
+                amounts=[amount],
+                currency=self.currency_kes,
+                taxes=[],
+                invoice_date=fields.Date.today(),
+            )
+            invoice.name = name
+            invoice.action_post()
+            self.env.flush_all()
+        self.assertEqual(invoice.name, name)
+        return invoice
+
     def _c2b(
         self,
         bill_ref,

@@ -5,7 +5,7 @@ import json
 import logging
 import time
 
-from odoo import Command, fields
+from odoo import Command
 from odoo.tests import tagged
 from odoo.tools import hmac as hmac_tool
 from odoo.tools import mute_logger
@@ -202,22 +202,6 @@ class TestMoneyIntegrity(MpesaHttpCommon):
         self.assertIn("No invoice, order", receipt.review_reason)
 
     # === finding 14: one typo away from the payer's own invoice === #
-
-    def _named_invoice(self, name, partner, amount=1000.0):
-        with self._db_lock():
-            invoice = self.init_invoice(
-                "out_invoice",
-                partner=partner,
-                amounts=[amount],
-                currency=self.currency_kes,
-                taxes=[],
-                invoice_date=fields.Date.today(),
-            )
-            invoice.name = name
-            invoice.action_post()
-            self.env.flush_all()
-        self.assertEqual(invoice.name, name)
-        return invoice
 
     def test_a_slip_onto_another_customers_invoice_waits_for_review(self):
         own = self._named_invoice("INV/2026/00012", self.partner)

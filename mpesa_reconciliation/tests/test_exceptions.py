@@ -77,22 +77,8 @@ class TestExceptions(ReconciliationCommon):
         """Paid from the customer's phone for another customer's invoice, one typo
         from the payer's own invoice of the same amount: a kind of its own, not an
         unknown reference (the reference is known: it is someone else's)."""
-        with self._db_lock():
-            for name, partner in (
-                ("INV/2026/00012", self.partner),
-                ("INV/2026/00021", self.partner_b),
-            ):
-                invoice = self.init_invoice(
-                    "out_invoice",
-                    partner=partner,
-                    amounts=[1000],
-                    currency=self.currency_kes,
-                    taxes=[],
-                    invoice_date=fields.Date.today(),
-                )
-                invoice.name = name
-                invoice.action_post()
-            self.env.flush_all()
+        self._named_invoice("INV/2026/00012", self.partner)
+        self._named_invoice("INV/2026/00021", self.partner_b)
         exception = self._exception(self._c2b("INV/2026/00021", 1000, style="plain"))
         self.assertEqual(exception.kind, "slip")
         self.assertIn("INV/2026/00012", exception.reason)
