@@ -383,6 +383,7 @@ class MpesaApiRequest(models.Model):
                     "review_reason": self.env._(
                         "Found by a status query; not yet applied to an invoice or order."
                     ),
+                    "review_cause": False,
                 }
             )
         self.write({"state": "done", "receipt_id": receipt.id})

@@ -546,7 +546,9 @@ class MpesaReceipt(models.Model):
     def _mpesa_unknown(self, why):
         """M-PESA does not confirm this paybill notification: never booked."""
         self.ensure_one()
-        self.sudo().write({"verification": "refused", "review_reason": why})
+        self.sudo().write(
+            {"verification": "refused", "review_reason": why, "review_cause": False}
+        )
         _logger.warning(
             "M-PESA paybill notification %s not confirmed by M-PESA: %s", self.name, why
         )

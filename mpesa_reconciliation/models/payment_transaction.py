@@ -30,6 +30,7 @@ class PaymentTransaction(models.Model):
                 {
                     "state": "review",
                     "review_reason": message,
+                    "review_cause": False,
                     "transaction_id": receipt.transaction_id.id or self.id,
                 }
             )
