@@ -45,9 +45,9 @@ Invoice numbers are dense, so a customer's slip of one digit or a swap
 (INV/2026/00107 for INV/2026/01070) often names another existing document, of
 another customer, for another amount. An exact reference that neither the
 amount nor the partner confirms therefore counts half: the exact amount of a
-document of the partner whose phone paid ranks above it. It is still always
-suggested: 25 and the least amount points (5, an overpayment) make
-``min_score``.
+document of the partner whose phone paid ranks above it. It is still suggested
+whatever amount was paid: 25 and the least amount points (5, an overpayment)
+make ``min_score``.
 
 Reasons are plain English, highest points first ("reference exact",
 "amount exact", "partner from phone", "date within 3 days"). Suggestions are

@@ -151,8 +151,9 @@ class MpesaReceipt(models.Model):
         _logger.warning("M-PESA receipt %s could not be issued: %s", self.name, error)
         if error == self.receipt_issue_error:
             return
-        self.sudo().receipt_issue_error = error
-        self.sudo().message_post(
+        receipt = self.sudo()
+        receipt.receipt_issue_error = error
+        receipt.message_post(
             body=self.env._("The receipt could not be sent automatically: %s", error)
         )
 
