@@ -1,0 +1,231 @@
+"""Refunds on a real multi-worker server: the accountant's Refund button on an M-PESA
+payment, M-PESA's result reaching another worker, and the books of the money that
+went back, as an accountant checks them (Odoo's test mode switches OCA's automatic
+reconciliation off; here it runs on every bank line, as in production)."""
+
+from types import SimpleNamespace
+
+import pytest
+from daraja_emulator import DEFAULT_INITIATOR, DEFAULT_INITIATOR_PASSWORD
+
+from .mpesa_live import PHONE, PHONE_LOCAL
+
+B2C_SHORTCODE = "600000"
+B2C_FLOAT = 10000
+
+
+@pytest.fixture(scope="module")
+def b2c(live):
+    """A B2C shortcode with its own KES journal, set up as the admin would; returns
+    the emulator's shortcode (its balance is the money it holds) and the journal."""
+    code = live.emulator.add_shortcode(B2C_SHORTCODE, balance=B2C_FLOAT)
+    journal_id = live.rpc(
+        "account.journal",
+        "create",
+        {
+            "name": "M-PESA B2C Live",
+            "code": "MB2L",
+            "type": "bank",
+            "currency_id": live.kes_id,
+        },
+    )
+    live.set_provider(
+        {
+            "mpesa_b2c_shortcode": B2C_SHORTCODE,
+            "mpesa_b2c_initiator_name": DEFAULT_INITIATOR,
+            "mpesa_b2c_initiator_password": DEFAULT_INITIATOR_PASSWORD,
+            "mpesa_b2c_journal_id": journal_id,
+        }
+    )
+    return SimpleNamespace(code=code, journal_id=journal_id)
+
+
+def _paid_invoice(mpesa, amount):
+    """An invoice the customer paid from the portal by STK push, booked once."""
+    invoice_id, tx = mpesa.pay_invoice_by_push(amount, PHONE_LOCAL)
+    mpesa.wait_tx_state(tx["id"], ("done",), timeout=30)
+    mpesa.post_process()
+    mpesa.assert_books([tx["id"]], [invoice_id])
+    return invoice_id, mpesa.tx(tx_id=tx["id"])
+
+
+def _credit_note(mpesa, invoice_id, amount):
+    """A posted credit note of ``amount`` against the invoice."""
+    note_id = mpesa.rpc(
+        "account.move",
+        "create",
+        {
+            "move_type": "out_refund",
+            "partner_id": mpesa.partner_id,
+            "currency_id": mpesa.kes_id,
+            "reversed_entry_id": invoice_id,
+            "invoice_line_ids": [
+                (
+                    0,
+                    0,
+                    {
+                        "name": "Delivery not made",
+                        "quantity": 1,
+                        "price_unit": amount,
+                        "tax_ids": [(6, 0, [])],
+                    },
+                )
+            ],
+        },
+    )
+    mpesa.rpc("account.move", "action_post", [note_id])
+    return note_id
+
+
+def _click_refund(mpesa, tx, amount):
+    """The accountant opens the payment, clicks Refund and confirms the wizard;
+    returns what the wizard showed (method, phone, credit note id)."""
+    context = {"active_model": "account.payment", "active_id": tx["payment_id"]}
+    wizard_id = mpesa.rpc(
+        "payment.refund.wizard",
+        "create",
+        {"amount_to_refund": amount},
+        context=context,
+    )
+    [shown] = mpesa.rpc(
+        "payment.refund.wizard",
+        "read",
+        [wizard_id],
+        ["mpesa_refund_method", "mpesa_refund_phone", "mpesa_credit_note_id"],
+    )
+    mpesa.rpc("payment.refund.wizard", "action_refund", [wizard_id], context=context)
+    return (
+        shown["mpesa_refund_method"],
+        shown["mpesa_refund_phone"],
+        shown["mpesa_credit_note_id"] and shown["mpesa_credit_note_id"][0],
+    )
+
+
+def _refund_of(mpesa, tx):
+    (refund_id,) = mpesa.sql.all(
+        "SELECT id FROM payment_transaction"
+        " WHERE source_transaction_id = %s AND operation = 'refund'",
+        [tx["id"]],
+    )[0]
+    return mpesa.wait_tx_state(refund_id, ("done",), timeout=60)
+
+
+def _results_of(mpesa, refund):
+    """The states of M-PESA's results for the refund's request, as stored."""
+    return mpesa.callback_states(
+        "kind = 'result' AND api_request_id IN"
+        " (SELECT id FROM mpesa_api_request WHERE transaction_id = %s)",
+        [refund["id"]],
+    )
+
+
+def _refund_books(mpesa, refund):
+    """What the accountant reads of the refund: its outgoing payment, the bank line
+    of M-PESA's refund receipt, and whether each is cleared."""
+    return mpesa.sql.one(
+        "SELECT pay.payment_type, pay.state AS payment_state, pay.journal_id,"
+        " pay.amount,"
+        " (SELECT bool_and(aml.reconciled) FROM account_move_line aml"
+        "   WHERE aml.move_id = pay.move_id"
+        "     AND aml.account_id = pay.outstanding_account_id) AS outstanding_cleared,"
+        " r.name AS receipt, l.journal_id AS line_journal_id, l.amount AS line_amount,"
+        " l.is_reconciled AS line_reconciled,"
+        " EXISTS (SELECT 1 FROM account_move_line aml"
+        "   JOIN account_account acc ON acc.id = aml.account_id"
+        "  WHERE aml.move_id = l.move_id"
+        "    AND acc.account_type = 'asset_receivable') AS line_on_receivable"
+        " FROM payment_transaction tx"
+        " JOIN account_payment pay ON pay.id = tx.payment_id"
+        " JOIN mpesa_receipt r ON r.transaction_id = tx.id AND r.kind = 'refund'"
+        " JOIN account_bank_statement_line l ON l.id = r.statement_line_id"
+        " WHERE tx.id = %s",
+        [refund["id"]],
+    )
+
+
+def _owed(mpesa, move_ids, tx_ids):
+    """The receivable in KES left by these invoices and credit notes, the payments
+    of these transactions and every bank line of their M-PESA receipts."""
+    return mpesa.sql.scalar(
+        "SELECT coalesce(sum(aml.amount_currency), 0) FROM account_move_line aml"
+        " JOIN account_account acc ON acc.id = aml.account_id"
+        " WHERE acc.account_type = 'asset_receivable'"
+        " AND aml.parent_state = 'posted' AND aml.move_id IN ("
+        "   SELECT unnest(%s::int[])"
+        "   UNION SELECT pay.move_id FROM payment_transaction tx"
+        "     JOIN account_payment pay ON pay.id = tx.payment_id"
+        "    WHERE tx.id = ANY(%s)"
+        "   UNION SELECT l.move_id FROM mpesa_receipt r"
+        "     JOIN account_bank_statement_line l ON l.id = r.statement_line_id"
+        "    WHERE r.transaction_id = ANY(%s))",
+        [list(move_ids), list(tx_ids), list(tx_ids)],
+    )
+
+
+def _assert_refund_booked(mpesa, refund, amount, journal_id, moves, tx_ids):
+    books = _refund_books(mpesa, refund)
+    assert books == {
+        "payment_type": "outbound",
+        "payment_state": "paid",
+        "journal_id": journal_id,
+        "amount": amount,
+        "outstanding_cleared": True,
+        "receipt": refund["mpesa_receipt_code"],
+        "line_journal_id": journal_id,
+        "line_amount": -amount,
+        "line_reconciled": True,
+        "line_on_receivable": False,
+    }, books
+    for move_id in moves:
+        assert mpesa.invoice(move_id)["payment_state"] == "paid", mpesa.invoice(move_id)
+    owed = _owed(mpesa, moves, tx_ids)
+    assert abs(owed) < 0.005, f"the customer's account is off by {owed}"
+    assert mpesa.check_books() == []
+
+
+def test_full_refund_by_reversal(mpesa):
+    """The whole payment back: M-PESA reverses it on the paybill, whose journal
+    books the money out against the credit note."""
+    invoice_id, tx = _paid_invoice(mpesa, 1800)
+    note_id = _credit_note(mpesa, invoice_id, 1800)
+
+    shown = _click_refund(mpesa, tx, 1800)
+    assert shown == ("reversal", False, note_id), shown
+    refund = _refund_of(mpesa, tx)
+    mpesa.settle_inbox()
+
+    _assert_refund_booked(
+        mpesa,
+        refund,
+        1800,
+        mpesa.journal_id,
+        [invoice_id, note_id],
+        [tx["id"], refund["id"]],
+    )
+    (source,) = mpesa.receipts(tx["mpesa_receipt_code"])
+    assert source["state"] == "applied", "the invoice's payment stays applied"
+    assert _results_of(mpesa, refund) == {"processed": 1}
+
+
+def test_partial_refund_by_b2c(mpesa, b2c):
+    """Part of the payment back: a B2C payment from the B2C shortcode to the phone
+    that paid, booked in that shortcode's journal against the credit note; the
+    invoice keeps its payment."""
+    invoice_id, tx = _paid_invoice(mpesa, 2000)
+    note_id = _credit_note(mpesa, invoice_id, 450)
+
+    shown = _click_refund(mpesa, tx, 450)
+    assert shown == ("b2c", PHONE, note_id), shown
+    refund = _refund_of(mpesa, tx)
+    mpesa.settle_inbox()
+
+    _assert_refund_booked(
+        mpesa,
+        refund,
+        450,
+        b2c.journal_id,
+        [invoice_id, note_id],
+        [tx["id"], refund["id"]],
+    )
+    assert b2c.code.balance == B2C_FLOAT - 450, "the money left the B2C shortcode once"
+    assert _results_of(mpesa, refund) == {"processed": 1}
