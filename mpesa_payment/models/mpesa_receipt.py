@@ -106,6 +106,18 @@ class MpesaReceipt(models.Model):
         ],
         readonly=True,
     )
+    review_document = fields.Reference(
+        [("account.move", "Invoice"), ("sale.order", "Sales Order")],
+        string="Account Number Names",
+        readonly=True,
+        help="The document the account number names, which this payment could not "
+        "pay by itself (already paid, another customer's, or more than is due).",
+    )
+    review_due = fields.Monetary(
+        string="Due When Paid",
+        readonly=True,
+        help="What that document had left to pay when the money came.",
+    )
     phone_kind = fields.Selection(
         [("plain", "Plain"), ("masked", "Masked"), ("hashed", "Hashed")],
         compute="_compute_phone_kind",
@@ -625,11 +637,11 @@ class MpesaReceipt(models.Model):
         number suggests, a hint only (see suggested_partner_id). True if applied."""
         self.ensure_one()
         target, why = self._resolve_reference(self.reference, self.company_id)
-        customer = self.partner_id
+        customer, named = self.partner_id, None
         if target is not None:
             why = self._why_not_apply_to(target, payer)
             if why:
-                customer, target = target.partner_id, None
+                customer, named, target = target.partner_id, target, None
         if target is None:
             cause, reason = why
             self.sudo().write(
@@ -637,6 +649,7 @@ class MpesaReceipt(models.Model):
                     "state": "review",
                     "review_cause": cause,
                     "review_reason": reason,
+                    **self._review_document_values(named),
                     "partner_id": customer.id,
                     "suggested_partner_id": (payer or self.suggested_partner_id).id,
                 }
@@ -644,6 +657,15 @@ class MpesaReceipt(models.Model):
             return False
         self._mpesa_apply(target)
         return True
+
+    def _review_document_values(self, named):
+        """Keep the document the account number named, and what it had left to pay,
+        for whoever reviews the payment (expected amount, what an overpayment pays
+        first before the rest goes back)."""
+        due = self._amount_due(named) if named else None
+        if due is None:
+            return {"review_document": False, "review_due": 0.0}
+        return {"review_document": f"{named._name},{named.id}", "review_due": due}
 
     def _why_not_apply_to(self, target, payer):
         """Why this payment must wait for a person rather than pay ``target`` (the

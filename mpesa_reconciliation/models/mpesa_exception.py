@@ -60,6 +60,7 @@ class MpesaException(models.Model):
     phone = fields.Char(related="receipt_id.phone")
     customer_name = fields.Char(related="receipt_id.customer_name")
     reference = fields.Char(related="receipt_id.reference")
+    review_document = fields.Reference(related="receipt_id.review_document")
     paid_at = fields.Datetime(related="receipt_id.paid_at")
     partner_id = fields.Many2one("res.partner", tracking=True)
     suggested_partner_id = fields.Many2one(

@@ -24,7 +24,9 @@ class MpesaReceipt(models.Model):
     expected_amount = fields.Monetary(
         compute="_compute_expected_amount",
         store=True,
-        help="What the linked payment request, invoice or order asked for.",
+        help="What was asked: by the payment request or the invoice paid, else by "
+        "the document the account number names (nothing when it was paid already), "
+        "else the amount itself.",
     )
     statement_line_id = fields.Many2one(
         "account.bank.statement.line", readonly=True, index="btree_not_null", copy=False
@@ -87,13 +89,22 @@ class MpesaReceipt(models.Model):
         ),
     ]
 
-    @api.depends("transaction_id.amount", "invoice_id.amount_total", "amount")
+    @api.depends(
+        "transaction_id.amount",
+        "invoice_id.amount_total",
+        "review_document",
+        "review_due",
+        "amount",
+    )
     def _compute_expected_amount(self):
+        """What was asked: by the payment request, else the invoice paid, else the
+        document the account number named when the money came (nothing, for an
+        invoice paid already), else the amount itself (nothing else asked)."""
         for receipt in self:
             receipt.expected_amount = (
                 receipt.transaction_id.amount
                 or receipt.invoice_id.amount_total
-                or receipt.amount
+                or (receipt.review_due if receipt.review_document else receipt.amount)
             )
 
     @api.depends("statement_line_id.is_reconciled", "exception_ids.state")

@@ -176,15 +176,21 @@ class MpesaException(models.Model):
 
     def _mpesa_overpayment_split(self):
         """(document, amount it is owed, amount to send back): an overpaid payment
-        request first pays what it asked for, the rest goes back."""
+        request first pays what it asked for, a paybill payment what the document
+        its account number names has left to pay; the rest goes back."""
         self.ensure_one()
         receipt = self.receipt_id.sudo()
         push = receipt.transaction_id
-        document = push.invoice_ids[:1] or push.sale_order_ids[:1]
         left = receipt._mpesa_left()
-        due = 0.0
-        if self.kind == "overpaid" and document:
-            due = min(left, receipt.expected_amount or push.amount)
+        if self.kind != "overpaid":
+            return push.browse(), 0.0, left
+        if push:
+            document = push.invoice_ids[:1] or push.sale_order_ids[:1]
+            asked = receipt.expected_amount or push.amount
+        else:
+            document = receipt.review_document and receipt.review_document.exists()
+            asked = receipt._amount_due(document) if document else 0.0
+        due = min(left, asked) if document else 0.0
         return document, due, receipt.currency_id.round(left - due)
 
     def _mpesa_return_overpayment(self):

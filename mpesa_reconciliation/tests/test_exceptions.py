@@ -70,8 +70,15 @@ class TestExceptions(ReconciliationCommon):
         first = self._c2b(invoice.name, 300)
         self._post_process(first)
         again = self._c2b(invoice.name, 300)
-        self.assertEqual(self._exception(again).kind, "duplicate")
-        self.assertIn("already paid", self._exception(again).reason)
+        duplicate = self._exception(again)
+        self.assertEqual(duplicate.kind, "duplicate")
+        self.assertIn("already paid", duplicate.reason)
+        self.assertEqual(duplicate.review_document, invoice)
+        self.assertEqual(
+            (duplicate.expected_amount, duplicate.difference),
+            (0, 300),
+            "nothing was due on the invoice it names",
+        )
 
     def test_slip_onto_another_customers_invoice(self):
         """Paid from the customer's phone for another customer's invoice, one typo

@@ -317,3 +317,43 @@ class TestRefunds(ReconciliationCommon):
             "invoice paid, credit sent back: the customer owes nothing, is owed nothing",
         )
         self.assertEqual(self.mpesa._mpesa_check_books(), [])
+
+    def test_paybill_overpayment_pays_its_invoice_and_sends_the_rest_back(self):
+        """A paybill payment of 1,290 quoting an invoice with 790 due: the queue
+        expects 790, and Send Back by B2C pays the invoice its 790 before the 500
+        left goes back, as for an overpaid payment request."""
+        invoice = self._invoice(790)
+        receipt = self._c2b(invoice.name, 1290, style="plain")
+        with self._db_lock():
+            exception = receipt.exception_ids
+            self.assertEqual(exception.kind, "overpaid")
+            self.assertEqual(exception.review_document, invoice, "shown on the form")
+            self.assertEqual(
+                (exception.expected_amount, exception.difference), (790, 500)
+            )
+            action = exception.action_return_overpayment()
+            wizard = self.env[action["res_model"]].with_context(**action["context"])
+            wizard = wizard.create({})
+            self.assertEqual(
+                (wizard.document, wizard.amount_due, wizard.amount, wizard.phone),
+                (invoice.display_name, 790, 500, PHONE),
+            )
+            before = len([d for d in self.emulator.deliveries if d.kind == "result"])
+            wizard.action_confirm()
+            self.env.flush_all()
+        self._wait_callbacks(before + 1, kind="result")
+        self.env.invalidate_all()
+        refund = exception.refund_transaction_id
+        self.assertEqual((refund.state, refund.amount), ("done", -500))
+        self.assertEqual(exception.resolution, "reversed")
+        self.assertEqual(invoice.payment_state, "paid")
+        self.assertEqual(self.b2c_code.balance, 9500, "only what was not due went back")
+        line = self._refund_receipt(refund).statement_line_id
+        self.assertEqual((line.amount, line.is_reconciled), (-500, True))
+        self.assertTrue(receipt.statement_line_id.is_reconciled)
+        self.assertEqual(
+            self._receivable_balance(self.partner),
+            0.0,
+            "invoice paid, the rest sent back: the customer owes nothing, is owed nothing",
+        )
+        self.assertEqual(self.mpesa._mpesa_check_books(), [])
