@@ -21,6 +21,13 @@ class MpesaMatchSuggestion(models.Model):
     )
     res_id = fields.Integer(required=True)
     name = fields.Char(string="Document", required=True)
+    # What the accountant compares before accepting, read from the document now:
+    # whose it is and what it still asks.
+    partner_id = fields.Many2one(
+        "res.partner", string="Customer", compute="_compute_document_figures"
+    )
+    currency_id = fields.Many2one(related="statement_line_id.currency_id")
+    amount_due = fields.Monetary(string="Due", compute="_compute_document_figures")
     score = fields.Float(digits=(5, 1))
     reasons = fields.Char()
     amount_match = fields.Selection(
@@ -38,6 +45,17 @@ class MpesaMatchSuggestion(models.Model):
         """Override of the ORM to show the score beside the document's name."""
         for s in self:
             s.display_name = f"{s.name} ({s.score:.0f}%)"
+
+    @api.depends("res_model", "res_id")
+    def _compute_document_figures(self):
+        receipts = self.env["mpesa.receipt"]
+        for suggestion in self:
+            # sudo: an accountant may rank an order without reading sales
+            document = suggestion.sudo()._target()
+            suggestion.partner_id = document.partner_id.commercial_partner_id
+            suggestion.amount_due = (
+                (receipts._amount_due(document) or 0.0) if document else 0.0
+            )
 
     def _target(self):
         self.ensure_one()

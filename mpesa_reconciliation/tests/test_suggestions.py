@@ -109,6 +109,11 @@ class TestSuggestions(ReconciliationCommon):
             self.env.flush_all()
         first, second = line.mpesa_suggestion_ids[:2]
         self.assertEqual((first.res_model, first.res_id), ("account.move", own.id))
+        self.assertEqual(
+            [(s.partner_id, s.amount_due) for s in (first, second)],
+            [(self.partner, 2300), (mary, 500)],
+            "whose each document is and what it asks, beside the ranking",
+        )
         self.assertIn("partner from phone", first.reasons)
         self.assertEqual(second.res_id, marys.id)
         self.assertIn(

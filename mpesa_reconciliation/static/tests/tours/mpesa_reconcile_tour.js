@@ -17,9 +17,9 @@ registry.category("web_tour.tours").add("mpesa_reconcile_suggestion", {
             run: "click",
         },
         {
-            content: "The best suggestion is the invoice, with why",
+            content: "The best suggestion is the invoice, whose and what it asks, with why",
             trigger:
-                ".o_mpesa_suggestions .o_data_row:first-child:contains('INV/'):contains('amount exact')",
+                ".o_mpesa_suggestions .o_data_row:first-child:contains('INV/'):contains('Norbert Buyer'):contains('1,000.00'):contains('amount exact')",
         },
         {
             content: "Accept it",
