@@ -61,6 +61,9 @@ class MpesaException(models.Model):
     customer_name = fields.Char(related="receipt_id.customer_name")
     reference = fields.Char(related="receipt_id.reference")
     review_document = fields.Reference(related="receipt_id.review_document")
+    suggestion_ids = fields.One2many(
+        related="receipt_id.suggestion_ids", string="Suggested Matches"
+    )
     paid_at = fields.Datetime(related="receipt_id.paid_at")
     partner_id = fields.Many2one("res.partner", tracking=True)
     suggested_partner_id = fields.Many2one(
@@ -283,6 +286,32 @@ class MpesaException(models.Model):
 
     def action_allocate(self):
         return self._open_wizard("mpesa.exception.allocate")
+
+    def action_find_matches(self):
+        """Rank the open invoices and orders for this payment now, as the matching
+        job does every half hour; nothing is applied until a suggestion is accepted."""
+        self._check_open()
+        self.ensure_one()
+        line = self.receipt_id.statement_line_id
+        if not line:
+            raise UserError(
+                self.env._(
+                    "Receipt %s has no bank statement line yet (M-PESA has not "
+                    "confirmed it): there is nothing to match.",
+                    self.receipt_id.name,
+                )
+            )
+        # sudo: ranking reads every open invoice and order of the company, which a
+        # reconciler may not read one by one; the suggestions are theirs to read.
+        line.sudo()._mpesa_refresh_suggestions(auto=False)
+        if not self.suggestion_ids:
+            raise UserError(
+                self.env._(
+                    "No open invoice or order is close enough to this payment: "
+                    "allocate it by hand, keep it as credit or send it back."
+                )
+            )
+        return True
 
     def _open_wizard(self, res_model):
         """The dialog of an action on this open exception (allocation, return of an

@@ -29,6 +29,28 @@ class TestReconcileTour(ReconciliationCommon):
         self.assertTrue(receipt.statement_line_id.is_reconciled)
         self.assertIn(invoice.payment_state, ("paid", "in_payment"))
 
+    def test_accountant_matches_an_exception_from_the_queue(self):
+        """A paybill payment with an account number that names nothing: from the
+        exception queue, Find Matches ranks the invoice and Accept books it."""
+        invoice = self._invoice(1000)
+        typo = invoice.name.replace("/", "")[:-1] + "9"
+        receipt = self._c2b(typo, 1000, trans_id="SKLEXC0001")
+        self.assertFalse(receipt.suggestion_ids, "the matching job has not run yet")
+        receivable = self._receivable_balance(self.partner)
+        self.env.user.groups_id += self.env.ref(
+            "mpesa_reconciliation.group_mpesa_reconciler"
+        )
+        action = self.env.ref("mpesa_reconciliation.action_mpesa_exception")
+        self.start_tour(
+            f"/odoo/action-{action.id}",
+            "mpesa_exception_find_matches",
+            login=self.env.user.login,
+        )
+        self.env.invalidate_all()
+        self.assertEqual(receipt.exception_ids.resolution, "allocated")
+        self.assertBooksOfPayment(receipt, self.partner, receivable, 1000)
+        self.assertEqual(invoice.payment_state, "paid")
+
 
 @tagged("post_install", "-at_install")
 class TestBranchTour(BranchCommon):
