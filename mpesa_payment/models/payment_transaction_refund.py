@@ -7,6 +7,8 @@ from odoo import Command, api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import float_compare, float_is_zero
 
+from ..references import phone_kind
+
 _logger = logging.getLogger(__name__)
 
 
@@ -52,12 +54,16 @@ class PaymentTransaction(models.Model):
 
     def _mpesa_refund_phone(self):
         """The phone to send a B2C refund to: the receipt's, when M-PESA gave it in
-        full (paybill payments come masked or hashed), else the STK prompt's."""
+        full (paybill payments come masked or hashed), else the STK prompt's. A
+        transaction made from a paybill receipt carries the receipt's phone as
+        given, masked or hashed: never a number to send money to."""
         self.ensure_one()
         receipt = self._mpesa_refund_receipt()
         if receipt.phone and receipt.phone_kind == "plain":
             return receipt.phone
-        return self.mpesa_phone or False
+        if self.mpesa_phone and phone_kind(self.mpesa_phone) == "plain":
+            return self.mpesa_phone
+        return False
 
     def _mpesa_refund_method_for(self, amount):
         """'reversal' when the whole receipt goes back (M-PESA reverses whole

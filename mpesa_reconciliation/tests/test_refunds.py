@@ -357,3 +357,57 @@ class TestRefunds(ReconciliationCommon):
             "invoice paid, the rest sent back: the customer owes nothing, is owed nothing",
         )
         self.assertEqual(self.mpesa._mpesa_check_books(), [])
+
+    def test_masked_paybill_overpayment_cannot_go_back_by_b2c(self):
+        """M-PESA masked the payer's number: the confirmation says the money cannot
+        go back by B2C (no phone, no Send button), and confirming anyway moves
+        nothing."""
+        invoice = self._invoice(790)
+        receipt = self._c2b(invoice.name, 1290)  # masked, as M-PESA sends it today
+        with self._db_lock():
+            exception = receipt.exception_ids
+            action = exception.action_return_overpayment()
+            wizard = self.env[action["res_model"]].with_context(**action["context"])
+            wizard = wizard.create({})
+            self.assertEqual((wizard.amount_due, wizard.amount), (790, 500))
+            self.assertFalse(wizard.phone, "the form warns and offers no Send button")
+            # assertRaises rolls back what the request would (assertRaisesRegex
+            # does not)
+            with self.assertRaises(UserError) as refused:
+                wizard.action_confirm()
+            self.assertIn("masked", str(refused.exception))
+            self.env.invalidate_all()
+            self.assertEqual(receipt._mpesa_left(), 1290, "nothing applied")
+            self.assertEqual(invoice.payment_state, "not_paid")
+            self.assertEqual(exception.state, "open")
+            self.assertFalse(exception.refund_transaction_id)
+        self.assertEqual(self.b2c_code.balance, 10000, "no money left M-PESA")
+
+    def test_part_of_a_masked_paybill_payment_is_refused_before_m_pesa(self):
+        """The Refund button on a paybill payment whose number M-PESA masked: the
+        wizard says only a reversal is possible, and refunding part of it is refused
+        with that reason, without sending M-PESA a masked number to pay."""
+        invoice = self._invoice(1000)
+        receipt = self._c2b(invoice.name, 1000)
+        self._post_process(receipt)
+        tx = receipt.application_ids
+        self._credit_note(invoice, 300)
+        asked_before = len(self.emulator.request_log)
+        with self._db_lock():
+            wizard = (
+                self.env["payment.refund.wizard"]
+                .with_context(
+                    active_model="account.payment", active_id=tx.payment_id.id
+                )
+                .create({"amount_to_refund": 300})
+            )
+            self.assertEqual(
+                (wizard.mpesa_refund_method, wizard.mpesa_refund_phone), ("b2c", False)
+            )
+            self.assertIn("masked", wizard.mpesa_refund_summary)
+            with self.assertRaises(UserError) as refused:
+                wizard.action_refund()
+            self.assertIn("masked", str(refused.exception))
+        sent = [path for _m, path, _b in self.emulator.request_log[asked_before:]]
+        self.assertFalse([p for p in sent if "b2c" in p], "nothing asked of M-PESA")
+        self.assertEqual(self.b2c_code.balance, 10000)
