@@ -1,7 +1,7 @@
 import base64
 from datetime import timedelta
 
-from odoo import fields
+from odoo import Command, fields
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
@@ -189,6 +189,40 @@ class TestExceptions(ReconciliationCommon):
         message = exception.message_ids[:1]
         self.assertIn(first.name, message.body)
         self.assertEqual(message.author_id, self.env.user.partner_id)
+
+    def test_allocation_proposes_first_the_invoice_the_payment_was_for(self):
+        """An underpaid prompt for the newer invoice: the allocation proposes that
+        invoice first, not the customer's older one."""
+        older, meant = self._invoice(500), self._invoice(1250)
+        self.emulator.set_scenario(PHONE, amount=1000)
+        with self._db_lock():
+            tx = self._create_mpesa_tx(
+                reference="MEANT-1", invoice_ids=[Command.set(meant.ids)]
+            )
+            self.env.flush_all()
+        self._push(tx)
+        self._wait_callbacks()
+        self._wait_callbacks(kind="result")  # Transaction Status confirms it
+        receipt = self.env["mpesa.receipt"].search(
+            [("name", "=", tx.mpesa_receipt_code)]
+        )
+        exception = self._exception(receipt)
+        self.assertEqual(exception.kind, "underpaid")
+        receivable = self._receivable_balance(self.partner)
+        wizard = (
+            self.env["mpesa.exception.allocate"]
+            .with_context(default_exception_id=exception.id)
+            .create({})
+        )
+        self.assertEqual(
+            [(line.invoice_id, line.amount) for line in wizard.line_ids],
+            [(meant, 1000), (older, 0)],
+        )
+        with self._db_lock():
+            wizard.action_allocate()
+            self.env.flush_all()
+        self.assertBooksOfPayment(receipt, self.partner, receivable, 1000)
+        self.assertEqual((meant.amount_residual, older.amount_residual), (250, 500))
 
     def test_allocation_over_the_amount_is_refused(self):
         invoice = self._invoice(5000)

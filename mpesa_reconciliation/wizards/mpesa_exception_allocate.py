@@ -20,8 +20,9 @@ class MpesaExceptionAllocate(models.TransientModel):
 
     @api.model
     def default_get(self, fields_list):
-        """Override of the ORM to propose the customer's open invoices, oldest due first,
-        each taking what is left of the payment."""
+        """Override of the ORM to propose the customer's open invoices, each taking
+        what is left of the payment: first the invoice the payment was for, then the
+        others, oldest due first."""
         values = super().default_get(fields_list)
         exc = self.env["mpesa.exception"].browse(values.get("exception_id"))
         partner = exc.partner_id or exc.receipt_id.partner_id
@@ -34,6 +35,8 @@ class MpesaExceptionAllocate(models.TransientModel):
                 ],
                 order="invoice_date_due, id",
             )
+            meant = invoices & self._invoices_meant(exc.receipt_id.sudo())
+            invoices = meant + (invoices - meant)
             left = exc.receipt_id._mpesa_left()
             lines = []
             for invoice in invoices:
@@ -42,6 +45,15 @@ class MpesaExceptionAllocate(models.TransientModel):
                 left -= take
             values["line_ids"] = lines
         return values
+
+    @api.model
+    def _invoices_meant(self, receipt):
+        """The invoices a payment was for: its payment request's, or the invoice its
+        account number names."""
+        named = receipt.review_document
+        if not named or named._name != "account.move":
+            named = self.env["account.move"]
+        return receipt.transaction_id.invoice_ids | named
 
     @api.depends("line_ids.amount")
     def _compute_allocated(self):
