@@ -143,6 +143,30 @@ class TestRoles(ReconciliationCommon):
 
     # === issue 11, finding 7 === #
 
+    def test_clerk_looks_up_a_code_not_in_our_books(self):
+        """A cashier (M-PESA user: only administrators read payment providers)
+        quotes a code we have not seen: the lookup offers the company's M-PESA
+        accounts by label and asks M-PESA with the one chosen."""
+        lookup = self.env["mpesa.receipt.lookup"].with_user(self.clerk)
+        choices = dict(lookup._selection_provider_choice())
+        self.assertIn("Paybill 174379", choices[str(self.mpesa.id)])
+        sent = len(self.emulator.request_log)
+        with self._db_lock():
+            wizard = lookup.create(
+                {"code": "QZZ9ZZ9ZZ9", "provider_choice": str(self.mpesa.id)}
+            )
+            self.env.flush_all()
+            self.env.invalidate_all()  # the button is a request of its own
+            action = wizard.action_lookup()
+            self.env.flush_all()
+        request = self.env["mpesa.api.request"].browse(action["res_id"])
+        self.assertEqual(
+            (request.kind, request.provider_id, request.receipt_code),
+            ("status", self.mpesa, "QZZ9ZZ9ZZ9"),
+        )
+        asked = [path for _m, path, _b in self.emulator.request_log[sent:]]
+        self.assertIn("/mpesa/transactionstatus/v1/query", asked)
+
     def test_lookup_with_another_companys_provider_is_refused(self):
         other = self.other_reconciler.company_id
         with self._db_lock():
@@ -154,6 +178,7 @@ class TestRoles(ReconciliationCommon):
             .with_user(self.reconciler)
             .create({"code": "QAB1CD2EF3", "provider_id": foreign.id})
         )
+        self.env.invalidate_all()  # the button is a request of its own
         with self.assertRaisesRegex(AccessError, "another company"):
             wizard.action_lookup()
         self.assertEqual(len(self.emulator.request_log), sent, "nothing sent")
