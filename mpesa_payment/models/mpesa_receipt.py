@@ -709,10 +709,17 @@ class MpesaReceipt(models.Model):
     # _mpesa_take, under the receipt's row lock; _mpesa_unapply is the only undo.
 
     def _mpesa_lock(self):
-        """Serialize every change of this receipt's money across workers."""
+        """Serialize every change of this receipt's money across workers.
+
+        NO KEY UPDATE, not UPDATE: rows that merely reference the receipt may still be
+        inserted meanwhile. A money request is committed on a cursor of its own before
+        Daraja is called (mpesa.api.request._commit_new), naming this receipt; under
+        FOR UPDATE its insert waited for this very transaction, and Send Back by B2C
+        hung until the worker was killed (live test). Odoo's test cursor is shared,
+        so no Odoo test can see that wait."""
         self.ensure_one()
         self.env.cr.execute(
-            "SELECT id FROM mpesa_receipt WHERE id = %s FOR UPDATE", [self.id]
+            "SELECT id FROM mpesa_receipt WHERE id = %s FOR NO KEY UPDATE", [self.id]
         )
         self.invalidate_recordset()
 

@@ -63,8 +63,10 @@ class ProviderTokenStore:
     def refresh(self, stale, fetch):
         cr = self.provider.env.cr
         cr.execute(
+            # NO KEY UPDATE: a money request committed on a cursor of its own later
+            # in this transaction still inserts rows naming this provider.
             "SELECT mpesa_access_token, mpesa_token_expiry FROM payment_provider"
-            " WHERE id = %s FOR UPDATE",
+            " WHERE id = %s FOR NO KEY UPDATE",
             [self.provider.id],
         )
         token, expiry = cr.fetchone()

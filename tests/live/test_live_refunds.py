@@ -229,3 +229,58 @@ def test_partial_refund_by_b2c(mpesa, b2c):
     )
     assert b2c.code.balance == B2C_FLOAT - 450, "the money left the B2C shortcode once"
     assert _results_of(mpesa, refund) == {"processed": 1}
+
+
+def test_paybill_overpayment_sent_back_by_b2c(mpesa, b2c):
+    """A paybill payment of 1,290 for an invoice with 790 due goes to the exception
+    queue; the manager's Send Back by B2C pays the invoice its 790 and sends the 500
+    left to the phone that paid, booked in the B2C journal."""
+    phone = "254711000820"
+    invoice_id, invoice_name = mpesa.create_invoice(790)
+    code = mpesa.emulator.c2b_pay(
+        "174379", phone, 1290, invoice_name, msisdn_style="plain"
+    )
+    assert mpesa.wait_confirmed(code) == "verified"
+    mpesa.settle_inbox()
+    (exception,) = mpesa.sql.dicts(
+        "SELECT e.id, e.kind, r.expected_amount FROM mpesa_exception e"
+        " JOIN mpesa_receipt r ON r.id = e.receipt_id WHERE r.name = %s",
+        [code],
+    )
+    assert (exception["kind"], exception["expected_amount"]) == ("overpaid", 790)
+
+    context = {"default_exception_id": exception["id"]}
+    wizard_id = mpesa.rpc("mpesa.exception.return", "create", {}, context=context)
+    [shown] = mpesa.rpc(
+        "mpesa.exception.return", "read", [wizard_id], ["amount_due", "amount", "phone"]
+    )
+    assert shown == {"id": wizard_id, "amount_due": 790, "amount": 500, "phone": phone}
+    mpesa.rpc("mpesa.exception.return", "action_confirm", [wizard_id], context=context)
+
+    [refund_id] = mpesa.rpc(
+        "mpesa.exception", "read", [exception["id"]], ["refund_transaction_id"]
+    )[0]["refund_transaction_id"][:1]
+    refund = mpesa.wait_tx_state(refund_id, ("done",), timeout=60)
+    mpesa.settle_inbox()
+    mpesa.post_process()
+    (receipt,) = mpesa.receipts(code)
+    tx_ids = [
+        tx_id
+        for (tx_id,) in mpesa.sql.all(
+            "SELECT id FROM payment_transaction WHERE mpesa_source_receipt_id = %s",
+            [receipt["id"]],
+        )
+    ]
+    assert mpesa.invoice(invoice_id)["payment_state"] == "paid"
+    books = _refund_books(mpesa, refund)
+    assert (books["journal_id"], books["amount"], books["line_amount"]) == (
+        b2c.journal_id,
+        500,
+        -500,
+    ), books
+    assert books["line_reconciled"] and books["outstanding_cleared"], books
+    assert not books["line_on_receivable"], books
+    owed = _owed(mpesa, [invoice_id], [*tx_ids, refund_id])
+    assert abs(owed) < 0.005, f"the customer's account is off by {owed}"
+    assert b2c.code.balance == B2C_FLOAT - 500, "only what was not due went back"
+    assert mpesa.check_books() == []
