@@ -140,13 +140,15 @@ class LiveMpesa:
 
     # === DOCUMENTS === #
 
-    def create_invoice(self, amount):
-        """A posted customer invoice in KES; returns (id, name)."""
+    def create_invoice(self, amount, move_type="out_invoice", **values):
+        """A posted customer invoice in KES (or, with ``move_type`` 'out_refund' and
+        ``reversed_entry_id``, a credit note); returns (id, name)."""
         invoice_id = self.rpc(
             "account.move",
             "create",
             {
-                "move_type": "out_invoice",
+                **values,
+                "move_type": move_type,
                 "partner_id": self.partner_id,
                 "currency_id": self.kes_id,
                 "invoice_line_ids": [
@@ -388,9 +390,10 @@ class LiveMpesa:
         )
 
     def receivable_of(self, invoice_ids, tx_ids):
-        """The receivable in KES left by these invoices, the payments of these
-        transactions and their receipts' bank lines: what the customer still owes
-        for them (a bank line reconciled with the invoice beside the payment would
+        """The receivable in KES left by these invoices (and credit notes), the
+        payments of these transactions and their receipts' bank lines (the receipt
+        a payment applies, and a refund's own): what the customer still owes for
+        them (a bank line reconciled with the invoice beside the payment would
         credit it a second time)."""
         return self.sql.scalar(
             "SELECT coalesce(sum(aml.amount_currency), 0) FROM account_move_line aml"
@@ -403,17 +406,21 @@ class LiveMpesa:
             "    WHERE tx.id = ANY(%s)"
             "   UNION SELECT l.move_id FROM payment_transaction tx"
             "     JOIN mpesa_receipt r ON r.id = tx.mpesa_source_receipt_id"
+            "       OR r.transaction_id = tx.id"
             "     JOIN account_bank_statement_line l ON l.id = r.statement_line_id"
             "    WHERE tx.id = ANY(%s))",
             [list(invoice_ids), list(tx_ids), list(tx_ids)],
         )
 
     def books_of_payments(self, tx_ids):
-        """Per transaction, what an accountant checks: the payment's state, whether
-        its Outstanding Receipts line is reconciled, whether its receipt's bank line
-        is reconciled, and whether that bank line touches a receivable itself."""
+        """Per transaction, what an accountant checks: the payment (state, type,
+        journal, amount), whether its outstanding line is reconciled, its receipt's
+        bank line (the receipt it applies, or a refund's own), whether that line is
+        reconciled, and whether it touches a receivable itself."""
         return self.sql.dicts(
-            "SELECT tx.reference, pay.state AS payment_state,"
+            "SELECT tx.reference, pay.state AS payment_state, pay.payment_type,"
+            " pay.journal_id, pay.amount, r.name AS receipt,"
+            " l.journal_id AS line_journal_id, l.amount AS line_amount,"
             " (SELECT bool_and(aml.reconciled) FROM account_move_line aml"
             "   WHERE aml.move_id = pay.move_id"
             "     AND aml.account_id = pay.outstanding_account_id) AS outstanding_cleared,"
@@ -425,6 +432,7 @@ class LiveMpesa:
             " FROM payment_transaction tx"
             " JOIN account_payment pay ON pay.id = tx.payment_id"
             " JOIN mpesa_receipt r ON r.id = tx.mpesa_source_receipt_id"
+            "   OR (r.transaction_id = tx.id AND r.kind = 'refund')"
             " JOIN account_bank_statement_line l ON l.id = r.statement_line_id"
             " WHERE tx.id = ANY(%s) ORDER BY tx.id",
             [list(tx_ids)],
@@ -435,14 +443,14 @@ class LiveMpesa:
         them; the invoices are paid in full."""
         rows = self.books_of_payments(tx_ids)
         assert len(rows) == len(tx_ids), rows
+        cleared = {
+            "payment_state": "paid",
+            "outstanding_cleared": True,
+            "line_reconciled": True,
+            "line_on_receivable": False,
+        }
         for row in rows:
-            assert row == {
-                "reference": row["reference"],
-                "payment_state": "paid",
-                "outstanding_cleared": True,
-                "line_reconciled": True,
-                "line_on_receivable": False,
-            }, row
+            assert {key: row[key] for key in cleared} == cleared, row
         owed = self.receivable_of(invoice_ids, tx_ids)
         assert abs(owed) < 0.005, f"the customer owes {owed} after paying in full"
         assert self.check_books() == []

@@ -51,29 +51,9 @@ def _paid_invoice(mpesa, amount):
 
 def _credit_note(mpesa, invoice_id, amount):
     """A posted credit note of ``amount`` against the invoice."""
-    note_id = mpesa.rpc(
-        "account.move",
-        "create",
-        {
-            "move_type": "out_refund",
-            "partner_id": mpesa.partner_id,
-            "currency_id": mpesa.kes_id,
-            "reversed_entry_id": invoice_id,
-            "invoice_line_ids": [
-                (
-                    0,
-                    0,
-                    {
-                        "name": "Delivery not made",
-                        "quantity": 1,
-                        "price_unit": amount,
-                        "tax_ids": [(6, 0, [])],
-                    },
-                )
-            ],
-        },
+    note_id, _name = mpesa.create_invoice(
+        amount, move_type="out_refund", reversed_entry_id=invoice_id
     )
-    mpesa.rpc("account.move", "action_post", [note_id])
     return note_id
 
 
@@ -122,44 +102,9 @@ def _results_of(mpesa, refund):
 def _refund_books(mpesa, refund):
     """What the accountant reads of the refund: its outgoing payment, the bank line
     of M-PESA's refund receipt, and whether each is cleared."""
-    return mpesa.sql.one(
-        "SELECT pay.payment_type, pay.state AS payment_state, pay.journal_id,"
-        " pay.amount,"
-        " (SELECT bool_and(aml.reconciled) FROM account_move_line aml"
-        "   WHERE aml.move_id = pay.move_id"
-        "     AND aml.account_id = pay.outstanding_account_id) AS outstanding_cleared,"
-        " r.name AS receipt, l.journal_id AS line_journal_id, l.amount AS line_amount,"
-        " l.is_reconciled AS line_reconciled,"
-        " EXISTS (SELECT 1 FROM account_move_line aml"
-        "   JOIN account_account acc ON acc.id = aml.account_id"
-        "  WHERE aml.move_id = l.move_id"
-        "    AND acc.account_type = 'asset_receivable') AS line_on_receivable"
-        " FROM payment_transaction tx"
-        " JOIN account_payment pay ON pay.id = tx.payment_id"
-        " JOIN mpesa_receipt r ON r.transaction_id = tx.id AND r.kind = 'refund'"
-        " JOIN account_bank_statement_line l ON l.id = r.statement_line_id"
-        " WHERE tx.id = %s",
-        [refund["id"]],
-    )
-
-
-def _owed(mpesa, move_ids, tx_ids):
-    """The receivable in KES left by these invoices and credit notes, the payments
-    of these transactions and every bank line of their M-PESA receipts."""
-    return mpesa.sql.scalar(
-        "SELECT coalesce(sum(aml.amount_currency), 0) FROM account_move_line aml"
-        " JOIN account_account acc ON acc.id = aml.account_id"
-        " WHERE acc.account_type = 'asset_receivable'"
-        " AND aml.parent_state = 'posted' AND aml.move_id IN ("
-        "   SELECT unnest(%s::int[])"
-        "   UNION SELECT pay.move_id FROM payment_transaction tx"
-        "     JOIN account_payment pay ON pay.id = tx.payment_id"
-        "    WHERE tx.id = ANY(%s)"
-        "   UNION SELECT l.move_id FROM mpesa_receipt r"
-        "     JOIN account_bank_statement_line l ON l.id = r.statement_line_id"
-        "    WHERE r.transaction_id = ANY(%s))",
-        [list(move_ids), list(tx_ids), list(tx_ids)],
-    )
+    (books,) = mpesa.books_of_payments([refund["id"]])
+    del books["reference"]
+    return books
 
 
 def _assert_refund_booked(mpesa, refund, amount, journal_id, moves, tx_ids):
@@ -178,57 +123,45 @@ def _assert_refund_booked(mpesa, refund, amount, journal_id, moves, tx_ids):
     }, books
     for move_id in moves:
         assert mpesa.invoice(move_id)["payment_state"] == "paid", mpesa.invoice(move_id)
-    owed = _owed(mpesa, moves, tx_ids)
+    owed = mpesa.receivable_of(moves, tx_ids)
     assert abs(owed) < 0.005, f"the customer's account is off by {owed}"
     assert mpesa.check_books() == []
+
+
+def _refund_through_the_button(mpesa, paid, refunded, proposed, journal_id):
+    """An invoice of ``paid`` paid from the portal, a credit note of ``refunded``,
+    the Refund button: the wizard shows ``proposed`` (method, phone), and the refund
+    is booked in ``journal_id``. Returns (tx, refund)."""
+    invoice_id, tx = _paid_invoice(mpesa, paid)
+    note_id = _credit_note(mpesa, invoice_id, refunded)
+
+    shown = _click_refund(mpesa, tx, refunded)
+    assert shown == (*proposed, note_id), shown
+    refund = _refund_of(mpesa, tx)
+    mpesa.settle_inbox()
+
+    moves, tx_ids = [invoice_id, note_id], [tx["id"], refund["id"]]
+    _assert_refund_booked(mpesa, refund, refunded, journal_id, moves, tx_ids)
+    assert _results_of(mpesa, refund) == {"processed": 1}
+    return tx, refund
 
 
 def test_full_refund_by_reversal(mpesa):
     """The whole payment back: M-PESA reverses it on the paybill, whose journal
     books the money out against the credit note."""
-    invoice_id, tx = _paid_invoice(mpesa, 1800)
-    note_id = _credit_note(mpesa, invoice_id, 1800)
-
-    shown = _click_refund(mpesa, tx, 1800)
-    assert shown == ("reversal", False, note_id), shown
-    refund = _refund_of(mpesa, tx)
-    mpesa.settle_inbox()
-
-    _assert_refund_booked(
-        mpesa,
-        refund,
-        1800,
-        mpesa.journal_id,
-        [invoice_id, note_id],
-        [tx["id"], refund["id"]],
+    tx, _refund = _refund_through_the_button(
+        mpesa, 1800, 1800, ("reversal", False), mpesa.journal_id
     )
     (source,) = mpesa.receipts(tx["mpesa_receipt_code"])
     assert source["state"] == "applied", "the invoice's payment stays applied"
-    assert _results_of(mpesa, refund) == {"processed": 1}
 
 
 def test_partial_refund_by_b2c(mpesa, b2c):
     """Part of the payment back: a B2C payment from the B2C shortcode to the phone
     that paid, booked in that shortcode's journal against the credit note; the
     invoice keeps its payment."""
-    invoice_id, tx = _paid_invoice(mpesa, 2000)
-    note_id = _credit_note(mpesa, invoice_id, 450)
-
-    shown = _click_refund(mpesa, tx, 450)
-    assert shown == ("b2c", PHONE, note_id), shown
-    refund = _refund_of(mpesa, tx)
-    mpesa.settle_inbox()
-
-    _assert_refund_booked(
-        mpesa,
-        refund,
-        450,
-        b2c.journal_id,
-        [invoice_id, note_id],
-        [tx["id"], refund["id"]],
-    )
+    _refund_through_the_button(mpesa, 2000, 450, ("b2c", PHONE), b2c.journal_id)
     assert b2c.code.balance == B2C_FLOAT - 450, "the money left the B2C shortcode once"
-    assert _results_of(mpesa, refund) == {"processed": 1}
 
 
 def test_paybill_overpayment_sent_back_by_b2c(mpesa, b2c):
@@ -280,7 +213,7 @@ def test_paybill_overpayment_sent_back_by_b2c(mpesa, b2c):
     ), books
     assert books["line_reconciled"] and books["outstanding_cleared"], books
     assert not books["line_on_receivable"], books
-    owed = _owed(mpesa, [invoice_id], [*tx_ids, refund_id])
+    owed = mpesa.receivable_of([invoice_id], [*tx_ids, refund_id])
     assert abs(owed) < 0.005, f"the customer's account is off by {owed}"
     assert b2c.code.balance == B2C_FLOAT - 500, "only what was not due went back"
     assert mpesa.check_books() == []
