@@ -391,7 +391,9 @@ class PaymentProvider(models.Model):
                 fields.Datetime.subtract(
                     fields.Datetime.now(), minutes=INBOX_LATE_MINUTES
                 ),
-                self,
+                # the saved provider: on the form the checklist is computed on a
+                # draft record, whose NewId a search ignores (it matches nothing)
+                self._origin,
             )
         )
         if not late:

@@ -139,6 +139,22 @@ class TestReadiness(MpesaHttpCommon):
         cron.active = False
         self.assertItem("inbox_job", "missing", cron.name)
 
+    def test_form_checklist_still_counts_its_waiting_callbacks(self):
+        """While an admin edits the provider, its checklist is computed on the form's
+        draft record (a NewId): a late callback of this provider still shows."""
+        late = self.env["mpesa.callback"]._store("stk", "{}", self.mpesa)
+        self.env.cr.execute(
+            "UPDATE mpesa_callback SET create_date = now() - interval '11 minutes'"
+            " WHERE id = %s",
+            [late.id],
+        )
+        self.assertItem("inbox_job", "missing", "more than 10 minutes")
+        with self._db_lock(), Form(self.mpesa) as form:
+            form.mpesa_security_credential = "pasted elsewhere"
+            self.assertIn(
+                "more than 10 minutes for their money", str(form.mpesa_readiness_html)
+            )
+
     # === RUN CHECKS: DARAJA OVER HTTP === #
 
     def test_oauth_wrong_then_right_secret(self):
