@@ -49,13 +49,25 @@ class MpesaMatchSuggestion(models.Model):
     @api.depends("res_model", "res_id")
     def _compute_document_figures(self):
         receipts = self.env["mpesa.receipt"]
+        # sudo: an accountant may rank an order without reading sales
+        documents = self.sudo()._targets()
         for suggestion in self:
-            # sudo: an accountant may rank an order without reading sales
-            document = suggestion.sudo()._target()
-            suggestion.partner_id = document.partner_id.commercial_partner_id
+            document = documents.get((suggestion.res_model, suggestion.res_id))
+            suggestion.partner_id = (
+                document.partner_id.commercial_partner_id if document else False
+            )
             suggestion.amount_due = (
                 (receipts._amount_due(document) or 0.0) if document else 0.0
             )
+
+    def _targets(self):
+        """Each suggestion's document that still exists, by (model, id): one query a
+        model for a whole list of suggestions, not one a row."""
+        documents = {}
+        for model, suggestions in self.grouped("res_model").items():
+            existing = self.env[model].browse(suggestions.mapped("res_id")).exists()
+            documents.update({(model, document.id): document for document in existing})
+        return documents
 
     def _target(self):
         self.ensure_one()

@@ -92,6 +92,14 @@ class TestSuggestions(ReconciliationCommon):
         best = line.mpesa_suggestion_ids[:1]
         self.assertEqual((best.res_model, best.res_id), ("sale.order", order.id))
         self.assertIn("date within 3 days", best.reasons)
+        self.assertEqual((best.partner_id, best.amount_due), (self.partner, 1000))
+        order.unlink()
+        self.env.invalidate_all()
+        self.assertEqual(
+            (best.partner_id, best.amount_due),
+            (self.env["res.partner"], 0),
+            "a document deleted since the ranking shows no customer and nothing due",
+        )
 
     def test_payers_own_invoice_before_another_customers_number(self):
         """The payer slips a digit and types Mary's invoice number, paying more than
