@@ -3,6 +3,8 @@ from datetime import timedelta
 
 from odoo import Command, fields
 from odoo.exceptions import UserError
+from odoo.modules.migration import load_script
+from odoo.modules.module import get_module_path
 from odoo.tests import tagged
 
 from odoo.addons.mpesa_payment.tests.common import PHONE
@@ -79,6 +81,42 @@ class TestExceptions(ReconciliationCommon):
             (0, 300),
             "nothing was due on the invoice it names",
         )
+
+    def test_upgrade_names_the_documents_of_payments_already_in_review(self):
+        """Payments that went to review before 18.0.1.3.0 kept no named document,
+        so their exceptions expected the whole payment; those older than
+        review_cause kept no cause either. The upgrade names the document: an
+        overpayment expects what its invoice asks, a duplicate nothing. A payment
+        whose account number named nothing stays as it was, though an invoice has
+        that number now."""
+        invoice, paid = self._invoice(790), self._invoice(300)
+        self._post_process(self._c2b(paid.name, 300))
+        overpaid = self._c2b(invoice.name, 1290, style="plain")
+        duplicate = self._c2b(paid.name, 300, style="plain")
+        unknown = self._c2b("INV/2026/07777", 500, style="plain")
+        with self._db_lock():
+            old = {"review_document": False, "review_due": 0.0}
+            overpaid.sudo().write(old)
+            (duplicate | unknown).sudo().write({**old, "review_cause": False})
+            self.env.flush_all()
+        self._named_invoice("INV/2026/07777", self.partner)
+        exception = self._exception(overpaid)
+        self.assertEqual((exception.expected_amount, exception.difference), (1290, 0))
+        path = get_module_path("mpesa_payment")
+        upgrade = load_script(
+            f"{path}/migrations/18.0.1.3.0/end-migration.py", "end-migration"
+        )
+        with self._db_lock():
+            upgrade.migrate(self.env.cr, "18.0.1.2.0")
+            self.env.flush_all()
+        self.env.invalidate_all()
+        self.assertEqual(exception.review_document, invoice)
+        self.assertEqual((exception.expected_amount, exception.difference), (790, 500))
+        self.assertEqual(
+            (duplicate.review_document, duplicate.expected_amount), (paid, 0)
+        )
+        self.assertFalse(unknown.review_document, "it named nothing when it came")
+        self.assertEqual(unknown.expected_amount, 500)
 
     def test_slip_onto_another_customers_invoice(self):
         """Paid from the customer's phone for another customer's invoice, one typo
