@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 from daraja_emulator import DEFAULT_INITIATOR, DEFAULT_INITIATOR_PASSWORD
 
+from .harness import wait_until
 from .mpesa_live import PHONE, PHONE_LOCAL
 
 B2C_SHORTCODE = "600000"
@@ -164,24 +165,26 @@ def test_partial_refund_by_b2c(mpesa, b2c):
     assert b2c.code.balance == B2C_FLOAT - 450, "the money left the B2C shortcode once"
 
 
-def test_paybill_overpayment_sent_back_by_b2c(mpesa, b2c):
-    """A paybill payment of 1,290 for an invoice with 790 due goes to the exception
-    queue; the manager's Send Back by B2C pays the invoice its 790 and sends the 500
-    left to the phone that paid, booked in the B2C journal."""
-    phone = "254711000820"
-    invoice_id, invoice_name = mpesa.create_invoice(790)
-    code = mpesa.emulator.c2b_pay(
-        "174379", phone, 1290, invoice_name, msisdn_style="plain"
-    )
-    assert mpesa.wait_confirmed(code) == "verified"
-    mpesa.settle_inbox()
-    (exception,) = mpesa.sql.dicts(
-        "SELECT e.id, e.kind, r.expected_amount FROM mpesa_exception e"
-        " JOIN mpesa_receipt r ON r.id = e.receipt_id WHERE r.name = %s",
-        [code],
-    )
-    assert (exception["kind"], exception["expected_amount"]) == ("overpaid", 790)
+def _open_exception(mpesa, where, params, timeout=60):
+    """The receipt's open exception (id, kind, expected amount) once it is there."""
 
+    def opened():
+        return mpesa.sql.dicts(
+            "SELECT e.id, e.kind, r.expected_amount, r.name AS code, r.id AS receipt_id"
+            " FROM mpesa_exception e JOIN mpesa_receipt r ON r.id = e.receipt_id"
+            f" WHERE e.state = 'open' AND {where}",
+            params,
+        )
+
+    (exception,) = wait_until(opened, timeout, "an open exception")
+    return exception
+
+
+def _send_back_by_b2c(mpesa, b2c, exception, invoice_id, phone):
+    """The manager's Send Back by B2C on an overpaid exception of 1,290 for an
+    invoice with 790 due: the invoice gets its 790, the 500 left goes to ``phone``
+    from the B2C shortcode, and the books are what an accountant expects."""
+    assert (exception["kind"], exception["expected_amount"]) == ("overpaid", 790)
     context = {"default_exception_id": exception["id"]}
     wizard_id = mpesa.rpc("mpesa.exception.return", "create", {}, context=context)
     [shown] = mpesa.rpc(
@@ -196,12 +199,13 @@ def test_paybill_overpayment_sent_back_by_b2c(mpesa, b2c):
     refund = mpesa.wait_tx_state(refund_id, ("done",), timeout=60)
     mpesa.settle_inbox()
     mpesa.post_process()
-    (receipt,) = mpesa.receipts(code)
     tx_ids = [
         tx_id
         for (tx_id,) in mpesa.sql.all(
-            "SELECT id FROM payment_transaction WHERE mpesa_source_receipt_id = %s",
-            [receipt["id"]],
+            "SELECT id FROM payment_transaction"
+            " WHERE mpesa_source_receipt_id = %s OR id = ("
+            "   SELECT transaction_id FROM mpesa_receipt WHERE id = %s)",
+            [exception["receipt_id"], exception["receipt_id"]],
         )
     ]
     assert mpesa.invoice(invoice_id)["payment_state"] == "paid"
@@ -217,3 +221,31 @@ def test_paybill_overpayment_sent_back_by_b2c(mpesa, b2c):
     assert abs(owed) < 0.005, f"the customer's account is off by {owed}"
     assert b2c.code.balance == B2C_FLOAT - 500, "only what was not due went back"
     assert mpesa.check_books() == []
+
+
+def test_paybill_overpayment_sent_back_by_b2c(mpesa, b2c):
+    """A paybill payment of 1,290 for an invoice with 790 due goes to the exception
+    queue; the manager's Send Back by B2C pays the invoice its 790 and sends the 500
+    left to the phone that paid, booked in the B2C journal."""
+    phone = "254711000820"
+    invoice_id, invoice_name = mpesa.create_invoice(790)
+    code = mpesa.emulator.c2b_pay(
+        "174379", phone, 1290, invoice_name, msisdn_style="plain"
+    )
+    assert mpesa.wait_confirmed(code) == "verified"
+    mpesa.settle_inbox()
+    exception = _open_exception(mpesa, "r.name = %s", [code])
+    _send_back_by_b2c(mpesa, b2c, exception, invoice_id, phone)
+
+
+def test_stk_overpayment_sent_back_by_b2c(mpesa, b2c):
+    """M-PESA confirms 1,290 for a prompt of 790 (one of the ugly cases the emulator
+    plays): the payment waits in the queue as overpaid, and Send Back by B2C takes
+    the same lock and the same request path as for a paybill payment."""
+    phone = "254711000821"
+    mpesa.emulator.set_scenario(phone, amount=1290)
+    invoice_id, tx = mpesa.pay_invoice_by_push(790, phone)
+    mpesa.stk_deliveries(tx)
+    mpesa.settle_inbox()
+    exception = _open_exception(mpesa, "r.transaction_id = %s", [tx["id"]])
+    _send_back_by_b2c(mpesa, b2c, exception, invoice_id, phone)
