@@ -182,13 +182,14 @@ class MpesaException(models.Model):
         receipt = self.receipt_id.sudo()
         push = receipt.transaction_id
         left = receipt._mpesa_left()
+        no_document = self.env["account.move"]
         if self.kind != "overpaid":
-            return push.browse(), 0.0, left
+            return no_document, 0.0, left
         if push:
             document = push.invoice_ids[:1] or push.sale_order_ids[:1]
             asked = receipt.expected_amount or push.amount
         else:
-            document = receipt.review_document and receipt.review_document.exists()
+            document = (receipt.review_document or no_document).exists()
             asked = receipt._amount_due(document) if document else 0.0
         due = min(left, asked) if document else 0.0
         return document, due, receipt.currency_id.round(left - due)
