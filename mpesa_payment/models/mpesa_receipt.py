@@ -8,6 +8,7 @@ from odoo.tools import float_compare
 
 from .. import const
 from ..daraja.phone import PhoneError, normalize_msisdn
+from ..kenya_time import kenya_today
 from ..references import normalize_reference, phone_kind, within_one_typo
 from .account_move import OPEN_INVOICE_DOMAIN
 
@@ -400,11 +401,37 @@ class MpesaReceipt(models.Model):
 
     @api.model
     def _amount_due(self, target):
+        """What ``target`` has left to pay, in KES (what M-PESA pays), or None for
+        a record that asks no amount."""
         if target._name == "account.move":
-            return target.amount_residual
-        if target._name == "sale.order":
-            return target.amount_total - target.amount_paid
-        return None
+            due = target.amount_residual
+        elif target._name == "sale.order":
+            due = target.amount_total - target.amount_paid
+        else:
+            return None
+        kes = self.env.ref("base.KES")
+        if target.currency_id != kes:
+            # An invoice in dollars, say: M-PESA money is compared in shillings.
+            due = target.currency_id._convert(
+                due, kes, target.company_id, kenya_today()
+            )
+        if target._name == "account.move":
+            due -= self._paid_not_yet_booked(target)
+        return due
+
+    @api.model
+    def _paid_not_yet_booked(self, invoice):
+        """What done payments of ``invoice`` still owe its residual, in KES: the
+        framework's post-processing job books them (account.payment) moments later,
+        and until then a second payment of the invoice would read it as unpaid."""
+        unbooked = invoice.sudo().transaction_ids.filtered(
+            lambda tx: tx.state == "done" and not tx.is_post_processed
+        )
+        kes = self.env.ref("base.KES")
+        return sum(
+            tx.currency_id._convert(tx.amount, kes, tx.company_id, kenya_today())
+            for tx in unbooked
+        )
 
     @api.model
     def _partner_from_msisdn(self, msisdn):
@@ -670,10 +697,10 @@ class MpesaReceipt(models.Model):
     def _why_not_apply_to(self, target, payer):
         """Why this payment must wait for a person rather than pay ``target`` (the
         document its account number names), a (review_cause, text) pair, or None."""
-        if target._name == "account.move" and target.payment_state in (
-            "paid",
-            "in_payment",
-            "reversed",
+        due = self._amount_due(target)
+        if target._name == "account.move" and (
+            target.payment_state in ("paid", "in_payment", "reversed")
+            or float_compare(due, 0, precision_rounding=self.currency_id.rounding) <= 0
         ):
             return "duplicate", self.env._(
                 "Invoice %s is already paid: possibly a duplicate payment.", target.name
@@ -687,7 +714,6 @@ class MpesaReceipt(models.Model):
                 doc=target.name,
                 own=slip.name,
             )
-        due = self._amount_due(target)
         if due is not None and (
             float_compare(
                 self.amount, due, precision_rounding=self.currency_id.rounding

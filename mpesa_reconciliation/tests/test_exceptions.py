@@ -82,6 +82,49 @@ class TestExceptions(ReconciliationCommon):
             "nothing was due on the invoice it names",
         )
 
+    def test_second_payment_before_the_first_is_booked_is_a_duplicate(self):
+        """Two phones pay the same invoice by paybill seconds apart, before the
+        framework's job books the first (post-processing): the second waits as a
+        duplicate for finance, instead of becoming the customer's silent credit."""
+        invoice = self._invoice(2500)
+        receivable = self._receivable_balance(self.partner)
+        first = self._c2b(invoice.name, 2500, style="plain")
+        self.assertEqual(first.state, "applied")
+        self.assertFalse(first.application_ids.is_post_processed, "not booked yet")
+        second = self._c2b(invoice.name, 2500, msisdn="254722000333", style="plain")
+        duplicate = self._exception(second)
+        self.assertEqual((second.state, duplicate.kind), ("review", "duplicate"))
+        self.assertEqual((duplicate.expected_amount, duplicate.difference), (0, 2500))
+        self.assertFalse(second.application_ids, "its money paid nothing")
+        self._post_process(first)
+        self.assertBooksOfPayment(first, self.partner, receivable, 2500)
+        self.assertEqual(invoice.payment_state, "paid")
+
+    def test_invoice_in_dollars_takes_shillings_at_the_rate(self):
+        """An export invoice of USD 100 (KES 10,000 at the rate) paid KES 5,000 by
+        paybill: half of it is paid, not an overpayment of a "KES 100" invoice."""
+        usd = self.env.ref("base.USD")
+        with self._db_lock():
+            usd.active = True
+            rates = self.env["res.currency.rate"]
+            rates.search([("currency_id", "=", usd.id)]).unlink()
+            rates.create({"currency_id": usd.id, "name": "2020-01-01", "rate": 0.01})
+            invoice = self.init_invoice(
+                "out_invoice",
+                partner=self.partner,
+                amounts=[100],
+                currency=usd,
+                taxes=[],
+                invoice_date=fields.Date.today(),
+                post=True,
+            )
+            self.env.flush_all()
+        receipt = self._c2b(invoice.name, 5000, style="plain")
+        self.assertEqual(receipt.state, "applied", receipt.review_reason)
+        self._post_process(receipt)
+        self.assertEqual(invoice.amount_residual, 50, "USD 50 left")
+        self.assertEqual(invoice.payment_state, "partial")
+
     def test_upgrade_names_the_documents_of_payments_already_in_review(self):
         """Payments that went to review before 18.0.1.3.0 kept no named document,
         so their exceptions expected the whole payment; those older than
