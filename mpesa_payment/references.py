@@ -5,6 +5,7 @@ uses these rules too.
 """
 
 import hashlib
+import itertools
 import re
 
 _NOT_ALNUM = re.compile(r"[^0-9A-Z]")
@@ -15,6 +16,19 @@ _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 def normalize_reference(text):
     """'inv/2026-0001 ' -> 'INV20260001': case, spaces, dashes and separators ignored."""
     return _NOT_ALNUM.sub("", (text or "").upper())
+
+
+def prompt_reference(text, limit):
+    """The account number an STK prompt shows for a document numbered ``text``: its
+    normalized reference in at most ``limit`` characters, keeping the document prefix
+    (INV, S...) and the distinguishing last digits. The number as a customer types
+    it on the paybill menu gives the same value, so a paybill payment finds the
+    prompt it stands for."""
+    compact = normalize_reference(text)
+    if len(compact) <= limit:
+        return compact
+    prefix = "".join(itertools.takewhile(str.isalpha, compact))[:4]
+    return prefix + compact[len(prefix) :][-(limit - len(prefix)) :]
 
 
 def msisdn_hash(msisdn):

@@ -1,4 +1,3 @@
-import itertools
 import logging
 from datetime import timedelta
 from decimal import Decimal
@@ -14,6 +13,7 @@ from .. import const
 from ..daraja.client import PATHS, DarajaError, kenya_timestamp, stk_password
 from ..daraja.payloads import PayloadError, parse_stk_callback, parse_stk_query
 from ..daraja.phone import PhoneError, mask_msisdn, normalize_msisdn
+from ..references import prompt_reference
 
 _logger = logging.getLogger(__name__)
 
@@ -317,13 +317,7 @@ class PaymentTransaction(models.Model):
             if fname in self._fields:
                 names += self[fname].mapped("name")
         base = names[0] if names else self.reference
-        compact = "".join(ch for ch in base if ch.isalnum()).upper() or "PAYMENT"
-        limit = const.ACCOUNT_REFERENCE_MAX
-        if len(compact) <= limit:
-            return compact
-        # Keep the document prefix (INV, S...) and the distinguishing last digits.
-        prefix = "".join(itertools.takewhile(str.isalpha, compact))[:4]
-        return prefix + compact[len(prefix) :][-(limit - len(prefix)) :]
+        return prompt_reference(base, const.ACCOUNT_REFERENCE_MAX) or "PAYMENT"
 
     def _mpesa_whole_amount(self):
         """The amount as whole shillings, or a clear error why one push cannot pay it."""
@@ -594,7 +588,42 @@ class PaymentTransaction(models.Model):
             return
         if verify and not self._mpesa_success_confirmed(receipt):
             return
+        settled = self._mpesa_why_document_settled()
+        if settled:
+            self._mpesa_register_receipt(paid_at)
+            self._mpesa_flag_review(settled)
+            return
         self._mpesa_mark_paid(paid_at)
+
+    def _mpesa_why_document_settled(self):
+        """Why the invoice this prompt was for can no longer take its money, if it
+        cannot: cancelled or back in draft, or paid by other money while the customer
+        answered. Paid anyway, the money would be silent credit; it waits for
+        finance instead. None when the invoice still asks for it."""
+        receipts = self.env["mpesa.receipt"]
+        for invoice in self.invoice_ids.sudo():
+            if invoice.state != "posted":
+                return self.env._(
+                    "Invoice %s was cancelled or reset to draft before the payment "
+                    "came. The payment is awaiting review by our team.",
+                    invoice.name,
+                )
+            due = receipts._amount_due(invoice)
+            if (
+                float_compare(
+                    due, self.amount, precision_rounding=self.currency_id.rounding
+                )
+                < 0
+            ):
+                return self.env._(
+                    "Invoice %(doc)s had KES %(due)s left to pay when this payment of "
+                    "KES %(paid)s came: it was paid meanwhile. The payment is awaiting "
+                    "review by our team.",
+                    doc=invoice.name,
+                    due=format(max(due, 0.0), ",.2f"),
+                    paid=format(self.amount, ",.2f"),
+                )
+        return None
 
     def _mpesa_receipt_conflict(self, receipt):
         """Whether ``receipt`` cannot pay this transaction (it already has another
@@ -881,7 +910,10 @@ class PaymentTransaction(models.Model):
         ``provider``: the shortcode the money reached; a push through another
         shortcode (the company's till, say) is another payment."""
         if bill_ref:
-            match = [("mpesa_account_reference", "=", bill_ref.strip().upper())]
+            # As the prompt showed it: the invoice number typed as printed
+            # (INV/2026/00074) is the prompt's INV202600074.
+            reference = prompt_reference(bill_ref, const.ACCOUNT_REFERENCE_MAX)
+            match = [("mpesa_account_reference", "=", reference)]
         else:
             try:
                 match = [("mpesa_phone", "=", normalize_msisdn(phone))]

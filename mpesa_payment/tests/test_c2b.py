@@ -210,6 +210,32 @@ class TestC2B(MpesaHttpCommon):
             1,
         )
 
+    def test_invoice_number_as_printed_completes_its_open_prompt(self):
+        """The prompt did not show, so the customer pays by paybill, typing the
+        invoice number as printed (INV/2026/00001) where the prompt read
+        INV202600001: the paybill money completes that prompt, one payment."""
+        invoice = self._invoice(1250)
+        self.emulator.set_scenario(PHONE, no_callback=True)
+        with self._db_lock():
+            tx = self._create_mpesa_tx(
+                amount=1250, invoice_ids=[Command.set(invoice.ids)]
+            )
+            self.env.flush_all()
+        self._push(tx)
+        self.assertNotEqual(tx.mpesa_account_reference, invoice.name)
+        receipt = self._pay(
+            invoice.name, amount=1250, trans_id="QCB0000002", msisdn="254711000222"
+        )
+        self.assertEqual(receipt.transaction_id, tx, "the prompt it stands for")
+        self.assertEqual(tx.state, "done")
+        self.assertEqual(
+            self.env["payment.transaction"].search_count(
+                [("invoice_ids", "in", invoice.ids), ("state", "=", "done")]
+            ),
+            1,
+            "one payment of the invoice, not the prompt's and a second one",
+        )
+
     def test_c2b_then_stk_is_one_payment(self):
         self.emulator.set_scenario(PHONE, no_callback=True)
         tx = self._push(self._create_mpesa_tx())

@@ -294,6 +294,54 @@ class TestMoneyPath(ReconciliationCommon):
         self.assertEqual(receipt.application_ids, tx)
         self.assertFalse(receipt.exception_ids)
 
+    # === the invoice changed while the customer answered the prompt === #
+
+    def _prompt_answered_after(self, invoice, change):
+        """A prompt for ``invoice`` that the customer answers two seconds later;
+        ``change`` runs meanwhile. Returns the prompt, its receipt and exception."""
+        self.emulator.set_scenario(PHONE, delay=2.0)
+        tx = self._push_for(invoice)
+        with self._db_lock():
+            change()
+            self.env.flush_all()
+        self._wait_callbacks()
+        receipt = self.env["mpesa.receipt"].search(
+            [("name", "=", tx.mpesa_receipt_code)]
+        )
+        self.assertEqual((tx.state, tx.mpesa_needs_review), ("pending", True))
+        self.assertEqual(receipt.state, "review")
+        self.assertFalse(self._live_payments(receipt), "no silent credit")
+        return tx, receipt, self._open_exception(receipt)
+
+    def test_prompt_paid_after_its_invoice_was_cancelled_waits_for_finance(self):
+        invoice = self._invoice(1250)
+
+        def cancel():
+            invoice.button_draft()
+            invoice.button_cancel()
+
+        _tx, _receipt, exception = self._prompt_answered_after(invoice, cancel)
+        self.assertEqual(exception.kind, "review")
+        self.assertIn("was cancelled or reset to draft", exception.reason)
+
+    def test_prompt_paid_after_its_invoice_was_paid_in_cash_waits_for_finance(self):
+        invoice = self._invoice(1250)
+        receivable = self._receivable_balance(self.partner)
+
+        def pay_in_cash():
+            self.env["account.payment.register"].with_context(
+                active_model="account.move", active_ids=invoice.ids
+            ).create({})._create_payments()
+
+        _tx, receipt, exception = self._prompt_answered_after(invoice, pay_in_cash)
+        self.assertIn("had KES 0.00 left to pay", exception.reason)
+        self.assertEqual(
+            self._receivable_balance(self.partner),
+            receivable - 1250,
+            "the cash only: the M-PESA money waits, it is no credit yet",
+        )
+        self.assertFalse(receipt.statement_line_id.is_reconciled)
+
     def _import_statement(self, rows):
         with self._db_lock():
             self.env["mpesa.statement.import"].create(
