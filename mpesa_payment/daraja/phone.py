@@ -11,6 +11,7 @@ import re
 import phonenumbers
 
 MSISDN_RE = re.compile(r"^254[71]\d{8}$")
+_DIGITS_RE = re.compile(r"^\+?\d+$")
 
 
 class PhoneError(ValueError):
@@ -22,6 +23,10 @@ def normalize_msisdn(raw):
     text = re.sub(r"[\s\-().]", "", str(raw or ""))
     if not text:
         raise PhoneError("Enter the M-PESA phone number that will pay.")
+    # Digits only: phonenumbers reads letters as keypad digits, so "0722 OOO 111"
+    # (letter O for zero) would prompt 254722666111, a stranger's phone.
+    if not _DIGITS_RE.match(text):
+        raise PhoneError(f"{raw} is not a phone number: it has letters.")
     if text.startswith("254") and not text.startswith("+"):
         text = "+" + text
     try:

@@ -45,7 +45,14 @@ class TestPaymentTransaction(MpesaCommon):
         ):
             self.assertEqual(Tx._mpesa_normalize_phone(raw), PHONE, raw)
         self.assertEqual(Tx._mpesa_normalize_phone("0110000333"), "254110000333")
-        for bad in ("", "0201234567", "12345", "+255712345678", "07083741490"):
+        for bad in (
+            "",
+            "0201234567",
+            "12345",
+            "+255712345678",
+            "07083741490",
+            "0722OOO111",
+        ):
             with self.assertRaises(ValidationError, msg=bad):
                 Tx._mpesa_normalize_phone(bad)
 
