@@ -2,6 +2,7 @@
 customer the receipt code and the PDF receipt (the only payment email we send)."""
 
 import logging
+from datetime import timedelta
 
 from odoo import SUPERUSER_ID, api, fields, models
 from odoo.exceptions import UserError
@@ -9,6 +10,11 @@ from odoo.exceptions import UserError
 _logger = logging.getLogger(__name__)
 
 RECEIPT_TEMPLATE = "mpesa_payment.mail_template_mpesa_receipt_issued"
+# The job mails receipts of payments this recent only. An older payment without a
+# receipt (a database upgraded from a version that sent none, a job stopped for
+# weeks) is no news to the customer: mailing them all at once would be spam. Staff
+# can still issue one from the receipt's form.
+ISSUE_WITHIN = timedelta(days=7)
 
 
 class MpesaReceipt(models.Model):
@@ -191,6 +197,7 @@ class MpesaReceipt(models.Model):
             ("state", "=", "applied"),
             ("receipt_issued_on", "=", False),
             ("partner_id.email_normalized", "!=", False),
+            ("paid_at", ">=", fields.Datetime.now() - ISSUE_WITHIN),
         ]
         if "kind" in self._fields:
             domain.append(("kind", "=", "payment"))

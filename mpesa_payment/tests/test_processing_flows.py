@@ -1,10 +1,11 @@
 import json
 import threading
 import time
+from datetime import timedelta
 
 import requests
 
-from odoo import Command
+from odoo import Command, fields
 from odoo.exceptions import ValidationError
 from odoo.tests import HttpCase, tagged
 from odoo.tools import mute_logger
@@ -436,6 +437,20 @@ class TestProcessingFlows(MpesaCommon, HttpCase):
             self.partner.email = "customer@example.com"
             self.env.flush_all()
             self.assertIn(receipt, to_issue())
+
+    def test_the_job_does_not_mail_receipts_of_old_payments(self):
+        """A payment of three weeks ago without a receipt (a database upgraded
+        from a version that sent none) is not mailed by the job: a customer would
+        get them all at once."""
+        receipt = self._receipt_of_a_paid_invoice("customer@example.com")
+        to_issue = self.env["mpesa.receipt"]._mpesa_receipts_to_issue
+        with self._db_lock():
+            receipt.sudo().paid_at = fields.Datetime.now() - timedelta(days=21)
+            self.env.flush_all()
+            self.assertNotIn(receipt, to_issue())
+            self.env["mpesa.receipt"]._cron_issue_receipts()
+            self.env.flush_all()
+        self.assertFalse(receipt.receipt_issued_on)
 
     def _order(self, price):
         return self.env["sale.order"].create(
