@@ -2,6 +2,7 @@ import logging
 from decimal import Decimal
 
 from odoo import api, fields, models
+from odoo.exceptions import UserError
 
 from odoo.addons.mpesa_payment.kenya_time import kenya_date
 from odoo.addons.mpesa_payment.models.account_move import OPEN_INVOICE_DOMAIN
@@ -32,6 +33,30 @@ class AccountBankStatementLine(models.Model):
             return None
         return super()._do_auto_reconcile(models)
 
+    def reconcile_bank_line(self):
+        """Override of OCA's Reconcile: money of an M-PESA receipt that is not applied
+        yet reaches a document only by the money path (a suggestion's Accept, the
+        exception queue), which books its payment first. Matched by hand to an
+        invoice's receivable, the invoice would be paid beside the ledger, and the
+        queue would credit the customer a second time."""
+        receipt = self.mpesa_receipt_id.sudo()
+        if (
+            receipt
+            and not self.env.context.get("mpesa_money_path")
+            and receipt._mpesa_left() > 0
+        ):
+            raise UserError(
+                self.env._(
+                    "KES %(left)s of M-PESA receipt %(code)s is not applied yet. "
+                    "Accept one of its M-PESA Suggestions, or settle it from its "
+                    "exception (Allocate, Keep as Credit): they book the payment and "
+                    "reconcile this line.",
+                    left=format(receipt._mpesa_left(), ",.2f"),
+                    code=receipt.name,
+                )
+            )
+        return super().reconcile_bank_line()
+
     def _mpesa_reconcile_with(self, move_lines):
         """Reconcile through OCA's reconciliation data, as a click in the widget would."""
         self.ensure_one()
@@ -42,7 +67,7 @@ class AccountBankStatementLine(models.Model):
             self._add_account_move_line(move_line, keep_current=True)
         if not self.reconcile_data_info.get("can_reconcile"):
             return False
-        self.reconcile_bank_line()
+        self.with_context(mpesa_money_path=True).reconcile_bank_line()
         return True
 
     # === SUGGESTIONS === #

@@ -67,7 +67,7 @@ class MpesaReceipt(models.Model):
         incoming.clean_reconcile()
         if not incoming.reconcile_data_info.get("can_reconcile"):
             return False
-        incoming.reconcile_bank_line()
+        incoming.with_context(mpesa_money_path=True).reconcile_bank_line()
         receivable = incoming.move_id.line_ids.filtered(
             lambda aml: (
                 aml.account_id == partner.property_account_receivable_id

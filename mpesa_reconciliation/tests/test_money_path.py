@@ -114,6 +114,28 @@ class TestMoneyPath(ReconciliationCommon):
         self.assertEqual(len(self._live_payments(receipt)), 1)
         self.assertEqual(self.mpesa._mpesa_check_books(), [])
 
+    def test_a_waiting_line_matched_by_hand_in_oca_is_refused(self):
+        """The accountant matches a waiting payment's bank line with the invoice's
+        receivable in OCA's screen: refused, since the queue would then credit the
+        customer a second time. Allocated from its exception, it is paid once."""
+        invoice = self._invoice(420)
+        before = self._receivable_balance(self.partner)
+        receipt = self._c2b("", 420, style="plain")
+        line = receipt.statement_line_id
+        receivable = invoice.line_ids.filtered(
+            lambda aml: aml.account_type == "asset_receivable"
+        )
+        with self._db_lock():
+            line._add_account_move_line(receivable)
+            with self.assertRaises(UserError) as refusal:
+                line.reconcile_bank_line()
+        self.assertIn("KES 420.00 of M-PESA receipt", str(refusal.exception))
+        self.assertIn("is not applied yet", str(refusal.exception))
+        self.assertFalse(line.is_reconciled)
+        self.assertEqual(invoice.payment_state, "not_paid")
+        self._allocate(self._open_exception(receipt), [(invoice, 420)])
+        self.assertBooksOfPayment(receipt, self.partner, before, 420)
+
     def test_keep_as_credit_of_an_allocated_receipt_is_refused(self):
         invoice = self._invoice(600)
         receipt = self._c2b("", 600, style="plain")
