@@ -357,9 +357,11 @@ class TestMoneyPath(ReconciliationCommon):
         self.assertEqual(tx.state, "cancel")
         self._assert_paid_by_paybill(invoice, receipt, before)
         self.assertNotEqual(receipt.transaction_id, tx, "released from the prompt")
-        # The status job asks about the timed-out prompt again: nothing more is paid.
+        # The status job asks about the timed-out prompt again, and it expires at
+        # last (1019): the money is released once, nothing more is paid.
         with self._db_lock():
             tx._mpesa_query_and_apply()
+            tx._mpesa_apply_failure(1019, "Transaction has expired")
             self.env.flush_all()
         self.assertEqual(len(self._live_payments(receipt)), 1)
         self.assertEqual(self.mpesa._mpesa_check_books(), [])
