@@ -651,11 +651,44 @@ class MpesaReceipt(models.Model):
         self.sudo().write(
             {"transaction_id": pending.id, "partner_id": pending.partner_id.id}
         )
-        # The push's own path applies the money (or sends it to review with a reason);
-        # while M-PESA still confirms it, the receipt waits linked to the push.
+        # The push's own path applies the money (or sends it to review with a reason).
+        # Money M-PESA already confirmed (Transaction Status, a statement row) pays
+        # at once: the STK query speaks of the prompt, not of this receipt (a prompt
+        # that timed out answers 1037 while the paybill paid). Matched by phone
+        # alone, only the prompt's query ties the two: the receipt waits on it.
+        confirmed = self.verification == "verified" and not by_phone
         pending._mpesa_apply_success(
-            self.amount, self.name, None, self.paid_at, verify=True
+            self.amount, self.name, None, self.paid_at, verify=not confirmed
         )
+        return True
+
+    def _mpesa_release_from_push(self, push):
+        """``push`` failed (declined, timed out, or its query says so) while this
+        money waited on it: paid by paybill while the prompt was open, it was never
+        the prompt's. It leaves the prompt and pays what its account number names,
+        once: under the receipt's row lock, and only while nothing of it is applied.
+        True if it was released."""
+        self.ensure_one()
+        self._mpesa_lock()
+        if (
+            self.transaction_id != push
+            or self.state != "received"
+            or self.application_ids
+            or self.verification in ("pending", "refused")
+        ):
+            return False
+        if push.mpesa_receipt_code == self.name:
+            # The prompt never paid: the code (unique) goes to the payment it makes.
+            push.sudo().write({"mpesa_receipt_code": False, "mpesa_paid_amount": 0.0})
+        self.sudo().transaction_id = False
+        self.message_post(
+            body=self.env._(
+                "Payment request %s failed: this payment is applied by its account "
+                "number instead.",
+                push.reference,
+            )
+        )
+        self._apply_by_reference(payer=self._partner_from_msisdn(self.phone))
         return True
 
     def _apply_by_reference(self, payer=None):

@@ -277,6 +277,8 @@ class PaymentTransaction(models.Model):
         parsed = self._mpesa_parse_stk(notification_data)
         self._mpesa_lock()
         if self._mpesa_has_outcome(parsed):
+            if self._mpesa_paid_again(parsed):
+                self._mpesa_record_second_payment(parsed)
             return
         if parsed.is_success:
             self._mpesa_apply_success(
@@ -307,6 +309,48 @@ class PaymentTransaction(models.Model):
                 and self.mpesa_result_code == str(parsed.result_code)
             )
         )
+
+    def _mpesa_paid_again(self, parsed):
+        """Whether this success is a second payment: the prompt was paid on the phone
+        after other money (a paybill payment quoting its reference, say) had paid
+        this transaction under another receipt code."""
+        return (
+            self.state == "done"
+            and parsed.is_success
+            and bool(self.mpesa_receipt_code)
+            and parsed.receipt != self.mpesa_receipt_code
+        )
+
+    def _mpesa_record_second_payment(self, parsed):
+        """The customer paid twice: the prompt's money is a receipt of its own, never
+        lost. Confirmed by Transaction Status like a paybill payment, it is then
+        applied by the reference the prompt showed; the document is paid already,
+        so it waits for review (a possible duplicate, to send back or keep)."""
+        receipt = (
+            self.env["mpesa.receipt"]
+            .sudo()
+            ._record(
+                {
+                    "name": parsed.receipt,
+                    "provider_id": self.provider_id.id,
+                    "amount": float(parsed.amount),
+                    "phone": parsed.phone,
+                    "paid_at": parsed.transaction_date or fields.Datetime.now(),
+                    "partner_id": self.partner_id.id,
+                    "reference": self._mpesa_account_reference(),
+                    "verification": "pending",
+                },
+                channel="stk",
+                lock=True,
+            )
+        )
+        _logger.warning(
+            "M-PESA transaction %s paid again (receipt %s)",
+            self.reference,
+            receipt.name,
+        )
+        if receipt.verification == "pending" and not receipt.application_ids:
+            receipt._mpesa_try_ask_confirmation()
 
     # === STK PUSH === #
 
@@ -675,6 +719,11 @@ class PaymentTransaction(models.Model):
             )
             return False
         if outcome.result_code != 0:
+            if receipt and self._mpesa_waiting_receipts(receipt):
+                # Money that came another way (paybill, statement) waited on this
+                # prompt: the prompt failed, not that money, which is released.
+                self._mpesa_apply_failure(outcome.result_code, outcome.result_desc)
+                return False
             self._mpesa_flag_review(
                 self.env._(
                     "M-PESA reported receipt %(receipt)s but its status query answers "
@@ -724,6 +773,27 @@ class PaymentTransaction(models.Model):
             self._set_canceled(message, extra_allowed_states=("error",))
         else:
             self._set_error(message)
+        for receipt in self._mpesa_waiting_receipts():
+            receipt._mpesa_release_from_push(self)
+
+    def _mpesa_waiting_receipts(self, code=None):
+        """The money waiting on this prompt that is not the prompt's own: a paybill
+        payment, a statement row or a status query result tied to it while it was
+        open (mpesa.receipt._apply_to_pending_push), not applied yet. ``code``: only
+        that receipt."""
+        self.ensure_one()
+        return (
+            self.env["mpesa.receipt"]
+            .sudo()
+            .search(
+                [
+                    ("transaction_id", "=", self.id),
+                    ("state", "=", "received"),
+                    ("application_ids", "=", False),
+                    *([("name", "=", code)] if code else []),
+                ]
+            )
+        )
 
     @api.model
     def _mpesa_result_message(self, result_code):

@@ -264,8 +264,9 @@ class TestMoneyPath(ReconciliationCommon):
 
     def test_receipt_pulled_while_the_prompt_is_processing(self):
         """The statement shows the money while the STK query still says "being
-        processed": the receipt waits linked to the prompt (no review, no exception)
-        and is applied when the status job completes the prompt."""
+        processed": the statement row is M-PESA's own record, so it completes the
+        prompt at once (no review, no exception, no wait for the STK query); the
+        status job's later answer about the prompt changes nothing."""
         invoice = self._invoice(1250)
         before = self._receivable_balance(invoice.partner_id)
         self.emulator.auto_complete = False  # the customer has not answered yet
@@ -279,9 +280,9 @@ class TestMoneyPath(ReconciliationCommon):
         self._import_statement([row])
         receipt = self.env["mpesa.receipt"].search([("name", "=", "SKL0000077")])
         self.assertEqual(receipt.transaction_id, tx)
-        self.assertEqual(receipt.state, "received")
+        self.assertEqual(receipt.state, "applied")
         self.assertFalse(receipt.exception_ids)
-        self.assertEqual(tx.state, "pending")
+        self.assertEqual(tx.state, "done")
 
         self.emulator.resolve_prompt(tx.mpesa_checkout_request_id, "approve")
         time.sleep(0.3)
@@ -363,6 +364,130 @@ class TestMoneyPath(ReconciliationCommon):
             "the cash only: the M-PESA money waits, it is no credit yet",
         )
         self.assertFalse(receipt.statement_line_id.is_reconciled)
+
+    # === a paybill payment while the prompt is open (review of 2026-12-07) === #
+
+    def _open_prompt_for(self, name, amount):
+        """The customer asks for a prompt for invoice ``name`` from the portal; it
+        stays open on the phone (did not show, say) until the test answers it."""
+        invoice = self._named_invoice(name, self.partner, amount)
+        before = self._receivable_balance(invoice.partner_id)
+        self.emulator.auto_complete = False
+        return invoice, before, self._push_for(invoice)
+
+    def _answer_prompt(self, tx, action):
+        """The customer answers the prompt on the phone: its callback is applied."""
+        before = len([d for d in self.emulator.deliveries if d.kind == "stk_callback"])
+        self.emulator.resolve_prompt(tx.mpesa_checkout_request_id, action)
+        self._wait_callbacks(before + 1)
+
+    def _assert_paid_by_paybill(self, invoice, receipt, before):
+        """The paybill money pays the invoice by its reference, once, and the books
+        are right; no person is asked to look at it."""
+        self._post_process(receipt)
+        self.env.invalidate_all()
+        self.assertEqual(
+            (receipt.state, receipt.review_reason), ("applied", False), receipt.name
+        )
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        self.assertEqual(invoice.amount_residual, 0)
+        self.assertEqual(len(self._live_payments(receipt)), 1)
+        self.assertFalse(self._open_exception(receipt))
+        self.assertBooksOfPayment(
+            receipt, invoice.partner_id, before, invoice.amount_total
+        )
+
+    def test_paybill_while_the_prompt_is_open_pays_when_the_prompt_is_declined(self):
+        """The prompt does not show, so the customer pays the same amount by paybill,
+        quoting the reference the prompt asked for; Transaction Status confirms it;
+        then they decline the prompt after all (1032). The paybill money pays the
+        invoice: it never waits on a prompt that failed."""
+        invoice, before, tx = self._open_prompt_for("INV/2026/00066", 1700)
+        receipt = self._c2b(tx.mpesa_account_reference, 1700)
+        self.assertEqual(receipt.verification, "verified")
+        self._answer_prompt(tx, "decline")
+        self._assert_paid_by_paybill(invoice, receipt, before)
+        self.assertEqual(receipt.application_ids.invoice_ids, invoice)
+
+    def test_unconfirmed_paybill_waiting_on_a_prompt_that_times_out_is_applied(self):
+        """Without initiator credentials the paybill money cannot be confirmed by
+        Transaction Status: it waits on the open prompt (whose STK query still says
+        "being processed"). When the prompt times out (1037), the money is released
+        from it and pays the invoice its account number names."""
+        with self._db_lock():
+            self.mpesa.mpesa_security_credential = False
+            self.env.flush_all()
+        invoice, before, tx = self._open_prompt_for("INV/2026/00067", 1700)
+        receipt = self._c2b(tx.mpesa_account_reference, 1700)
+        self.assertEqual(receipt.verification, "unverified")
+        self.assertEqual(
+            (receipt.transaction_id, receipt.state), (tx, "received"), "it waits"
+        )
+        self._answer_prompt(tx, "timeout")
+        self.assertEqual(tx.state, "cancel")
+        self._assert_paid_by_paybill(invoice, receipt, before)
+        self.assertNotEqual(receipt.transaction_id, tx, "released from the prompt")
+        # The status job asks about the timed-out prompt again, and it expires at
+        # last (1019): the money is released once, nothing more is paid.
+        with self._db_lock():
+            tx._mpesa_query_and_apply()
+            tx._mpesa_apply_failure(1019, "Transaction has expired")
+            self.env.flush_all()
+        self.assertEqual(len(self._live_payments(receipt)), 1)
+        self.assertEqual(self.mpesa._mpesa_check_books(), [])
+
+    def test_confirmed_paybill_after_the_prompt_timed_out_is_not_sent_to_review(self):
+        """The prompt timed out first (1037, still rechecked); then the customer pays
+        by paybill. Transaction Status confirmed the receipt: the STK query of the
+        prompt (1037) says nothing about it, so it sends nothing to review."""
+        invoice, before, tx = self._open_prompt_for("INV/2026/00068", 1700)
+        self._answer_prompt(tx, "timeout")
+        self.assertEqual((tx.state, tx.mpesa_recheck), ("cancel", True))
+        receipt = self._c2b(tx.mpesa_account_reference, 1700)
+        self.assertEqual(receipt.verification, "verified")
+        self._assert_paid_by_paybill(invoice, receipt, before)
+        self.assertFalse(tx.mpesa_needs_review)
+        self.assertNotIn("status query answers", tx.state_message or "")
+
+    def test_unconfirmed_paybill_after_the_prompt_timed_out_pays_by_its_reference(self):
+        """The same without initiator credentials: the STK query of the prompt is
+        asked, answers 1037 (the prompt, not the paybill payment, failed), and the
+        money pays the invoice its account number names instead of going to review."""
+        with self._db_lock():
+            self.mpesa.mpesa_security_credential = False
+            self.env.flush_all()
+        invoice, before, tx = self._open_prompt_for("INV/2026/00069", 1700)
+        self._answer_prompt(tx, "timeout")
+        receipt = self._c2b(tx.mpesa_account_reference, 1700)
+        self.assertEqual(receipt.verification, "unverified")
+        self._assert_paid_by_paybill(invoice, receipt, before)
+        self.assertEqual((tx.state, tx.mpesa_needs_review), ("cancel", False))
+        self.assertFalse(
+            tx.mpesa_receipt_code, "the prompt's code is not the paybill's"
+        )
+
+    def test_prompt_approved_after_the_paybill_paid_is_a_second_receipt(self):
+        """The paybill money paid the invoice (the prompt it completed stays open on
+        the phone); then the customer approves the prompt too. The prompt's money is
+        a second receipt, confirmed by M-PESA and waiting for review as a possible
+        duplicate: never lost, never paying the invoice twice."""
+        invoice, before, tx = self._open_prompt_for("INV/2026/00070", 1700)
+        receipt = self._c2b(tx.mpesa_account_reference, 1700)
+        self._post_process(receipt)  # the job, woken by the payment, within seconds
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        results = len([d for d in self.emulator.deliveries if d.kind == "result"])
+        self._answer_prompt(tx, "approve")
+        self._wait_callbacks(results + 1, kind="result")
+        code = self.emulator.prompts[tx.mpesa_checkout_request_id].receipt
+        with self._db_lock():
+            second = self.env["mpesa.receipt"].search([("name", "=", code)])
+        self.assertTrue(second, "the prompt's money is in the ledger")
+        self._wait_confirmed(second)
+        self.assertEqual(second.verification, "verified")
+        self.assertEqual((second.state, second.review_cause), ("review", "duplicate"))
+        self.assertTrue(self._open_exception(second))
+        self.assertFalse(second.application_ids)
+        self._assert_paid_by_paybill(invoice, receipt, before)
 
     def _import_statement(self, rows):
         with self._db_lock():
