@@ -309,7 +309,10 @@ class MpesaPostProcessing(PaymentPostProcessing):
     def poll_status(self, **kwargs):
         """The customer's status page asks: their payment's M-PESA result, if it
         arrived, is applied now, so the page turns as soon as they have approved."""
-        request.env["mpesa.callback"].sudo()._apply_received_of(
-            self._get_monitored_transaction()
-        )
-        return super().poll_status(**kwargs)
+        tx_sudo = self._get_monitored_transaction()
+        request.env["mpesa.callback"].sudo()._apply_received_of(tx_sudo)
+        values = super().poll_status(**kwargs)
+        if tx_sudo.provider_code == "mpesa":
+            # Failed as unreachable, yet may still be paid: the page keeps polling.
+            values["mpesa_rechecking"] = tx_sudo._mpesa_being_rechecked()
+        return values

@@ -312,9 +312,10 @@ class MpesaCallback(models.Model):
         inbox job reaches it. A concurrent application of the same callback by the
         job is a serialization failure: Odoo retries the watcher's request on a new
         snapshot, where the callback is done."""
-        if transaction.provider_code != "mpesa" or transaction.state not in (
-            "draft",
-            "pending",
+        if transaction.provider_code != "mpesa" or not (
+            transaction.state in ("draft", "pending")
+            # failed as unreachable: its late success is awaited
+            or transaction._mpesa_being_rechecked()
         ):
             return self.browse()
         received = self.sudo().search(

@@ -6,13 +6,16 @@ import psycopg2
 
 from odoo import SUPERUSER_ID, api, fields, models
 from odoo.exceptions import AccessError, ValidationError
+from odoo.osv import expression
 from odoo.service.model import retrying
 from odoo.tools import float_compare, float_is_zero, float_round
+from odoo.tools.misc import format_datetime
 
 from .. import const
 from ..daraja.client import PATHS, DarajaError, kenya_timestamp, stk_password
 from ..daraja.payloads import PayloadError, parse_stk_callback, parse_stk_query
 from ..daraja.phone import PhoneError, mask_msisdn, normalize_msisdn
+from ..kenya_time import KENYA_TZ_NAME
 from ..references import prompt_reference
 
 _logger = logging.getLogger(__name__)
@@ -21,6 +24,12 @@ _logger = logging.getLogger(__name__)
 PROMPT_EXPIRY = timedelta(minutes=30)
 # A cancelled 1037 ("unreachable") may still turn into a success; keep checking this long.
 RECHECK_WINDOW = timedelta(hours=2)
+# No new prompt for the same documents this long after a 1037: a late success comes
+# while the first prompt is still alive on the network, minutes, not hours. One that
+# comes later still is never silent credit: the invoice is paid, so it waits for
+# review (_mpesa_why_document_settled). Longer, a customer whose phone was off could
+# not pay for hours.
+UNREACHABLE_HOLD = timedelta(minutes=5)
 
 
 class MpesaNoTransactionYet(ValidationError):
@@ -420,15 +429,40 @@ class PaymentTransaction(models.Model):
                 )
             ) from error
 
+    @api.model
+    def _mpesa_rechecking_domain(self, within=RECHECK_WINDOW):
+        """Prompts that ended without a success that may still come (a result of
+        const.RECOVERABLE_RESULT_CODES, such as 1037): the status job keeps asking
+        M-PESA about them for RECHECK_WINDOW."""
+        return [
+            ("state", "=", "cancel"),
+            ("mpesa_recheck", "=", True),
+            ("last_state_change", ">=", fields.Datetime.now() - within),
+        ]
+
+    def _mpesa_being_rechecked(self):
+        """Shown as failed, yet M-PESA may still complete it in the next minutes: the
+        status page keeps polling, and no second prompt goes out meanwhile."""
+        self.ensure_one()
+        return bool(
+            self.filtered_domain(self._mpesa_rechecking_domain(within=UNREACHABLE_HOLD))
+        )
+
     def _mpesa_open_sibling(self):
-        """Another payment request for the same documents still waiting on a phone."""
+        """Another payment request for the same documents still waiting on a phone,
+        or one that failed but may still go through (being rechecked)."""
         self.ensure_one()
         domain = [
             ("id", "!=", self.id),
             ("provider_code", "=", "mpesa"),
-            ("state", "=", "pending"),
             ("mpesa_checkout_request_id", "!=", False),
             ("mpesa_needs_review", "=", False),
+            *expression.OR(
+                [
+                    [("state", "=", "pending")],
+                    self._mpesa_rechecking_domain(within=UNREACHABLE_HOLD),
+                ]
+            ),
         ]
         docs = []
         for fname in ("invoice_ids", "sale_order_ids"):
@@ -504,10 +538,30 @@ class PaymentTransaction(models.Model):
                         phone=mask_msisdn(sibling.mpesa_phone),
                     )
                 )
+            if sibling._mpesa_being_rechecked():
+                raise sibling._mpesa_may_still_succeed_error()
         self.env["mpesa.push.attempt"]._admit(
             self, msisdn, client_address, requested_by
         )
         return True
+
+    def _mpesa_may_still_succeed_error(self):
+        """Why no new prompt goes out while this one, failed as unreachable, may still
+        be paid: a second prompt approved too would take the money twice."""
+        until = self.last_state_change + UNREACHABLE_HOLD
+        return ValidationError(
+            self.env._(
+                "The earlier payment request to %(phone)s could not reach the phone, "
+                "but it may still go through: M-PESA is still checking it, so no new "
+                "request was sent (you would pay twice). If you received an M-PESA "
+                "confirmation SMS, it is paid: there is nothing more to do. "
+                "Otherwise, try again after %(until)s (Kenya time).",
+                phone=mask_msisdn(self.mpesa_phone),
+                until=format_datetime(
+                    self.env, until, tz=KENYA_TZ_NAME, dt_format="short"
+                ),
+            )
+        )
 
     def _mpesa_push(self, msisdn):
         """Call Daraja's STK push for this transaction (admitted by the caller)."""

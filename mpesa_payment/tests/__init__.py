@@ -14,3 +14,4 @@ from . import test_payment_method_line
 from . import test_security_credential
 from . import test_readiness
 from . import test_route_fuzz
+from . import test_retry_after_unreachable

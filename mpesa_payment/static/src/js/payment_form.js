@@ -102,6 +102,9 @@ paymentPostProcessing.include({
                 // Render the failure (reason and retry link) unless it is already shown.
                 if (this.el.dataset.txState !== state) {
                     window.location.reload();
+                } else if (values.mpesa_rechecking) {
+                    // Unreachable, yet M-PESA may still complete it: show the success if so.
+                    this._poll();
                 }
             } else if (this._getFinalStates(providerCode).has(state)) {
                 window.location = landingRoute;

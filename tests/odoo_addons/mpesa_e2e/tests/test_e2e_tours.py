@@ -1,3 +1,5 @@
+import json
+
 from daraja_emulator import DEFAULT_INITIATOR, DEFAULT_INITIATOR_PASSWORD
 
 from odoo import Command, fields
@@ -5,6 +7,8 @@ from odoo.tests import new_test_user, tagged
 
 from .common import CANCEL_REASON, PHONE, PHONE_CANCELS, MpesaE2ECommon
 
+# The emulator's customer whose phone cannot be reached (1037), then pays after all.
+PHONE_UNREACHABLE_THEN_PAYS = "254700001038"
 # The prompt stays on the phone this long: the status page shows "check your phone" first.
 PROMPT_SECONDS = 4
 # The B2C shortcode that sends partial refunds (an emulator shortcode with money).
@@ -72,6 +76,33 @@ class TestMpesaTours(MpesaE2ECommon):
         self.assertEqual(len(tx), 1)
         self.assertEqual(tx.partner_id, self.portal_partner)
         self._assert_paid_by_mpesa(tx, 2500.0)
+        self._assert_invoice_paid_by(invoice, tx)
+
+    def test_portal_invoice_unreachable_then_paid_late(self):
+        """A 1037 may still be paid: the status page shows the failure, says M-PESA
+        is still checking, keeps polling, and turns when the late success comes."""
+        invoice = self._create_posted_invoice(1500.0)
+        self.emulator.set_scenario(
+            PHONE_UNREACHABLE_THEN_PAYS,
+            result_code=1037,
+            delay=PROMPT_SECONDS,
+            late_success_after=15,  # time to show the failure first
+        )
+
+        self.start_tour(
+            invoice.get_portal_url(),
+            "mpesa_e2e_portal_invoice_paid_late",
+            login=self.portal_user.login,
+            timeout=180,
+        )
+
+        unreachable, _late_success = self._wait_callbacks(2)
+        self.assertEqual(
+            json.loads(unreachable.body)["Body"]["stkCallback"]["ResultCode"], 1037
+        )
+        tx = invoice.transaction_ids
+        self.assertEqual(len(tx), 1)
+        self._assert_paid_by_mpesa(tx, 1500.0)
         self._assert_invoice_paid_by(invoice, tx)
 
     def test_shop_declined_prompt_then_retry(self):

@@ -4,6 +4,11 @@ from odoo.tests import tagged
 
 from .common import MpesaE2ECommon
 
+# The emulator's customer whose phone cannot be reached (1037), then pays after all.
+UNREACHABLE_THEN_PAYS = "0700001038"
+# Between the 1037 and the late success: time to look at the failure first.
+LATE_SUCCESS_SECONDS = 6
+
 
 @tagged("post_install", "-at_install")
 class TestStatusPage(MpesaE2ECommon):
@@ -36,3 +41,40 @@ class TestStatusPage(MpesaE2ECommon):
             self.assertEqual(callback.state, "processed")
             self.assertEqual(order.amount_paid, order.amount_total)
             self.assertEqual(other.state, "received", "the job's, not the page's")
+
+    def test_status_page_keeps_following_an_unreachable_prompt(self):
+        """A 1037 may still be paid (M-PESA rechecks it): the page shows the failure,
+        says it is still being checked, keeps polling, and its poll applies the late
+        success as soon as it arrives."""
+        self.emulator.set_scenario(
+            UNREACHABLE_THEN_PAYS,
+            result_code=1037,
+            late_success_after=LATE_SUCCESS_SECONDS,
+        )
+        invoice = self._create_posted_invoice(1500.0)
+        self.authenticate(self.portal_user.login, self.portal_user.login)
+        context, _page = self._payment_context(invoice.get_portal_url())
+        processing = self._create_tx_through_route(context)
+        self._stk_push(processing, phone=UNREACHABLE_THEN_PAYS)
+        self.emulator.wait_for_deliveries(1, kind="stk_callback")
+        self._wait_remaining_requests()
+
+        poll = self._poll()
+        self.assertEqual(poll["state"], "cancel")
+        self.assertTrue(poll["mpesa_rechecking"], "the page keeps polling")
+        page = self.url_open("/payment/status")
+        self.assertIn("The M-PESA payment did not go through", page.text)
+        self.assertIn("Your phone could not be reached", page.text)
+        self.assertIn("o_mpesa_rechecking", page.text)
+        self.assertIn("M-PESA is still checking this payment request", page.text)
+
+        self.emulator.wait_for_deliveries(
+            2, kind="stk_callback", timeout=LATE_SUCCESS_SECONDS + 30
+        )
+        self._wait_remaining_requests()
+        poll = self._poll()
+
+        self.assertEqual(poll["state"], "done", "applied by the page's own poll")
+        tx = self._tx(processing)
+        self._assert_paid_by_mpesa(tx, 1500.0)
+        self._assert_invoice_paid_by(invoice, tx)

@@ -4,6 +4,8 @@ import { registry } from "@web/core/registry";
 
 const PHONE = "0708374149";
 const PHONE_CANCELS = "0700001032";
+// The emulator's customer whose phone cannot be reached (1037), then pays after all.
+const PHONE_UNREACHABLE_THEN_PAYS = "0700001038";
 const CANCEL_REASON = "You cancelled the payment request on your phone.";
 
 /**
@@ -207,6 +209,33 @@ registry.category("web_tour.tours").add("mpesa_e2e_portal_invoice", {
         {
             content: "Nothing left to pay",
             trigger: 'body:not(:has(a[data-bs-target="#pay_with"]:contains("Pay Now")))',
+        },
+    ],
+});
+
+// 1037: the prompt did not reach the phone, yet M-PESA may still complete it.
+registry.category("web_tour.tours").add("mpesa_e2e_portal_invoice_paid_late", {
+    steps: () => [
+        {
+            content: "Pay now",
+            trigger: 'a[data-bs-target="#pay_with"]:contains("Pay Now")',
+            run: "click",
+        },
+        ...payWithMpesa(PHONE_UNREACHABLE_THEN_PAYS, "#pay_with"),
+        ...statusPageWaitsForPhone(),
+        {
+            content: "The status page shows the failure, and that M-PESA is still checking",
+            trigger:
+                'div[name="o_payment_status"][data-tx-state="cancel"]' +
+                ':contains("The M-PESA payment did not go through")' +
+                ':contains("Your phone could not be reached")' +
+                ':has(.o_mpesa_rechecking:contains("M-PESA is still checking"))',
+            timeout: 30000,
+        },
+        {
+            content: "It kept polling: the late success leads back to the invoice, paid",
+            trigger: ".o_portal_sidebar .badge.text-bg-success:contains('Paid')",
+            timeout: 60000,
         },
     ],
 });
