@@ -1,3 +1,5 @@
+import re
+
 from odoo import Command
 from odoo.exceptions import AccessError
 from odoo.tests import new_test_user, tagged
@@ -42,6 +44,27 @@ class TestRoles(ReconciliationCommon):
             cls.env,
             "plain_employee",
             groups="base.group_user",
+            company_id=company.id,
+            company_ids=[Command.set(company.ids)],
+        )
+        cls.invoicing_user = new_test_user(
+            cls.env,
+            "invoicing_user",
+            groups="base.group_user,account.group_account_invoice",
+            company_id=company.id,
+            company_ids=[Command.set(company.ids)],
+        )
+        cls.invoicing_admin = new_test_user(
+            cls.env,
+            "invoicing_admin",
+            groups="base.group_user,account.group_account_manager",
+            company_id=company.id,
+            company_ids=[Command.set(company.ids)],
+        )
+        cls.salesperson = new_test_user(
+            cls.env,
+            "salesperson",
+            groups="base.group_user,sales_team.group_sale_salesman",
             company_id=company.id,
             company_ids=[Command.set(company.ids)],
         )
@@ -231,3 +254,47 @@ class TestRoles(ReconciliationCommon):
         receipt.with_user(self.manager).write({"branch_id": self.nairobi.id})
         self.assertEqual(receipt.branch_id, self.nairobi)
         self.assertEqual((receipt.amount, receipt.name), (75, receipt.name))
+
+    # === staff review: what each role meets in the screens === #
+
+    def _open_form(self, record, user):
+        """What the web client does to open ``record``'s form as ``user`` on a cold
+        cache: the form as shaped for them (get_views), then web_read of the fields
+        its arch names (field nodes and the fields its modifiers read). Returns the
+        values read and the names of the fields read."""
+        record = record.with_user(user)
+        self.env.invalidate_all()
+        views = record.get_views([(False, "form")])
+        arch = views["views"]["form"]["arch"]
+        described = views["models"][record._name]["fields"]
+        relational = ("many2one", "one2many", "many2many")
+        spec = {
+            name: {"fields": {"display_name": {}}}
+            if field["type"] in relational
+            else {}
+            for name, field in described.items()
+            if re.search(rf"\b{name}\b", arch)
+        }
+        return record.web_read(spec)[0], set(spec)
+
+    def test_every_finance_role_opens_a_customer(self):
+        """subscription_oca's Subscriptions button read sale.subscription, which only
+        salespeople may: every finance role got an access error opening a customer.
+        The Invoicing roles see the customer's M-PESA block."""
+        finance = (
+            self.invoicing_user,
+            self.invoicing_admin,
+            self.clerk,
+            self.reconciler,
+            self.manager,
+        )
+        for user in finance:
+            with self.subTest(user=user.login):
+                values, read = self._open_form(self.partner, user)
+                self.assertEqual(values["id"], self.partner.id)
+                self.assertNotIn("subscription_count", read)
+        for user in (self.invoicing_user, self.invoicing_admin):
+            _values, read = self._open_form(self.partner, user)
+            self.assertIn("mpesa_account_ref", read, user.login)
+        values, _read = self._open_form(self.partner, self.salesperson)
+        self.assertEqual(values["subscription_count"], 0)
