@@ -61,6 +61,13 @@ class TestRoles(ReconciliationCommon):
             company_id=company.id,
             company_ids=[Command.set(company.ids)],
         )
+        cls.accountant = new_test_user(
+            cls.env,
+            "accountant_no_mpesa",
+            groups="base.group_user,account.group_account_user",
+            company_id=company.id,
+            company_ids=[Command.set(company.ids)],
+        )
         cls.salesperson = new_test_user(
             cls.env,
             "salesperson",
@@ -298,3 +305,24 @@ class TestRoles(ReconciliationCommon):
             self.assertIn("mpesa_account_ref", read, user.login)
         values, _read = self._open_form(self.partner, self.salesperson)
         self.assertEqual(values["subscription_count"], 0)
+
+    def test_suggestions_and_accept_are_for_reconcilers(self):
+        """Accept applies the receipt's money: an accountant without an M-PESA role
+        got the page and the button in OCA's reconciliation screen, then an access
+        error on the receipt. The page is the reconcilers' (managers' too)."""
+        view = self.env.ref(
+            "account_reconcile_oca.bank_statement_line_form_reconcile_view"
+        )
+        Line = self.env["account.bank.statement.line"]
+        for user, shown in (
+            (self.accountant, False),
+            (self.invoicing_admin, False),
+            (self.reconciler, True),
+            (self.manager, True),
+        ):
+            with self.subTest(user=user.login):
+                self.env.invalidate_all()
+                views = Line.with_user(user).get_views([(view.id, "form")])
+                arch = views["views"]["form"]["arch"]
+                self.assertEqual('name="mpesa_suggestions"' in arch, shown)
+                self.assertEqual('name="action_accept"' in arch, shown)
