@@ -1,3 +1,4 @@
+import json
 import re
 
 from odoo import Command
@@ -326,3 +327,35 @@ class TestRoles(ReconciliationCommon):
                 arch = views["views"]["form"]["arch"]
                 self.assertEqual('name="mpesa_suggestions"' in arch, shown)
                 self.assertEqual('name="action_accept"' in arch, shown)
+
+    def test_manager_processes_a_callback_again(self):
+        """Process Again on a callback in error, as the M-PESA manager who watches the
+        callbacks (they read them; processing writes them): the body is applied. A
+        plain M-PESA user reads no callback, so clicks nothing."""
+        body = self._c2b_body("QRT5ABC123", "150.00", "NOSUCHREF")
+        with self._db_lock():
+            callback = (
+                self.env["mpesa.callback"]
+                .sudo()
+                .create(
+                    {
+                        "kind": "c2b_confirmation",
+                        "body": json.dumps(body),
+                        "provider_id": self.mpesa.id,
+                        "state": "error",
+                        "error": "worker crashed",
+                        "attempts": 5,
+                    }
+                )
+            )
+            self.env.flush_all()
+        with self.assertRaises(AccessError):
+            callback.with_user(self.clerk).action_retry()
+        with self._db_lock():
+            self.env.invalidate_all()  # the button is a request of its own
+            callback.with_user(self.manager).action_retry()
+            self.env.flush_all()
+        self.env.invalidate_all()
+        self.assertEqual((callback.state, callback.attempts), ("processed", 6))
+        receipt = self.env["mpesa.receipt"].search([("name", "=", "QRT5ABC123")])
+        self.assertEqual((receipt.amount, callback.receipt_id), (150, receipt))
