@@ -1,8 +1,8 @@
 import json
 import re
 
-from odoo import Command
-from odoo.exceptions import AccessError
+from odoo import Command, fields
+from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user, tagged
 
 from .common import ReconciliationCommon
@@ -359,3 +359,58 @@ class TestRoles(ReconciliationCommon):
         self.assertEqual((callback.state, callback.attempts), ("processed", 6))
         receipt = self.env["mpesa.receipt"].search([("name", "=", "QRT5ABC123")])
         self.assertEqual((receipt.amount, callback.receipt_id), (150, receipt))
+
+    def test_allocation_offers_only_the_receipts_companys_invoices(self):
+        """A reconciler in two companies allocating one company's receipt was offered
+        the customer's invoices of the other company too, then Allocate failed on
+        "Incompatible companies"."""
+        other = self.setup_other_company(name="Mombasa Traders")["company"]
+        with self._db_lock():
+            reconciler = new_test_user(
+                self.env,
+                "two_company_reconciler",
+                company_id=self.company.id,
+                company_ids=[Command.set((self.company | other).ids)],
+                groups="base.group_user,mpesa_reconciliation.group_mpesa_reconciler",
+            )
+            ours = self._invoice(300)
+            theirs = self.init_invoice(
+                "out_invoice",
+                partner=self.partner,
+                amounts=[400],
+                company=other,
+                taxes=[],
+                post=True,
+                invoice_date=fields.Date.today(),
+            )
+            self.env.flush_all()
+        receipt = self._c2b("NOSUCH7", 500)
+        exception = receipt.exception_ids.filtered(lambda e: e.state == "open")
+        with self._db_lock():
+            exception.partner_id = self.partner
+            self.env.flush_all()
+        both = (self.company | other).ids
+        Wizard = (
+            self.env["mpesa.exception.allocate"]
+            .with_user(reconciler)
+            .with_context(allowed_company_ids=both, default_exception_id=exception.id)
+        )
+        with self._db_lock():
+            self.env.invalidate_all()  # the dialog is a request of its own
+            wizard = Wizard.create({})
+            self.env.flush_all()
+        self.assertEqual(wizard.line_ids.invoice_id, ours)
+        domain = wizard.line_ids._fields["invoice_id"]._description_domain(wizard.env)
+        self.assertIn("company_id", domain)
+        with (
+            self.assertRaisesRegex(UserError, "Incompatible companies"),
+            self.env.cr.savepoint(),
+        ):
+            wizard.line_ids = [Command.create({"invoice_id": theirs.id, "amount": 200})]
+        self.env.invalidate_all()
+        with self._db_lock():
+            wizard.action_allocate()
+            self.env.flush_all()
+        self.assertEqual(exception.state, "resolved")
+        self.assertIn(ours.payment_state, ("paid", "in_payment"))
+        self.assertEqual(theirs.payment_state, "not_paid")
