@@ -414,3 +414,25 @@ class TestRoles(ReconciliationCommon):
         self.assertEqual(exception.state, "resolved")
         self.assertIn(ours.payment_state, ("paid", "in_payment"))
         self.assertEqual(theirs.payment_state, "not_paid")
+
+    def test_a_duplicated_provider_has_none_of_the_originals_mpesa_state(self):
+        """An administrator duplicating an M-PESA provider (another shortcode) got the
+        original's balance, its date, the C2B registration date and the books check's
+        result: what M-PESA said of another shortcode."""
+        state = {
+            "mpesa_balance": 12345.0,
+            "mpesa_balance_date": "2026-11-30 08:00:00",
+            "mpesa_c2b_registered": "2026-11-01 08:00:00",
+            "mpesa_books_checked_on": "2026-11-30 09:00:00",
+            "mpesa_books_differences": "174379 QAB1CD2EF3: not in the journal",
+            "mpesa_pull_registered": "2026-11-01 08:00:00",
+            "mpesa_pull_last": "2026-11-30 07:00:00",
+        }
+        with self._db_lock():
+            self.mpesa.write(state)
+            copy = self.mpesa.copy({"name": "M-PESA Till"})
+            self.env.flush_all()
+        self.env.invalidate_all()
+        for field in state:
+            self.assertTrue(self.mpesa[field], field)
+            self.assertFalse(copy[field], field)
