@@ -436,3 +436,47 @@ class TestRoles(ReconciliationCommon):
         for field in state:
             self.assertTrue(self.mpesa[field], field)
             self.assertFalse(copy[field], field)
+
+    def _allocate_as(self, user, exception, invoice, amount):
+        """Allocate to Invoices as ``user``: the dialog, then its button."""
+        with self._db_lock():
+            self.env.invalidate_all()
+            wizard = (
+                self.env["mpesa.exception.allocate"]
+                .with_user(user)
+                .with_context(default_exception_id=exception.id)
+                .create({})
+            )
+            wizard.line_ids = [Command.clear()] + [
+                Command.create({"invoice_id": invoice.id, "amount": amount})
+            ]
+            self.env.flush_all()
+            self.env.invalidate_all()  # the button is a request of its own
+            wizard.action_allocate()
+            self.env.flush_all()
+
+    def test_undo_and_reopen_leaves_one_open_exception(self):
+        """Undo and Reopen put the receipt back in review before reopening: a receipt
+        in review without an open exception gets a new one, so the money had two."""
+        invoice = self._invoice(1000)
+        before = self._receivable_balance(invoice.partner_id)
+        receipt = self._c2b("", 1000, style="plain")
+        exception = receipt.exception_ids.filtered(lambda e: e.state == "open")
+        self.assertEqual(len(exception), 1)
+        self._allocate_as(self.reconciler, exception, invoice, 1000)
+        self.assertEqual(exception.state, "resolved")
+        with self._db_lock():
+            self.env.invalidate_all()  # the button is a request of its own
+            exception.with_user(self.reconciler).action_undo_and_reopen()
+            self.env.flush_all()
+        self.env.invalidate_all()
+        open_ = receipt.exception_ids.filtered(lambda e: e.state == "open")
+        self.assertEqual(open_, exception, "one open exception: the one reopened")
+        self.assertEqual((receipt.state, receipt.applied_amount), ("review", 0))
+        self.assertEqual(invoice.payment_state, "not_paid")
+        self.assertAlmostEqual(self._receivable_balance(invoice.partner_id), before)
+        self.assertEqual(self.mpesa._mpesa_check_books(), [])
+        self._allocate_as(self.reconciler, exception, invoice, 1000)
+        self.env.invalidate_all()
+        self.assertFalse(receipt.exception_ids.filtered(lambda e: e.state == "open"))
+        self.assertBooksOfPayment(receipt, invoice.partner_id, before, 1000)
