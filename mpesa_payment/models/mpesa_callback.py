@@ -4,7 +4,7 @@ import logging
 import psycopg2
 
 from odoo import api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY, retrying
 
 from .. import const
@@ -343,7 +343,19 @@ class MpesaCallback(models.Model):
         return self.browse(row[0] for row in self.env.cr.fetchall())
 
     def action_retry(self):
-        return self._process()
+        """Process Again, for the M-PESA managers who watch the callbacks: they read
+        the inbox, only the system writes it. Once the caller is shown to read these
+        callbacks, they are processed as the system, as the recovery job does: nobody
+        edits a body, the button only runs again what Safaricom sent."""
+        self.check_access("read")
+        if not self.env.user.has_group(
+            "mpesa_payment.group_mpesa_manager"
+        ) and not self.env.user.has_group("base.group_system"):
+            raise AccessError(
+                self.env._("Only M-PESA managers can process a callback again.")
+            )
+        self.sudo()._process()
+        return True
 
     @api.model
     def _waiting_since(self, moment, provider):

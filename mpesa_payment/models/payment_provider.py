@@ -225,13 +225,19 @@ class PaymentProvider(models.Model):
         help="At most this many payment requests sent from the backend by one staff "
         "member in an hour (0: no limit).",
     )
+    # What M-PESA said of this shortcode: a copy has asked nothing yet.
     mpesa_c2b_registered = fields.Datetime(
-        string="C2B URLs Registered On", readonly=True
+        string="C2B URLs Registered On", readonly=True, copy=False
     )
     mpesa_balance = fields.Monetary(
-        string="M-PESA Balance", currency_field="main_currency_id", readonly=True
+        string="M-PESA Balance",
+        currency_field="main_currency_id",
+        readonly=True,
+        copy=False,
     )
-    mpesa_balance_date = fields.Datetime(string="Balance Checked On", readonly=True)
+    mpesa_balance_date = fields.Datetime(
+        string="Balance Checked On", readonly=True, copy=False
+    )
     mpesa_access_token = admin_char(copy=False)
     mpesa_token_expiry = admin_only(fields.Datetime, copy=False)
 

@@ -24,8 +24,13 @@ GRACE = "interval '30 minutes'"
 class PaymentProvider(models.Model):
     _inherit = "payment.provider"
 
-    mpesa_books_checked_on = fields.Datetime(string="Books Checked On", readonly=True)
-    mpesa_books_differences = fields.Text(string="Books Differences", readonly=True)
+    # A copy's books are its own: never checked yet.
+    mpesa_books_checked_on = fields.Datetime(
+        string="Books Checked On", readonly=True, copy=False
+    )
+    mpesa_books_differences = fields.Text(
+        string="Books Differences", readonly=True, copy=False
+    )
 
     def _mpesa_check_books(self):
         """The books of M-PESA money, checked as an accountant would: every receipt once

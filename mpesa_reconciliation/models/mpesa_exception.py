@@ -274,15 +274,19 @@ class MpesaException(models.Model):
 
     def action_undo_and_reopen(self):
         """Unwind what the resolution paid (its payments are cancelled, the invoices
-        reopen, the money is the receipt's again), then reopen."""
+        reopen, the money is the receipt's again), then reopen. The exception reopens
+        before the receipt is back in review: a receipt in review without an open
+        exception gets a new one, and the money would have two."""
         for exc in self.filtered(lambda e: e.state != "open"):
             receipt = exc.receipt_id
-            if exc._moved_money():
+            moved = exc._moved_money()
+            if moved:
                 receipt._mpesa_unapply(
                     self.env._("%s undid the resolution.", self.env.user.name)
                 )
-                receipt.sudo().write({"state": "review"})
             exc.action_reopen()
+            if moved:
+                receipt.sudo().write({"state": "review"})
 
     def action_allocate(self):
         return self._open_wizard("mpesa.exception.allocate")

@@ -1,5 +1,8 @@
-from odoo import Command
-from odoo.exceptions import AccessError
+import json
+import re
+
+from odoo import Command, fields
+from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user, tagged
 
 from .common import ReconciliationCommon
@@ -42,6 +45,34 @@ class TestRoles(ReconciliationCommon):
             cls.env,
             "plain_employee",
             groups="base.group_user",
+            company_id=company.id,
+            company_ids=[Command.set(company.ids)],
+        )
+        cls.invoicing_user = new_test_user(
+            cls.env,
+            "invoicing_user",
+            groups="base.group_user,account.group_account_invoice",
+            company_id=company.id,
+            company_ids=[Command.set(company.ids)],
+        )
+        cls.invoicing_admin = new_test_user(
+            cls.env,
+            "invoicing_admin",
+            groups="base.group_user,account.group_account_manager",
+            company_id=company.id,
+            company_ids=[Command.set(company.ids)],
+        )
+        cls.accountant = new_test_user(
+            cls.env,
+            "accountant_no_mpesa",
+            groups="base.group_user,account.group_account_user",
+            company_id=company.id,
+            company_ids=[Command.set(company.ids)],
+        )
+        cls.salesperson = new_test_user(
+            cls.env,
+            "salesperson",
+            groups="base.group_user,sales_team.group_sale_salesman",
             company_id=company.id,
             company_ids=[Command.set(company.ids)],
         )
@@ -231,3 +262,221 @@ class TestRoles(ReconciliationCommon):
         receipt.with_user(self.manager).write({"branch_id": self.nairobi.id})
         self.assertEqual(receipt.branch_id, self.nairobi)
         self.assertEqual((receipt.amount, receipt.name), (75, receipt.name))
+
+    # === staff review: what each role meets in the screens === #
+
+    def _open_form(self, record, user):
+        """What the web client does to open ``record``'s form as ``user`` on a cold
+        cache: the form as shaped for them (get_views), then web_read of the fields
+        its arch names (field nodes and the fields its modifiers read). Returns the
+        values read and the names of the fields read."""
+        record = record.with_user(user)
+        self.env.invalidate_all()
+        views = record.get_views([(False, "form")])
+        arch = views["views"]["form"]["arch"]
+        described = views["models"][record._name]["fields"]
+        relational = ("many2one", "one2many", "many2many")
+        spec = {
+            name: {"fields": {"display_name": {}}}
+            if field["type"] in relational
+            else {}
+            for name, field in described.items()
+            if re.search(rf"\b{name}\b", arch)
+        }
+        return record.web_read(spec)[0], set(spec)
+
+    def test_every_finance_role_opens_a_customer(self):
+        """subscription_oca's Subscriptions button read sale.subscription, which only
+        salespeople may: every finance role got an access error opening a customer.
+        The Invoicing roles see the customer's M-PESA block."""
+        finance = (
+            self.invoicing_user,
+            self.invoicing_admin,
+            self.clerk,
+            self.reconciler,
+            self.manager,
+        )
+        for user in finance:
+            with self.subTest(user=user.login):
+                values, read = self._open_form(self.partner, user)
+                self.assertEqual(values["id"], self.partner.id)
+                self.assertNotIn("subscription_count", read)
+        for user in (self.invoicing_user, self.invoicing_admin):
+            _values, read = self._open_form(self.partner, user)
+            self.assertIn("mpesa_account_ref", read, user.login)
+        values, _read = self._open_form(self.partner, self.salesperson)
+        self.assertEqual(values["subscription_count"], 0)
+
+    def test_suggestions_and_accept_are_for_reconcilers(self):
+        """Accept applies the receipt's money: an accountant without an M-PESA role
+        got the page and the button in OCA's reconciliation screen, then an access
+        error on the receipt. The page is the reconcilers' (managers' too)."""
+        view = self.env.ref(
+            "account_reconcile_oca.bank_statement_line_form_reconcile_view"
+        )
+        Line = self.env["account.bank.statement.line"]
+        for user, shown in (
+            (self.accountant, False),
+            (self.invoicing_admin, False),
+            (self.reconciler, True),
+            (self.manager, True),
+        ):
+            with self.subTest(user=user.login):
+                self.env.invalidate_all()
+                views = Line.with_user(user).get_views([(view.id, "form")])
+                arch = views["views"]["form"]["arch"]
+                self.assertEqual('name="mpesa_suggestions"' in arch, shown)
+                self.assertEqual('name="action_accept"' in arch, shown)
+
+    def test_manager_processes_a_callback_again(self):
+        """Process Again on a callback in error, as the M-PESA manager who watches the
+        callbacks (they read them; processing writes them): the body is applied. A
+        plain M-PESA user reads no callback, so clicks nothing."""
+        body = self._c2b_body("QRT5ABC123", "150.00", "NOSUCHREF")
+        with self._db_lock():
+            callback = (
+                self.env["mpesa.callback"]
+                .sudo()
+                .create(
+                    {
+                        "kind": "c2b_confirmation",
+                        "body": json.dumps(body),
+                        "provider_id": self.mpesa.id,
+                        "state": "error",
+                        "error": "worker crashed",
+                        "attempts": 5,
+                    }
+                )
+            )
+            self.env.flush_all()
+        with self.assertRaises(AccessError):
+            callback.with_user(self.clerk).action_retry()
+        with self._db_lock():
+            self.env.invalidate_all()  # the button is a request of its own
+            callback.with_user(self.manager).action_retry()
+            self.env.flush_all()
+        self.env.invalidate_all()
+        self.assertEqual((callback.state, callback.attempts), ("processed", 6))
+        receipt = self.env["mpesa.receipt"].search([("name", "=", "QRT5ABC123")])
+        self.assertEqual((receipt.amount, callback.receipt_id), (150, receipt))
+
+    def test_allocation_offers_only_the_receipts_companys_invoices(self):
+        """A reconciler in two companies allocating one company's receipt was offered
+        the customer's invoices of the other company too, then Allocate failed on
+        "Incompatible companies"."""
+        other = self.setup_other_company(name="Mombasa Traders")["company"]
+        with self._db_lock():
+            reconciler = new_test_user(
+                self.env,
+                "two_company_reconciler",
+                company_id=self.company.id,
+                company_ids=[Command.set((self.company | other).ids)],
+                groups="base.group_user,mpesa_reconciliation.group_mpesa_reconciler",
+            )
+            ours = self._invoice(300)
+            theirs = self.init_invoice(
+                "out_invoice",
+                partner=self.partner,
+                amounts=[400],
+                company=other,
+                taxes=[],
+                post=True,
+                invoice_date=fields.Date.today(),
+            )
+            self.env.flush_all()
+        receipt = self._c2b("NOSUCH7", 500)
+        exception = receipt.exception_ids.filtered(lambda e: e.state == "open")
+        with self._db_lock():
+            exception.partner_id = self.partner
+            self.env.flush_all()
+        both = (self.company | other).ids
+        Wizard = (
+            self.env["mpesa.exception.allocate"]
+            .with_user(reconciler)
+            .with_context(allowed_company_ids=both, default_exception_id=exception.id)
+        )
+        with self._db_lock():
+            self.env.invalidate_all()  # the dialog is a request of its own
+            wizard = Wizard.create({})
+            self.env.flush_all()
+        self.assertEqual(wizard.line_ids.invoice_id, ours)
+        domain = wizard.line_ids._fields["invoice_id"]._description_domain(wizard.env)
+        self.assertIn("company_id", domain)
+        with (
+            self.assertRaisesRegex(UserError, "Incompatible companies"),
+            self.env.cr.savepoint(),
+        ):
+            wizard.line_ids = [Command.create({"invoice_id": theirs.id, "amount": 200})]
+        self.env.invalidate_all()
+        with self._db_lock():
+            wizard.action_allocate()
+            self.env.flush_all()
+        self.assertEqual(exception.state, "resolved")
+        self.assertIn(ours.payment_state, ("paid", "in_payment"))
+        self.assertEqual(theirs.payment_state, "not_paid")
+
+    def test_a_duplicated_provider_has_none_of_the_originals_mpesa_state(self):
+        """An administrator duplicating an M-PESA provider (another shortcode) got the
+        original's balance, its date, the C2B registration date and the books check's
+        result: what M-PESA said of another shortcode."""
+        state = {
+            "mpesa_balance": 12345.0,
+            "mpesa_balance_date": "2026-11-30 08:00:00",
+            "mpesa_c2b_registered": "2026-11-01 08:00:00",
+            "mpesa_books_checked_on": "2026-11-30 09:00:00",
+            "mpesa_books_differences": "174379 QAB1CD2EF3: not in the journal",
+            "mpesa_pull_registered": "2026-11-01 08:00:00",
+            "mpesa_pull_last": "2026-11-30 07:00:00",
+        }
+        with self._db_lock():
+            self.mpesa.write(state)
+            copy = self.mpesa.copy({"name": "M-PESA Till"})
+            self.env.flush_all()
+        self.env.invalidate_all()
+        for field in state:
+            self.assertTrue(self.mpesa[field], field)
+            self.assertFalse(copy[field], field)
+
+    def _allocate_as(self, user, exception, invoice, amount):
+        """Allocate to Invoices as ``user``: the dialog, then its button."""
+        with self._db_lock():
+            self.env.invalidate_all()
+            wizard = (
+                self.env["mpesa.exception.allocate"]
+                .with_user(user)
+                .with_context(default_exception_id=exception.id)
+                .create({})
+            )
+            wizard.line_ids = [Command.clear()] + [
+                Command.create({"invoice_id": invoice.id, "amount": amount})
+            ]
+            self.env.flush_all()
+            self.env.invalidate_all()  # the button is a request of its own
+            wizard.action_allocate()
+            self.env.flush_all()
+
+    def test_undo_and_reopen_leaves_one_open_exception(self):
+        """Undo and Reopen put the receipt back in review before reopening: a receipt
+        in review without an open exception gets a new one, so the money had two."""
+        invoice = self._invoice(1000)
+        before = self._receivable_balance(invoice.partner_id)
+        receipt = self._c2b("", 1000, style="plain")
+        exception = receipt.exception_ids.filtered(lambda e: e.state == "open")
+        self.assertEqual(len(exception), 1)
+        self._allocate_as(self.reconciler, exception, invoice, 1000)
+        self.assertEqual(exception.state, "resolved")
+        with self._db_lock():
+            self.env.invalidate_all()  # the button is a request of its own
+            exception.with_user(self.reconciler).action_undo_and_reopen()
+            self.env.flush_all()
+        self.env.invalidate_all()
+        open_ = receipt.exception_ids.filtered(lambda e: e.state == "open")
+        self.assertEqual(open_, exception, "one open exception: the one reopened")
+        self.assertEqual((receipt.state, receipt.applied_amount), ("review", 0))
+        self.assertEqual(invoice.payment_state, "not_paid")
+        self.assertAlmostEqual(self._receivable_balance(invoice.partner_id), before)
+        self.assertEqual(self.mpesa._mpesa_check_books(), [])
+        self._allocate_as(self.reconciler, exception, invoice, 1000)
+        self.env.invalidate_all()
+        self.assertFalse(receipt.exception_ids.filtered(lambda e: e.state == "open"))
+        self.assertBooksOfPayment(receipt, invoice.partner_id, before, 1000)

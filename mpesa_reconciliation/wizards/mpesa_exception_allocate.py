@@ -31,6 +31,7 @@ class MpesaExceptionAllocate(models.TransientModel):
             invoices = self.env["account.move"].search(
                 [
                     ("commercial_partner_id", "=", partner.commercial_partner_id.id),
+                    ("company_id", "=", exc.company_id.id),
                     *OPEN_INVOICE_DOMAIN,
                 ],
                 order="invoice_date_due, id",
@@ -105,14 +106,18 @@ class MpesaExceptionAllocate(models.TransientModel):
 class MpesaExceptionAllocateLine(models.TransientModel):
     _name = "mpesa.exception.allocate.line"
     _description = "M-PESA Allocation Line"
+    _check_company_auto = True
 
     wizard_id = fields.Many2one(
         "mpesa.exception.allocate", required=True, ondelete="cascade"
     )
+    # The receipt's company: its money pays none of another company's invoices.
+    company_id = fields.Many2one(related="wizard_id.exception_id.company_id")
     invoice_id = fields.Many2one(
         "account.move",
         required=True,
         domain=OPEN_INVOICE_DOMAIN,
+        check_company=True,
     )
     currency_id = fields.Many2one(related="wizard_id.currency_id")
     amount_residual = fields.Monetary(related="invoice_id.amount_residual")
