@@ -265,6 +265,16 @@ class TestRoles(ReconciliationCommon):
         )
         return base64.b64encode((header + "".join(rows)).encode())
 
+    def _ledger_counts(self):
+        return [
+            self.env[model].sudo().search_count([])
+            for model in (
+                "mpesa.receipt",
+                "mpesa.exception",
+                "account.bank.statement.line",
+            )
+        ]
+
     def test_reconciler_picks_the_paybill_and_imports_its_statement(self):
         """Only administrators read payment providers: the reconciler chose the
         account in a dropdown that could not open, so the statement went to the
@@ -337,3 +347,29 @@ class TestRoles(ReconciliationCommon):
         receipt = self.env["mpesa.receipt"].search([("name", "=", code)])
         self.assertEqual((receipt.provider_id, receipt.amount), (self.mpesa, 120))
         self.assertIn("1 new receipts", wizard.result)
+
+    def test_other_company_cannot_import_or_pull_into_our_account(self):
+        """A reconciler of another company named our M-PESA account over RPC: the
+        import and the pull wrote receipts, lines and exceptions into our books."""
+        Import = self.env["mpesa.statement.import"].with_user(self.other_reconciler)
+        self.assertNotIn(str(self.mpesa.id), dict(Import._selection_provider_choice()))
+        before = self._ledger_counts()
+        sent = len(self.emulator.request_log)
+        content = self._statement_file(
+            "SKL0000041,01-03-2026 11:00:00,01-03-2026 11:00:00,Pay Bill,"
+            'Completed,"70.00",,"70.00",TRUE,Pay Bill Online,'
+            "2547****149 - JOHN,,NOSUCHREF\n"
+        )
+        for values in (
+            {"source": "file", "data_file": content, "filename": "theirs.csv"},
+            {"source": "pull"},
+        ):
+            with self.subTest(source=values["source"]), self._db_lock():
+                wizard = Import.create({"provider_id": self.mpesa.id, **values})
+                self.env.flush_all()
+                self.env.invalidate_all()  # the button is a request of its own
+                with self.assertRaisesRegex(UserError, "another company"):
+                    wizard.action_import()
+                self.env.flush_all()
+        self.assertEqual(self._ledger_counts(), before, "nothing created")
+        self.assertEqual(len(self.emulator.request_log), sent, "nothing asked")
