@@ -1,4 +1,5 @@
 from . import mpesa_payable_mixin
+from . import mpesa_account_choice
 from . import account_move
 from . import mpesa_api_request
 from . import mpesa_callback

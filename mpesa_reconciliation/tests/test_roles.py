@@ -1,9 +1,11 @@
+import base64
 import json
 import re
+from datetime import datetime, timedelta
 
 from odoo import Command, fields
 from odoo.exceptions import AccessError, UserError
-from odoo.tests import new_test_user, tagged
+from odoo.tests import Form, new_test_user, tagged
 
 from .common import ReconciliationCommon
 
@@ -210,7 +212,7 @@ class TestRoles(ReconciliationCommon):
             .create({"code": "QAB1CD2EF3", "provider_id": foreign.id})
         )
         self.env.invalidate_all()  # the button is a request of its own
-        with self.assertRaisesRegex(AccessError, "another company"):
+        with self.assertRaisesRegex(UserError, "another company"):
             wizard.action_lookup()
         self.assertEqual(len(self.emulator.request_log), sent, "nothing sent")
 
@@ -480,3 +482,142 @@ class TestRoles(ReconciliationCommon):
         self.env.invalidate_all()
         self.assertFalse(receipt.exception_ids.filtered(lambda e: e.state == "open"))
         self.assertBooksOfPayment(receipt, invoice.partner_id, before, 1000)
+
+    # === the statement import and pull, by the reconciler === #
+
+    def _till_first(self):
+        """A till of the company listed before the paybill: the wizard's default."""
+        with self._db_lock():
+            journal = self.env["account.journal"].create(
+                {"name": "M-PESA Till", "code": "MPTL", "type": "bank"}
+            )
+            till = self.mpesa.copy(
+                {
+                    "name": "M-PESA Till",
+                    "state": self.mpesa.state,
+                    "sequence": self.mpesa.sequence - 1,
+                    "mpesa_shortcode": "600100",
+                    "mpesa_shortcode_type": "till",
+                    "mpesa_till_number": "600200",
+                    "journal_id": journal.id,
+                }
+            )
+            self.env.flush_all()
+        return till
+
+    def _statement_file(self, *rows):
+        header = (
+            "Receipt No.,Completion Time,Initiation Time,Details,Transaction Status,"
+            "Paid In,Withdrawn,Balance,Balance Confirmed,Reason Type,"
+            "Other Party Info,Linked Transaction ID,A/C No.\n"
+        )
+        return base64.b64encode((header + "".join(rows)).encode())
+
+    def _ledger_counts(self):
+        return [
+            self.env[model].sudo().search_count([])
+            for model in (
+                "mpesa.receipt",
+                "mpesa.exception",
+                "account.bank.statement.line",
+            )
+        ]
+
+    def test_reconciler_picks_the_paybill_and_imports_its_statement(self):
+        """Only administrators read payment providers: the reconciler chose the
+        account in a dropdown that could not open, so the statement went to the
+        default, a till, which refused the paybill's rows. The form offers the
+        company's M-PESA accounts by label, and the import books the one chosen."""
+        till = self._till_first()
+        known = self._c2b("NOSUCHREF", 250)  # the paybill's, by its callback
+        invoice = self._invoice(640)
+        with self.assertRaises(AccessError):
+            self.env["payment.provider"].with_user(self.reconciler).name_search("")
+        Import = self.env["mpesa.statement.import"].with_user(self.reconciler)
+        choices = dict(Import._selection_provider_choice())
+        self.assertIn("Paybill 174379", choices[str(self.mpesa.id)])
+        self.assertIn("Till 600200", choices[str(till.id)])
+        with self._db_lock():
+            # the file widget sends the file's name with it
+            form = Form(Import.with_context(default_filename="paybill.csv"))
+            self.assertEqual(form.provider_choice, str(till.id), "the default")
+            form.provider_choice = str(self.mpesa.id)
+            form.data_file = self._statement_file(
+                "SKL0000031,01-03-2026 11:00:00,01-03-2026 11:00:00,Pay Bill,"
+                'Completed,"640.00",,"890.00",TRUE,Pay Bill Online,'
+                f"2547****149 - JOHN,,{invoice.name}\n",
+                f"{known.name},01-03-2026 10:00:00,01-03-2026 10:00:00,Pay Bill,"
+                'Completed,"250.00",,"250.00",TRUE,Pay Bill Online,'
+                "2547****149 - JOHN,,NOSUCHREF\n",
+            )
+            wizard = form.save()
+            self.env.flush_all()
+            self.env.invalidate_all()  # the button is a request of its own
+            wizard.action_import()
+            self.env.flush_all()
+        self.assertIn("1 new receipts", wizard.result)
+        self.assertIn("1 receipts were already known", wizard.result)
+        receipt = self.env["mpesa.receipt"].search([("name", "=", "SKL0000031")])
+        self.assertEqual(
+            (receipt.provider_id, receipt.recovered, receipt.invoice_id),
+            (self.mpesa, True, invoice),
+        )
+        self.assertSeenBy(known, "c2b", "import")
+        self._post_process(receipt)
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        self.assertEqual(receipt.statement_line_id.journal_id, self.journal)
+        self.assertTrue(receipt.statement_line_id.is_reconciled)
+        self.assertFalse(
+            self.env["account.bank.statement.line"].search(
+                [("journal_id", "=", till.journal_id.id)]
+            ),
+            "nothing booked on the till",
+        )
+
+    def test_reconciler_pulls_the_account_chosen(self):
+        code = self.emulator.add_payment(
+            120, bill_ref="NOSUCH", time=datetime.now() + timedelta(hours=2)
+        )  # naive times are Kenya time (UTC+3)
+        Import = self.env["mpesa.statement.import"].with_user(self.reconciler)
+        with self._db_lock():
+            wizard = Import.create(
+                {
+                    "provider_choice": str(self.mpesa.id),
+                    "source": "pull",
+                    "date_from": datetime.now() - timedelta(hours=6),
+                    "date_to": datetime.now(),
+                }
+            )
+            self.env.flush_all()
+            self.env.invalidate_all()  # the button is a request of its own
+            wizard.action_import()
+            self.env.flush_all()
+        receipt = self.env["mpesa.receipt"].search([("name", "=", code)])
+        self.assertEqual((receipt.provider_id, receipt.amount), (self.mpesa, 120))
+        self.assertIn("1 new receipts", wizard.result)
+
+    def test_other_company_cannot_import_or_pull_into_our_account(self):
+        """A reconciler of another company named our M-PESA account over RPC: the
+        import and the pull wrote receipts, lines and exceptions into our books."""
+        Import = self.env["mpesa.statement.import"].with_user(self.other_reconciler)
+        self.assertNotIn(str(self.mpesa.id), dict(Import._selection_provider_choice()))
+        before = self._ledger_counts()
+        sent = len(self.emulator.request_log)
+        content = self._statement_file(
+            "SKL0000041,01-03-2026 11:00:00,01-03-2026 11:00:00,Pay Bill,"
+            'Completed,"70.00",,"70.00",TRUE,Pay Bill Online,'
+            "2547****149 - JOHN,,NOSUCHREF\n"
+        )
+        for values in (
+            {"source": "file", "data_file": content, "filename": "theirs.csv"},
+            {"source": "pull"},
+        ):
+            with self.subTest(source=values["source"]), self._db_lock():
+                wizard = Import.create({"provider_id": self.mpesa.id, **values})
+                self.env.flush_all()
+                self.env.invalidate_all()  # the button is a request of its own
+                with self.assertRaisesRegex(UserError, "another company"):
+                    wizard.action_import()
+                self.env.flush_all()
+        self.assertEqual(self._ledger_counts(), before, "nothing created")
+        self.assertEqual(len(self.emulator.request_log), sent, "nothing asked")

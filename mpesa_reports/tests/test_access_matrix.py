@@ -134,6 +134,7 @@ EXPECTED = {
     # Abstract (no table, no access rules): its methods read as the current user.
     "mpesa.dashboard": {},
     "mpesa.payable.mixin": {},
+    "mpesa.account.choice.mixin": {},
 }
 
 # Concrete records the rules must keep apart: (record, role, operation, allowed).
