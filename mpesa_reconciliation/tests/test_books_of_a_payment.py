@@ -181,3 +181,26 @@ class TestBooksOfAPayment(ReconciliationCommon):
         exception = again.exception_ids.filtered(lambda e: e.state == "open")
         self.assertEqual(exception.kind, "duplicate")
         self.assertEqual(exception.review_document, order)
+
+    def test_paybill_deposit_before_the_invoice_then_the_balance_after_it(self):
+        """A deposit quoting the order before it is invoiced waits as credit; the
+        invoice takes it once posted, and the balance quoting the order pays the
+        invoice: what is due is the invoice's rest, not the order's total again."""
+        order = self._confirmed_order(3000)
+        before = self._receivable_balance(order.partner_id)
+        deposit = self._c2b(order.name, 1000)
+        self._post_process(deposit)
+        invoice = self._invoice_order(order)
+        self.assertEqual(invoice.amount_residual, 2000)
+        self.assertEqual(invoice.payment_state, "partial")
+        balance = self._c2b(order.name, 2000)
+        self._post_process(balance)
+        self.env.invalidate_all()
+        self.assertEqual(balance.state, "applied")
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        self.assertEqual(
+            invoice._get_reconciled_payments(),
+            (deposit | balance).application_ids.payment_id,
+        )
+        receivable = before + invoice.amount_total  # what the invoice asked
+        self.assertBooksOfPayment(deposit | balance, order.partner_id, receivable, 3000)
