@@ -204,3 +204,18 @@ class TestBooksOfAPayment(ReconciliationCommon):
         )
         receivable = before + invoice.amount_total  # what the invoice asked
         self.assertBooksOfPayment(deposit | balance, order.partner_id, receivable, 3000)
+
+    def test_paybill_payment_of_an_invoiced_order_with_automatic_invoicing(self):
+        """Sales' automatic invoicing (eCommerce) invoices an order its payment
+        confirms, and links the payment to that new invoice only: an order invoiced
+        already gets no second invoice, and the payment keeps paying the first."""
+        self.env["ir.config_parameter"].sudo().set_param("sale.automatic_invoice", True)
+        order = self._confirmed_order(3000)
+        invoice = self._invoice_order(order)
+        before = self._receivable_balance(invoice.partner_id)
+        receipt = self._c2b(order.name, 3000)
+        self._post_process(receipt)
+        self.env.invalidate_all()
+        self.assertEqual(order.invoice_ids, invoice)
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        self.assertBooksOfPayment(receipt, invoice.partner_id, before, 3000)
