@@ -406,7 +406,7 @@ class MpesaReceipt(models.Model):
         if target._name == "account.move":
             due = target.amount_residual
         elif target._name == "sale.order":
-            due = target.amount_total - target.amount_paid
+            due = target._mpesa_amount_due()
         else:
             return None
         kes = self.env.ref("base.KES")
@@ -738,6 +738,10 @@ class MpesaReceipt(models.Model):
             return "duplicate", self.env._(
                 "Invoice %s is already paid: possibly a duplicate payment.", target.name
             )
+        if self._mpesa_order_paid(target, due):
+            return "duplicate", self.env._(
+                "Order %s is already paid: possibly a duplicate payment.", target.name
+            )
         slip = payer and self._own_document_one_typo_away(target, payer)
         if slip:
             return "slip", self.env._(
@@ -848,7 +852,7 @@ class MpesaReceipt(models.Model):
         Tx = self.env["payment.transaction"].sudo()
         code_free = not Tx.search_count([("mpesa_receipt_code", "=", self.name)])
         values = {
-            **self._mpesa_target_values(target),
+            **self._mpesa_target_values(target, amount),
             "amount": amount,
             "mpesa_receipt_code": self.name if code_free else False,
         }
@@ -899,8 +903,21 @@ class MpesaReceipt(models.Model):
                 return document
         return None
 
-    def _mpesa_target_values(self, target):
-        """The transaction values that pay ``target``; links it on the receipt."""
+    def _mpesa_order_paid(self, target, due):
+        """Whether ``target`` is an order with something to pay and ``due``, what it
+        has left, nothing: its invoices, or its own payments, paid it already."""
+        if target._name != "sale.order":
+            return False
+        return not target.currency_id.is_zero(target.amount_total) and (
+            float_compare(due, 0, precision_rounding=self.currency_id.rounding) <= 0
+        )
+
+    def _mpesa_target_values(self, target, amount=None):
+        """The transaction values that pay ``target`` with ``amount`` (default: all
+        the receipt has left); links it on the receipt. An order already invoiced:
+        the payment pays its open invoices too, oldest first, so that they do not
+        stay due beside the money (Odoo's sale reconciles a payment with invoices
+        only through the transaction's invoices)."""
         if target._name == "res.partner":
             return {"partner_id": target.id}
         values = {"partner_id": target.partner_id.id}
@@ -913,6 +930,10 @@ class MpesaReceipt(models.Model):
             self.sudo().invoice_id = target
         elif target._name == "sale.order":
             values["sale_order_ids"] = [Command.set(target.ids)]
+            paid = self._mpesa_left() if amount is None else amount
+            invoices = target.sudo()._mpesa_invoices_to_pay(paid)
+            if invoices:
+                values["invoice_ids"] = [Command.set(invoices.ids)]
             self.sudo().sale_order_id = target
         return values
 

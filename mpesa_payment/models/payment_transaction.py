@@ -214,6 +214,19 @@ class PaymentTransaction(models.Model):
         )
         return super(PaymentTransaction, self - waiting)._post_process()
 
+    def _invoice_sale_orders(self):
+        """Override of `sale` (automatic invoicing): an M-PESA payment quoting an order
+        already invoiced pays that order's invoices (mpesa.receipt
+        _mpesa_target_values); sale would replace them with the invoice it makes of
+        what is left to invoice, or with none, and the payment would pay nothing."""
+        paying_invoices = self.filtered(
+            lambda tx: (
+                tx.provider_code == "mpesa"
+                and tx.invoice_ids.filtered(lambda move: move.state == "posted")
+            )
+        )
+        return super(PaymentTransaction, self - paying_invoices)._invoice_sale_orders()
+
     def _cron_post_process(self):
         """Core's job rolls back a payment whose post-processing meets a concurrency
         error (the inbox, recovery or matching job writing the same invoice at that

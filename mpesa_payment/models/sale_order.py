@@ -4,6 +4,8 @@ from odoo import models
 from odoo.tools import float_compare
 from odoo.tools.misc import hmac
 
+from .account_move import OPEN_INVOICE_DOMAIN
+
 
 class SaleOrder(models.Model):
     _name = "sale.order"
@@ -12,6 +14,59 @@ class SaleOrder(models.Model):
     def _mpesa_payable(self):
         """A quotation or a confirmed order may be paid; a cancelled one may not."""
         return self.state in ("draft", "sent", "sale")
+
+    # === WHAT A PAYMENT OF THE ORDER PAYS === #
+
+    def _mpesa_open_invoices(self):
+        """The order's posted invoices still to pay, oldest due first: what a payment
+        quoting the order settles first."""
+        self.ensure_one()
+        return self.invoice_ids.filtered_domain(OPEN_INVOICE_DOMAIN).sorted(
+            lambda move: (move.invoice_date_due or move.date, move.id)
+        )
+
+    def _mpesa_invoices_to_pay(self, amount):
+        """The open invoices ``amount`` paid on this order settles: the oldest ones,
+        as many as it reaches."""
+        invoices = self.env["account.move"]
+        for invoice in self._mpesa_open_invoices():
+            if self.currency_id.compare_amounts(amount, 0) <= 0:
+                break
+            invoices |= invoice
+            amount -= invoice.amount_residual
+        return invoices
+
+    def _mpesa_amount_due(self):
+        """What the order still asks. Before any invoice: its total less what its
+        payments paid. Once invoiced: what its open invoices ask, and the part not
+        invoiced yet less the order's payments no invoice took (a payment of another
+        invoice, or by bank, paid the order without passing through it). Read as
+        superuser: portal pages and emails print it."""
+        self.ensure_one()
+        order = self.sudo()
+        invoiced = order.invoice_ids.filtered(
+            lambda move: move.state == "posted" and move.is_sale_document()
+        )
+        if not invoiced:
+            return order.amount_total - order.amount_paid
+        asked = sum(order._mpesa_open_invoices().mapped("amount_residual"))
+        asked += max(order.amount_total - order.amount_invoiced, 0.0)
+        return order.currency_id.round(max(asked - order._mpesa_unapplied_paid(), 0.0))
+
+    def _mpesa_unapplied_paid(self):
+        """The money of the order's done payments that no invoice took yet: a payment
+        not made yet (post-processing to come) counts whole."""
+        left = 0.0
+        for tx in self.transaction_ids.filtered(lambda tx: tx.state == "done"):
+            payment = tx.payment_id
+            if not payment:
+                left += tx.amount
+            elif payment.state != "canceled":
+                receivable = payment.move_id.line_ids.filtered(
+                    lambda line: line.account_type == "asset_receivable"
+                )
+                left -= sum(receivable.mapped("amount_residual_currency"))
+        return left
 
     def _send_order_confirmation_mail(self):
         """Override of `sale` to send nothing for an order confirmed by an M-PESA payment:

@@ -83,3 +83,139 @@ class TestBooksOfAPayment(ReconciliationCommon):
         self.assertEqual(receipt.state, "applied")
         self.assertIn(invoice.payment_state, ("paid", "in_payment"))
         self.assertBooksOfPayment(receipt, invoice.partner_id, before, 1000)
+
+    # === A paybill payment quoting the number of an order already invoiced === #
+
+    def _confirmed_order(self, *prices):
+        """A confirmed sales order of one untaxed line per price."""
+        with self._db_lock():
+            order = self.env["sale.order"].create(
+                {
+                    "partner_id": self.partner.id,
+                    "order_line": [
+                        Command.create(
+                            {
+                                "product_id": self.product_a.id,
+                                "price_unit": price,
+                                "tax_id": False,
+                            }
+                        )
+                        for price in prices
+                    ],
+                }
+            )
+            order.action_confirm()
+            self.env.flush_all()
+        return order
+
+    def _invoice_order(self, order, keep_lines=None):
+        """Staff click Create Invoice on the order and post it; ``keep_lines``: only
+        the first so many order lines are invoiced (a partial invoice)."""
+        with self._db_lock():
+            invoice = order._create_invoices()
+            if keep_lines is not None:
+                extra = invoice.invoice_line_ids[keep_lines:]
+                invoice.write(
+                    {"invoice_line_ids": [Command.delete(x.id) for x in extra]}
+                )
+            invoice.invoice_date = invoice.invoice_date or invoice.date
+            invoice.action_post()
+            self.env.flush_all()
+        return invoice
+
+    def test_paybill_payment_of_an_invoiced_order_pays_its_invoice(self):
+        """Found on a real server: the customer quotes the order number (S00043) of
+        an order already invoiced; the money stayed as credit beside the open invoice,
+        and the customer got overdue reminders for an invoice they had paid."""
+        order = self._confirmed_order(3000)
+        invoice = self._invoice_order(order)
+        before = self._receivable_balance(invoice.partner_id)
+        receipt = self._c2b(order.name, 3000)
+        self._post_process(receipt)
+        self.env.invalidate_all()
+        self.assertEqual(receipt.state, "applied")
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        self.assertBooksOfPayment(receipt, invoice.partner_id, before, 3000)
+        tx = receipt.application_ids
+        self.assertEqual(invoice._get_reconciled_payments(), tx.payment_id)
+        self.assertEqual(receipt.sale_order_id, order)
+        self.assertEqual((tx.invoice_ids, tx.sale_order_ids), (invoice, order))
+
+    def test_paybill_payment_of_a_partly_invoiced_order(self):
+        """Its invoice is paid first; the rest waits for the order's next invoice,
+        which the same payment pays once posted."""
+        order = self._confirmed_order(1000, 2000)
+        first = self._invoice_order(order, keep_lines=1)
+        self.assertEqual(first.amount_total, 1000)
+        before = self._receivable_balance(first.partner_id)
+        # More than the invoice and the rest of the order ask: not applied.
+        over = self._c2b(order.name, 3500)
+        self.assertEqual(over.state, "review")
+        self.assertEqual(over.review_cause, "overpaid")
+        self.assertEqual(over.review_due, 3000)
+        receipt = self._c2b(order.name, 3000)
+        self._post_process(receipt)
+        self.env.invalidate_all()
+        self.assertEqual(receipt.state, "applied")
+        self.assertIn(first.payment_state, ("paid", "in_payment"))
+        self.assertBooksOfPayment(receipt, first.partner_id, before, 3000)
+        tx = receipt.application_ids
+        self.assertEqual(tx.invoice_ids, first)
+        second = self._invoice_order(order)
+        self.assertEqual(second.amount_total, 2000)
+        self.assertIn(second.payment_state, ("paid", "in_payment"))
+        self.assertEqual(second._get_reconciled_payments(), tx.payment_id)
+
+    def test_paybill_payment_of_an_invoiced_and_paid_order_is_a_duplicate(self):
+        """The order's invoice is paid already: a second payment quoting the order
+        waits for finance as a possible duplicate, it is not silently kept as credit."""
+        order = self._confirmed_order(3000)
+        invoice = self._invoice_order(order)
+        self._post_process(self._c2b(invoice.name, 3000))
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        again = self._c2b(order.name, 3000)
+        self.env.invalidate_all()
+        self.assertEqual(again.state, "review")
+        self.assertEqual(again.review_cause, "duplicate")
+        self.assertFalse(again.application_ids)
+        exception = again.exception_ids.filtered(lambda e: e.state == "open")
+        self.assertEqual(exception.kind, "duplicate")
+        self.assertEqual(exception.review_document, order)
+
+    def test_paybill_deposit_before_the_invoice_then_the_balance_after_it(self):
+        """A deposit quoting the order before it is invoiced waits as credit; the
+        invoice takes it once posted, and the balance quoting the order pays the
+        invoice: what is due is the invoice's rest, not the order's total again."""
+        order = self._confirmed_order(3000)
+        before = self._receivable_balance(order.partner_id)
+        deposit = self._c2b(order.name, 1000)
+        self._post_process(deposit)
+        invoice = self._invoice_order(order)
+        self.assertEqual(invoice.amount_residual, 2000)
+        self.assertEqual(invoice.payment_state, "partial")
+        balance = self._c2b(order.name, 2000)
+        self._post_process(balance)
+        self.env.invalidate_all()
+        self.assertEqual(balance.state, "applied")
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        self.assertEqual(
+            invoice._get_reconciled_payments(),
+            (deposit | balance).application_ids.payment_id,
+        )
+        receivable = before + invoice.amount_total  # what the invoice asked
+        self.assertBooksOfPayment(deposit | balance, order.partner_id, receivable, 3000)
+
+    def test_paybill_payment_of_an_invoiced_order_with_automatic_invoicing(self):
+        """Sales' automatic invoicing (eCommerce) invoices an order its payment
+        confirms, and links the payment to that new invoice only: an order invoiced
+        already gets no second invoice, and the payment keeps paying the first."""
+        self.env["ir.config_parameter"].sudo().set_param("sale.automatic_invoice", True)
+        order = self._confirmed_order(3000)
+        invoice = self._invoice_order(order)
+        before = self._receivable_balance(invoice.partner_id)
+        receipt = self._c2b(order.name, 3000)
+        self._post_process(receipt)
+        self.env.invalidate_all()
+        self.assertEqual(order.invoice_ids, invoice)
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        self.assertBooksOfPayment(receipt, invoice.partner_id, before, 3000)
