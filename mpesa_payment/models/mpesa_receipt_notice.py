@@ -10,10 +10,11 @@ from odoo.exceptions import UserError
 _logger = logging.getLogger(__name__)
 
 RECEIPT_TEMPLATE = "mpesa_payment.mail_template_mpesa_receipt_issued"
-# The job mails receipts of payments this recent only. An older payment without a
-# receipt (a database upgraded from a version that sent none, a job stopped for
-# weeks) is no news to the customer: mailing them all at once would be spam. Staff
-# can still issue one from the receipt's form.
+# The job mails the receipts recorded this recently only. Older ones without a
+# receipt email (a database upgraded from a version that sent none, a job stopped
+# for weeks) are no news to the customer: mailing them all at once would be spam.
+# Staff can still issue one from the receipt's form. Recorded, not paid: a payment
+# recovered today from a statement is news, whenever it was made.
 ISSUE_WITHIN = timedelta(days=7)
 
 
@@ -197,7 +198,7 @@ class MpesaReceipt(models.Model):
             ("state", "=", "applied"),
             ("receipt_issued_on", "=", False),
             ("partner_id.email_normalized", "!=", False),
-            ("paid_at", ">=", fields.Datetime.now() - ISSUE_WITHIN),
+            ("create_date", ">=", fields.Datetime.now() - ISSUE_WITHIN),
         ]
         if "kind" in self._fields:
             domain.append(("kind", "=", "payment"))

@@ -439,14 +439,19 @@ class TestProcessingFlows(MpesaCommon, HttpCase):
             self.assertIn(receipt, to_issue())
 
     def test_the_job_does_not_mail_receipts_of_old_payments(self):
-        """A payment of three weeks ago without a receipt (a database upgraded
+        """A receipt recorded three weeks ago and never mailed (a database upgraded
         from a version that sent none) is not mailed by the job: a customer would
         get them all at once."""
         receipt = self._receipt_of_a_paid_invoice("customer@example.com")
         to_issue = self.env["mpesa.receipt"]._mpesa_receipts_to_issue
         with self._db_lock():
-            receipt.sudo().paid_at = fields.Datetime.now() - timedelta(days=21)
             self.env.flush_all()
+            # As the upgraded database has it: create_date is the ORM's own.
+            self.env.cr.execute(
+                "UPDATE mpesa_receipt SET create_date = %s WHERE id = %s",
+                [fields.Datetime.now() - timedelta(days=21), receipt.id],
+            )
+            self.env.invalidate_all()
             self.assertNotIn(receipt, to_issue())
             self.env["mpesa.receipt"]._cron_issue_receipts()
             self.env.flush_all()
