@@ -301,6 +301,8 @@ class PaymentTransaction(models.Model):
         if self._mpesa_has_outcome(parsed):
             if self._mpesa_paid_again(parsed):
                 self._mpesa_record_second_payment(parsed)
+            elif self._mpesa_code_follows(parsed):
+                self._mpesa_take_late_code(parsed)
             return
         if parsed.is_success:
             self._mpesa_apply_success(
@@ -331,6 +333,31 @@ class PaymentTransaction(models.Model):
                 and self.mpesa_result_code == str(parsed.result_code)
             )
         )
+
+    def _mpesa_code_follows(self, parsed):
+        """Whether this success brings the receipt code of a payment the status query
+        already confirmed: Daraja's STK query answers without one, so the payment
+        is done with its code "to follow", and this late callback is where it comes."""
+        return (
+            self.state == "done"
+            and parsed.is_success
+            and bool(parsed.receipt)
+            and not self.mpesa_receipt_code
+            and (parsed.amount is None or self._mpesa_amount_matches(parsed.amount))
+            and not self._mpesa_receipt_spent(parsed.receipt)
+        )
+
+    def _mpesa_take_late_code(self, parsed):
+        """The payment's money goes on the ledger under the code that came late: a
+        receipt applied to this payment, with its bank line."""
+        self.sudo().write(
+            {
+                "mpesa_receipt_code": parsed.receipt,
+                "mpesa_paid_amount": float(parsed.amount or self.amount),
+                "mpesa_phone": parsed.phone or self.mpesa_phone,
+            }
+        )
+        self._mpesa_register_receipt(parsed.transaction_date, applied=True)
 
     def _mpesa_paid_again(self, parsed):
         """Whether this success is a second payment: the prompt was paid on the phone

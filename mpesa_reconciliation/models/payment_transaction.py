@@ -18,6 +18,18 @@ class PaymentTransaction(models.Model):
                 receipt._mpesa_reconcile_with_payment()
         return res
 
+    def _mpesa_register_receipt(self, paid_at, applied=False, confirmed=True):
+        """Extends mpesa_payment: a receipt applied to a payment that is booked
+        already (its code came after the status query confirmed it) meets that
+        payment at once; post-processing, which does it otherwise, is over."""
+        res = super()._mpesa_register_receipt(
+            paid_at, applied=applied, confirmed=confirmed
+        )
+        if applied and self.is_post_processed and self.payment_id:
+            for receipt in self.mpesa_source_receipt_id.sudo():
+                receipt._mpesa_reconcile_with_payment()
+        return res
+
     def _mpesa_receipts(self):
         codes = [c for c in self.mapped("mpesa_receipt_code") if c]
         return self.env["mpesa.receipt"].sudo().search([("name", "in", codes)])

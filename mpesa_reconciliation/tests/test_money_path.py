@@ -3,6 +3,7 @@ strand it or leave a reversed payment standing (findings 2, 3, 4 and 6 of the
 money-integrity issue), each driven through the wizard or button finance uses."""
 
 import base64
+import json
 import time
 
 import psycopg2
@@ -12,7 +13,7 @@ from odoo.exceptions import UserError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
-from odoo.addons.mpesa_payment.tests.common import PHONE
+from odoo.addons.mpesa_payment.tests.common import PHONE, stk_payload
 
 from .common import ReconciliationCommon
 from .test_statement_import import statement
@@ -316,6 +317,36 @@ class TestMoneyPath(ReconciliationCommon):
         self.assertEqual(receipt.state, "applied")
         self.assertEqual(receipt.application_ids, tx)
         self.assertFalse(receipt.exception_ids)
+
+    def test_receipt_code_of_a_prompt_confirmed_by_status_query_comes_late(self):
+        """The callback is late: the status query confirms the prompt (its answer has
+        no receipt code) and the invoice is paid. When the callback comes with the
+        code, the money goes on the ledger under it: a receipt applied to that
+        payment, its bank line reconciled, nothing paid twice."""
+        invoice = self._invoice(1250)
+        before = self._receivable_balance(self.partner)
+        self.emulator.set_scenario(PHONE, no_callback=True)
+        tx = self._push_for(invoice)
+        time.sleep(0.3)
+        with self._db_lock():
+            tx._mpesa_query_and_apply()
+            tx._post_process()
+            self.env.flush_all()
+        self.assertEqual((tx.state, tx.mpesa_receipt_code), ("done", False))
+        token = self.mpesa._mpesa_make_token("stk", tx.id)
+        response = self.url_open(
+            f"/payment/daraja/stk/{token}",
+            data=json.dumps(stk_payload(tx, 0, receipt="QLATECODE1")),
+            headers={"Content-Type": "application/json"},
+        )
+        self.assertEqual(response.status_code, 200)
+        self._apply_inbox()
+        self.env.invalidate_all()
+        receipt = self.env["mpesa.receipt"].search([("name", "=", "QLATECODE1")])
+        self.assertEqual(tx.mpesa_receipt_code, "QLATECODE1")
+        self.assertEqual((receipt.state, receipt.application_ids), ("applied", tx))
+        self.assertEqual(len(self._live_payments(receipt)), 1, "the one payment")
+        self.assertBooksOfPayment(receipt, self.partner, before, 1250)
 
     # === the invoice changed while the customer answered the prompt === #
 
