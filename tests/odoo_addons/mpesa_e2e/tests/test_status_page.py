@@ -2,7 +2,7 @@
 
 from odoo.tests import tagged
 
-from .common import MpesaE2ECommon
+from .common import PHONE, MpesaE2ECommon
 
 # The emulator's customer whose phone cannot be reached (1037), then pays after all.
 UNREACHABLE_THEN_PAYS = "0700001038"
@@ -78,3 +78,22 @@ class TestStatusPage(MpesaE2ECommon):
         tx = self._tx(processing)
         self._assert_paid_by_mpesa(tx, 1500.0)
         self._assert_invoice_paid_by(invoice, tx)
+
+    def test_status_page_of_a_payment_awaiting_review(self):
+        """KES 300 paid for an invoice of 500: the payment waits for finance, and the
+        page says so, instead of asking the customer to check their phone."""
+        self.emulator.set_scenario(PHONE, amount=300)
+        invoice = self._create_posted_invoice(500.0)
+        self.authenticate(self.portal_user.login, self.portal_user.login)
+        context, _page = self._payment_context(invoice.get_portal_url())
+        processing = self._create_tx_through_route(context)
+        self._stk_push(processing)
+        self.emulator.wait_for_deliveries(1, kind="stk_callback")
+        self._wait_remaining_requests()
+        self.assertEqual(self._poll()["state"], "pending")
+        with self._db_lock():  # M-PESA's Transaction Status may be answering
+            self.assertTrue(self._tx(processing).mpesa_needs_review)
+        page = self.url_open("/payment/status").text
+        self.assertIn("The payment is awaiting review by our team.", page)
+        self.assertIn("o_mpesa_review", page)
+        self.assertNotIn("Check your phone", page)
