@@ -248,4 +248,7 @@ def test_stk_overpayment_sent_back_by_b2c(mpesa, b2c):
     mpesa.stk_deliveries(tx)
     mpesa.settle_inbox()
     exception = _open_exception(mpesa, "r.transaction_id = %s", [tx["id"]])
+    # Another amount than asked: its money moves once Transaction Status confirms it
+    # (before, Send Back is refused: "M-PESA has not confirmed receipt ...").
+    assert mpesa.wait_confirmed(exception["code"]) == "verified"
     _send_back_by_b2c(mpesa, b2c, exception, invoice_id, phone)
