@@ -6,8 +6,9 @@ from importlib import resources
 from daraja_emulator import DEFAULT_INITIATOR_PASSWORD, DEFAULT_PASSKEY, DarajaEmulator
 
 import odoo
-from odoo import fields
+from odoo import Command, fields
 from odoo.tests import HttpCase
+from odoo.tools import hmac as hmac_tool
 
 from odoo.addons.account_payment.tests.common import AccountPaymentCommon
 
@@ -176,6 +177,48 @@ class MpesaHttpCommon(MpesaCommon, HttpCase):
         )
         self.env.flush_all()
         return invoice
+
+    # === WHAT THE PAYMENT FORM DOES === #
+
+    def _tx_for(self, invoice, amount=None):
+        """A transaction of the payment form for the invoice, and its access token."""
+        with self._db_lock():
+            tx = self._create_mpesa_tx(
+                reference=f"{invoice.name}-{time.monotonic_ns()}",
+                amount=amount or invoice.amount_residual,
+                invoice_ids=[Command.set(invoice.ids)],
+            )
+            token = hmac_tool(
+                self.env(su=True),
+                "generate_access_token",
+                f"{tx.reference}|{tx.amount}",
+            )
+            self.env.flush_all()
+        return tx, token
+
+    def _ask_prompt(self, tx, token, phone):
+        """What the payment form does on Pay: returns (result, error message)."""
+        response = self.url_open(
+            "/payment/mpesa/stk_push",
+            data=json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "method": "call",
+                    "params": {
+                        "reference": tx.reference,
+                        "access_token": token,
+                        "phone": phone,
+                    },
+                }
+            ),
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        ).json()
+        error = response.get("error")
+        if error:
+            self.assertEqual(error["data"]["name"], "odoo.exceptions.ValidationError")
+            return None, error["data"]["message"]
+        return response["result"], None
 
     def _named_invoice(self, name, partner, amount=1000.0):
         """A posted invoice of today numbered ``name`` (numbers one typo apart)."""

@@ -78,28 +78,9 @@ class TestHostileInput(MpesaHttpCommon):
     def test_letters_in_the_phone_never_prompt_another_number(self):
         """A customer types the letter O for zero: the number is refused with a
         message, not read as keypad digits (0722 666 111, a stranger's phone)."""
-        tx = self._create_mpesa_tx(reference="LETTERO")
-        self.env.flush_all()
-        token = hmac_tool(
-            self.env(su=True), "generate_access_token", f"{tx.reference}|{tx.amount}"
-        )
-        response = self._post(
-            "/payment/mpesa/stk_push",
-            json.dumps(
-                {
-                    "jsonrpc": "2.0",
-                    "method": "call",
-                    "params": {
-                        "reference": tx.reference,
-                        "access_token": token,
-                        "phone": "0722 OOO 111",
-                    },
-                }
-            ),
-        )
-        error = response.json()["error"]["data"]
-        self.assertEqual(error["name"], "odoo.exceptions.ValidationError")
-        self.assertIn("is not a Kenyan mobile number", error["message"])
+        tx, token = self._tx_for(self._invoice(1250))
+        _result, error = self._ask_prompt(tx, token, "0722 OOO 111")
+        self.assertIn("is not a Kenyan mobile number", error)
         self.assertFalse(self.emulator.prompts, "nothing was sent to any phone")
         self.env.invalidate_all()
         self.assertEqual((tx.state, tx.mpesa_phone), ("draft", False))

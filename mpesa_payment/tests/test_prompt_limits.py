@@ -4,11 +4,8 @@ refuse a burst with a clear message. (Two tabs racing for one document need two
 real workers: tests/live/test_live_hostile.py.)"""
 
 import json
-import time
 
-from odoo import Command
 from odoo.tests import tagged
-from odoo.tools import hmac as hmac_tool
 from odoo.tools import mute_logger
 
 from .common import MpesaHttpCommon, stk_payload
@@ -36,45 +33,6 @@ class TestPromptLimits(MpesaHttpCommon):
             invoice = self._invoice(amount)
             self.env.flush_all()
         return invoice
-
-    def _tx_for(self, invoice, amount=None):
-        with self._db_lock():
-            tx = self._create_mpesa_tx(
-                reference=f"{invoice.name}-{time.monotonic_ns()}",
-                amount=amount or invoice.amount_residual,
-                invoice_ids=[Command.set(invoice.ids)],
-            )
-            token = hmac_tool(
-                self.env(su=True),
-                "generate_access_token",
-                f"{tx.reference}|{tx.amount}",
-            )
-            self.env.flush_all()
-        return tx, token
-
-    def _ask_prompt(self, tx, token, phone):
-        """What the payment form does: returns (result, error message)."""
-        response = self.url_open(
-            "/payment/mpesa/stk_push",
-            data=json.dumps(
-                {
-                    "jsonrpc": "2.0",
-                    "method": "call",
-                    "params": {
-                        "reference": tx.reference,
-                        "access_token": token,
-                        "phone": phone,
-                    },
-                }
-            ),
-            headers={"Content-Type": "application/json"},
-            timeout=30,
-        ).json()
-        error = response.get("error")
-        if error:
-            self.assertEqual(error["data"]["name"], "odoo.exceptions.ValidationError")
-            return None, error["data"]["message"]
-        return response["result"], None
 
     def _prompts_to(self, phone):
         return [p for p in self.emulator.prompts.values() if p.phone == phone]

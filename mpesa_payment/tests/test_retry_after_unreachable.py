@@ -5,11 +5,8 @@ second prompt was sent and approved, the first one succeeded late too, and the i
 was paid twice (a KES 1,500 credit nobody was told about)."""
 
 import json
-import time
 
-from odoo import Command
 from odoo.tests import tagged
-from odoo.tools import hmac as hmac_tool
 
 from .common import PHONE, MpesaHttpCommon
 
@@ -22,46 +19,6 @@ LATE_SUCCESS_SECONDS = 6
 
 @tagged("post_install", "-at_install")
 class TestRetryAfterUnreachable(MpesaHttpCommon):
-    def _tx_for(self, invoice):
-        """A transaction of the payment form for the invoice, and its access token."""
-        with self._db_lock():
-            tx = self._create_mpesa_tx(
-                reference=f"{invoice.name}-{time.monotonic_ns()}",
-                amount=invoice.amount_residual,
-                invoice_ids=[Command.set(invoice.ids)],
-            )
-            token = hmac_tool(
-                self.env(su=True),
-                "generate_access_token",
-                f"{tx.reference}|{tx.amount}",
-            )
-            self.env.flush_all()
-        return tx, token
-
-    def _ask_prompt(self, tx, token, phone):
-        """What the payment form does on Pay: returns (result, error message)."""
-        response = self.url_open(
-            "/payment/mpesa/stk_push",
-            data=json.dumps(
-                {
-                    "jsonrpc": "2.0",
-                    "method": "call",
-                    "params": {
-                        "reference": tx.reference,
-                        "access_token": token,
-                        "phone": phone,
-                    },
-                }
-            ),
-            headers={"Content-Type": "application/json"},
-            timeout=30,
-        ).json()
-        error = response.get("error")
-        if error:
-            self.assertEqual(error["data"]["name"], "odoo.exceptions.ValidationError")
-            return None, error["data"]["message"]
-        return response["result"], None
-
     def _assert_paid_once(self, invoice, tx):
         """As an accountant checks: one payment, matched with the invoice, and no
         credit left on the customer's account."""
