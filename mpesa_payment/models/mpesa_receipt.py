@@ -4,7 +4,7 @@ import psycopg2
 
 from odoo import Command, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
-from odoo.tools import float_compare
+from odoo.tools import SQL, float_compare
 
 from .. import const
 from ..daraja.phone import PhoneError, normalize_msisdn
@@ -699,6 +699,7 @@ class MpesaReceipt(models.Model):
         target, why = self._resolve_reference(self.reference, self.company_id)
         customer, named = self.partner_id, None
         if target is not None:
+            self._mpesa_claim_document(target)
             why = self._why_not_apply_to(target, payer)
             if why:
                 customer, named, target = target.partner_id, target, None
@@ -717,6 +718,23 @@ class MpesaReceipt(models.Model):
             return False
         self._mpesa_apply(target)
         return True
+
+    def _mpesa_claim_document(self, target):
+        """Serialize the payments of one document across workers, before what it has
+        left to pay is read. A write, not a row lock: under REPEATABLE READ a second
+        payment that only waited for a lock would go on with a snapshot that does not
+        hold the first one's transaction, and pay the document again. Updating the
+        row makes PostgreSQL refuse the second one (could not serialize access), and
+        the callback is processed again on a snapshot that sees the first payment
+        (mpesa.callback's retry on concurrency errors)."""
+        if target._name in ("account.move", "sale.order"):
+            self.env.cr.execute(
+                SQL(
+                    "UPDATE %s SET write_date = write_date WHERE id = %s",
+                    SQL.identifier(target._table),
+                    target.id,
+                )
+            )
 
     def _review_document_values(self, named):
         """Keep the document the account number named, and what it had left to pay,

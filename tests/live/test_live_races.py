@@ -176,6 +176,88 @@ def _race_two_first_copies(mpesa, phone, amount, invoice_id, invoice_name):
     assert mpesa.check_books() == []
 
 
+def test_two_paybill_payments_of_one_invoice_at_the_same_instant(mpesa):
+    """Two customers' paybill payments (two receipts) quote one invoice and are
+    applied at the same instant in two workers: the inbox job and the recovery job.
+    Both read what the invoice has left to pay before either commits. Only the first
+    may pay it; the second is a duplicate for finance, not a second payment credited
+    to the customer."""
+    phone, amount = "254711000650", 1750
+    invoice_id, invoice_name = mpesa.create_invoice(amount)
+    credential = mpesa.rpc(
+        "payment.provider", "read", [mpesa.provider_id], ["mpesa_security_credential"]
+    )[0]["mpesa_security_credential"]
+    mpesa.set_provider({"mpesa_security_credential": False})  # booked at once
+    try:
+        codes = _race_two_payments(mpesa, phone, amount, invoice_id, invoice_name)
+    finally:
+        mpesa.set_provider({"mpesa_security_credential": credential})
+    [first], [second] = (mpesa.receipts(code) for code in codes)
+    assert sorted((first["state"], second["state"])) == ["applied", "review"], (
+        first,
+        second,
+    )
+    waiting = first if first["state"] == "review" else second
+    assert (
+        mpesa.sql.scalar(
+            "SELECT review_cause FROM mpesa_receipt WHERE id = %s", [waiting["id"]]
+        )
+        == "duplicate"
+    )
+    applied = second if waiting is first else first
+    mpesa.post_process()
+    assert mpesa.invoice(invoice_id)["payment_state"] in ("paid", "in_payment")
+    mpesa.assert_books([applied["transaction_id"]], [invoice_id])
+    assert mpesa.check_books() == []
+
+
+def _race_two_payments(mpesa, phone, amount, invoice_id, invoice_name):
+    """Stage the race; returns the two receipt codes."""
+    mpesa.emulator.set_scenario(phone, no_callback=True)
+    url = mpesa.url + mpesa.c2b_url("confirmation")
+    codes, bodies = [], []
+    for _payment in range(2):
+        code = mpesa.emulator.c2b_pay("174379", phone, amount, invoice_name)
+        codes.append(code)
+        bodies.append(mpesa.c2b_notification(code, phone, amount, invoice_name))
+    # Someone works on the invoice (row locked, nothing changed): each worker stops
+    # at the invoice once its snapshot is taken, and both go on together.
+    with holding(
+        mpesa.server.db,
+        ("SELECT id FROM account_move WHERE id = %s FOR UPDATE", [invoice_id]),
+    ):
+        for body in bodies:
+            response = http().post(
+                url, data=body, headers={"Content-Type": "application/json"}, timeout=30
+            )
+            assert (response.status_code, response.json()) == (200, ACCEPTED)
+        wait_until(
+            lambda: mpesa.lock_waiters("%"),
+            20,
+            "the inbox job to wait for the invoice",
+        )
+        mpesa.sql.execute(  # the recovery job's, not the inbox job's
+            "UPDATE mpesa_callback SET create_date = create_date - interval '5 minutes'"
+            " WHERE kind = 'c2b_confirmation' AND body = %s",
+            [bodies[1].decode()],
+        )
+        recovery = threading.Thread(
+            target=mpesa.rpc.run_cron,
+            args=("mpesa_payment.cron_process_stuck_callbacks",),
+            daemon=True,
+        )
+        recovery.start()
+        wait_until(
+            lambda: len(mpesa.lock_waiters("%")) >= 2,
+            20,
+            "both payments to wait for the invoice",
+        )
+    recovery.join(90)
+    assert not recovery.is_alive(), "the recovery job did not finish"
+    mpesa.settle_inbox()
+    return codes
+
+
 def test_c2b_confirmation_kept_while_the_provider_is_updated(mpesa):
     """Same loss for money paid by paybill, which no status query recovers: the C2B
     inbox INSERT checks its foreign key on the provider row, which other workers update
@@ -280,7 +362,7 @@ def test_post_processing_retried_after_a_concurrent_update(mpesa):
         mpesa.wait_tx_state(tx["id"], ("done",), 60)
         # The job woken by the payment reaches the invoice, and waits for us.
         wait_until(
-            lambda: mpesa.lock_waiters("%account_move%"),
+            lambda: mpesa.lock_waiters("%"),
             60,
             "the post-processing job to wait for the invoice",
         )
