@@ -65,9 +65,7 @@ class MpesaDailySummary(models.TransientModel):
         )
         payments = receipts.filtered(lambda r: r.kind == "payment")
         reconciled = payments.filtered(lambda r: r.reconcile_state == "reconciled")
-        charges = receipts.filtered(lambda r: r.kind == "charge")
-        withdrawals = receipts.filtered(lambda r: r.kind == "withdrawal")
-        recovered = payments.filtered("recovered")
+        reversed_since = payments.filtered(lambda r: r.state == "reversed")
         balances = self._balance_rows()
         return {
             "start": start,
@@ -75,23 +73,36 @@ class MpesaDailySummary(models.TransientModel):
             "currency": self.env.ref("base.KES"),
             "received_count": len(payments),
             "received_amount": _total(payments),
+            "reversed_count": len(reversed_since),
+            "reversed_amount": _total(reversed_since),
             "by_channel": self._selection_rows(payments, "channel", skip_empty=True),
             "reconciliation": self._selection_rows(payments, "reconcile_state"),
             "reconciled_amount": _total(reconciled),
             "unreconciled_amount": _total(payments - reconciled),
             "exceptions": self._exception_rows(start, end),
-            "recovered_count": len(recovered),
-            "recovered_amount": _total(recovered),
-            "recovered_codes": recovered.mapped("name"),
-            "charges_count": len(charges),
-            "charges_amount": _total(charges),
-            "withdrawals_count": len(withdrawals),
-            "withdrawals_amount": _total(withdrawals),
+            **self._movement_values(receipts, payments),
             "balances": balances,
             "mpesa_balance": sum(b["mpesa_balance"] for b in balances),
             "journal_balance": sum(b["journal_balance"] for b in balances),
             "balance_difference": sum(b["difference"] for b in balances),
         }
+
+    def _movement_values(self, receipts, payments):
+        """The day's money that is not a customer's payment, by kind: what M-PESA
+        charged, what was withdrawn, and what went back to payers (reversals, B2C
+        refunds), so that received less these is the journal's movement of the day."""
+        values = {}
+        for kind in ("charge", "withdrawal", "reversal", "refund"):
+            of_kind = receipts.filtered(lambda r, k=kind: r.kind == k)
+            values[f"{kind}s_count"] = len(of_kind)
+            values[f"{kind}s_amount"] = _total(of_kind)
+        recovered = payments.filtered("recovered")
+        values.update(
+            recovered_count=len(recovered),
+            recovered_amount=_total(recovered),
+            recovered_codes=recovered.mapped("name"),
+        )
+        return values
 
     def _selection_rows(self, payments, field_name, skip_empty=False):
         """The day's payments by a selection field of the receipt, in the selection's

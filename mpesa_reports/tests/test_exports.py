@@ -338,6 +338,21 @@ class TestExports(ReportCommon):
         claim.sudo().write(
             {"state": "review", "review_reason": "Customer says they paid"}
         )
+        # Money back to payers: a payment reversed the same day, its money out, and
+        # a refund.
+        self._receipt("SUM0000006", 500, start + timedelta(hours=5))._mark_reversed()
+        for code, amount, kind in (
+            ("SUM0000007", 500, "reversal"),
+            ("SUM0000008", 60, "refund"),
+        ):
+            self._receipt(
+                code,
+                amount,
+                start + timedelta(hours=6),
+                channel="import",
+                kind=kind,
+                state="applied",
+            )
         # M-PESA's balance checked on the last second of the day: after every
         # receipt of the day (the real payment is made now, at any hour of it).
         self.mpesa.sudo().write(
@@ -356,23 +371,27 @@ class TestExports(ReportCommon):
         self.assertEqual(summary.company_id, self.env.company)
         values = summary._summary_values()
         self.assertEqual(
-            (values["received_count"], values["received_amount"]), (5, 1800)
+            (values["received_count"], values["received_amount"]), (6, 2300)
+        )
+        # Received that day, whatever happened since; the reversal is said beside it.
+        self.assertEqual(
+            (values["reversed_count"], values["reversed_amount"]), (1, 500)
         )
         self.assertEqual(
             [(r["label"], r["count"], r["amount"]) for r in values["by_channel"]],
             [
                 ("STK Push", 1, 300),
-                ("Paybill / Till (C2B)", 2, 950),
+                ("Paybill / Till (C2B)", 3, 1450),
                 ("Status Query", 1, 400),
                 ("Statement Import", 1, 150),
             ],
         )
         self.assertEqual(
             [(r["label"], r["count"], r["amount"]) for r in values["reconciliation"]],
-            [("To Reconcile", 3, 650), ("Reconciled", 1, 750), ("Exception", 1, 400)],
+            [("To Reconcile", 4, 1150), ("Reconciled", 1, 750), ("Exception", 1, 400)],
         )
         self.assertEqual(
-            (values["reconciled_amount"], values["unreconciled_amount"]), (750, 1050)
+            (values["reconciled_amount"], values["unreconciled_amount"]), (750, 1550)
         )
         self.assertEqual(
             [
@@ -396,15 +415,21 @@ class TestExports(ReportCommon):
         self.assertEqual(values["recovered_codes"], ["SUM0000004"])
         self.assertEqual((values["charges_count"], values["charges_amount"]), (1, 30))
         self.assertEqual(values["withdrawals_count"], 0)
+        # The money that went back to payers is listed, so that the day's figures add
+        # up to the journal's movement.
+        self.assertEqual(
+            (values["reversals_count"], values["reversals_amount"]), (1, 500)
+        )
+        self.assertEqual((values["refunds_count"], values["refunds_amount"]), (1, 60))
         # Journal at the end of the day: 100 (the day before) + 750 + 200 + 300 - 30 +
-        # 150 + 400; the 900 of the next day is not in yet.
+        # 150 + 400 + 500 - 500 - 60; the 900 of the next day is not in yet.
         [balance] = values["balances"]
         self.assertEqual(balance["shortcode"], SHORTCODE)
         self.assertEqual(balance["mpesa_balance"], 5000)
-        self.assertEqual(balance["journal_balance"], 1870)
-        self.assertEqual(balance["journal_balance_at_check"], 1870)
-        self.assertEqual(balance["difference"], 3130)
-        self.assertEqual(values["balance_difference"], 3130)
+        self.assertEqual(balance["journal_balance"], 1810)
+        self.assertEqual(balance["journal_balance_at_check"], 1810)
+        self.assertEqual(balance["difference"], 3190)
+        self.assertEqual(values["balance_difference"], 3190)
         # The day before and the day after each have their edge receipt.
         before = summary.copy({"date": day - timedelta(days=1)})._summary_values()
         self.assertEqual(
@@ -451,15 +476,17 @@ class TestExports(ReportCommon):
         self.assertIn("M-PESA Daily Reconciliation Summary", text)
         self.assertIn(format_date(self.env, day), text)
         for figure in (
-            "1,800.00",
-            "1,050.00",
+            "2,300.00",
+            "1,550.00",
             "750.00",
-            "1,870.00",
-            "3,130.00",
+            "1,810.00",
+            "3,190.00",
             "5,000.00",
         ):
             self.assertIn(figure, text)
-        self.assertIn("Total received 5 1,800.00", text)
+        self.assertIn("Total received 6 2,300.00", text)
+        self.assertIn("Reversals (payments sent back by M-PESA) 1 500.00", text)
+        self.assertIn("Refunds paid to customers 1 60.00", text)
         self.assertIn("Customer Claims Payment 1 400.00 1 400.00", text)
         self.assertIn("SUM0000004", text)
         self.assertIn(SHORTCODE, text)
