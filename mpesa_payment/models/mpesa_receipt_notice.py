@@ -59,9 +59,37 @@ class MpesaReceipt(models.Model):
             return invoices
         return receipt.sale_order_id | txs.sale_order_ids
 
+    def _mpesa_is_part_payment(self, documents):
+        """Whether this money paid less than the documents' total (in the receipt's
+        currency, at the day it was paid)."""
+        self.ensure_one()
+        total = sum(
+            document.currency_id._convert(
+                document.amount_total,
+                self.currency_id,
+                document.company_id,
+                self.paid_at or fields.Date.today(),
+            )
+            for document in documents
+        )
+        return self.currency_id.compare_amounts(self.amount, total) < 0
+
     def _mpesa_paid_lines(self):
-        """(description, quantity, amount) of the lines of the paid documents."""
+        """(description, quantity, amount) of the lines of the paid documents. A part
+        payment paid none of those lines in full, and listing them would read as if
+        it had: it has one line saying what it went towards, in the receipt's
+        currency."""
         documents = self._mpesa_paid_documents()
+        if documents and self._mpesa_is_part_payment(documents):
+            towards = self.env._(
+                "Part payment towards %(documents)s (total %(total)s)",
+                documents=", ".join(documents.mapped("name")),
+                total=", ".join(
+                    f"{doc.currency_id.name} {doc.amount_total:,.2f}"
+                    for doc in documents
+                ),
+            )
+            return [(towards, 1.0, self.amount)]
         if documents._name == "account.move":
             lines = documents.invoice_line_ids.filtered(
                 lambda line: line.display_type == "product"

@@ -195,6 +195,24 @@ class TestPortal(ReportsCommon):
         ):
             self.assertIn(expected, text)
 
+    def test_receipt_pdf_of_a_part_payment(self):
+        """KES 600 paid towards a KES 1,000 invoice: the receipt says so, and does not
+        list the invoice's lines as if they were paid."""
+        receipt, invoice = self._customer_receipt(
+            self.partner,
+            600,
+            "QPDFPART01",
+            lines=[(self.lamp, 600.0), (self.install, 400.0)],
+        )
+        self.assertEqual((invoice.amount_total, receipt.applied_amount), (1000, 600))
+        text = pdf_text(self._render_receipt_pdf(receipt))
+        self.assertIn(
+            f"Part payment towards {invoice.name} (total KES 1,000.00) 1.00 600.00",
+            text,
+        )
+        self.assertNotIn("Installation Service", text)
+        self.assertNotIn("Solar Lamp", text)
+
     # === ISSUING === #
 
     def test_issued_by_email_when_applied_once_unless_forced(self):
