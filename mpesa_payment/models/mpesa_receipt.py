@@ -870,7 +870,7 @@ class MpesaReceipt(models.Model):
         Tx = self.env["payment.transaction"].sudo()
         code_free = not Tx.search_count([("mpesa_receipt_code", "=", self.name)])
         values = {
-            **self._mpesa_target_values(target, amount),
+            **self._mpesa_target_values(target),
             "amount": amount,
             "mpesa_receipt_code": self.name if code_free else False,
         }
@@ -930,12 +930,10 @@ class MpesaReceipt(models.Model):
             float_compare(due, 0, precision_rounding=self.currency_id.rounding) <= 0
         )
 
-    def _mpesa_target_values(self, target, amount=None):
-        """The transaction values that pay ``target`` with ``amount`` (default: all
-        the receipt has left); links it on the receipt. An order already invoiced:
-        the payment pays its open invoices too, oldest first, so that they do not
-        stay due beside the money (Odoo's sale reconciles a payment with invoices
-        only through the transaction's invoices)."""
+    def _mpesa_target_values(self, target):
+        """The transaction values that pay ``target`` with this receipt's money;
+        links it on the receipt. An order already invoiced: the transaction pays its
+        open invoices too (payment.transaction.create)."""
         if target._name == "res.partner":
             return {"partner_id": target.id}
         values = {"partner_id": target.partner_id.id}
@@ -948,10 +946,6 @@ class MpesaReceipt(models.Model):
             self.sudo().invoice_id = target
         elif target._name == "sale.order":
             values["sale_order_ids"] = [Command.set(target.ids)]
-            paid = self._mpesa_left() if amount is None else amount
-            invoices = target.sudo()._mpesa_invoices_to_pay(paid)
-            if invoices:
-                values["invoice_ids"] = [Command.set(invoices.ids)]
             self.sudo().sale_order_id = target
         return values
 

@@ -118,6 +118,22 @@ class PaymentTransaction(models.Model):
         }
     )
 
+    @api.model_create_multi
+    def create(self, vals_list):
+        """Override of `payment` so that an M-PESA payment of an order already
+        invoiced pays the order's open invoices, oldest first, whichever way it was
+        asked for (staff request, payment link, paybill quoting the order): `sale`
+        reconciles a payment only with its transaction's invoices, and the invoices
+        would stay due beside the money."""
+        txs = super().create(vals_list)
+        for tx in txs:
+            order = tx.sale_order_ids
+            if tx.provider_code == "mpesa" and len(order) == 1 and not tx.invoice_ids:
+                invoices = order.sudo()._mpesa_invoices_to_pay(tx.amount)
+                if invoices:
+                    tx.invoice_ids = invoices
+        return txs
+
     def write(self, vals):
         """Override of `payment` to refuse, except as superuser, writes to the fields
         M-PESA alone sets (the money path writes them with sudo)."""

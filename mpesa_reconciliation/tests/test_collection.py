@@ -97,6 +97,39 @@ class TestStaffCollection(ReconciliationCommon):
             " ".join(invoice.message_ids.mapped("body")),
         )
 
+    def test_request_from_an_invoiced_order_pays_its_invoice(self):
+        """Requested from an order already invoiced (review finding): the money
+        pays the invoice, not credit beside it while the invoice stays due."""
+        with self._db_lock():
+            order = self.env["sale.order"].create(
+                {
+                    "partner_id": self.partner.id,
+                    "user_id": self.salesperson.id,
+                    "order_line": [
+                        Command.create(
+                            {
+                                "product_id": self.product_a.id,
+                                "price_unit": 1200,
+                                "tax_id": False,
+                            }
+                        )
+                    ],
+                }
+            )
+            order.action_confirm()
+            invoice = order._create_invoices()
+            invoice.action_post()
+            self.env.flush_all()
+        receivable = self._receivable_balance(invoice.partner_id)
+        collection = self._dialog(order, phone="0708374149")
+        self.assertEqual(collection.amount, 1200)
+        before = self._send(collection)
+        self.assertEqual(self._follow(collection, before), "done")
+        self.assertEqual(collection.transaction_id.invoice_ids, invoice)
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        receipt = collection.transaction_id.mpesa_source_receipt_id
+        self.assertBooksOfPayment(receipt, invoice.partner_id, receivable, 1200)
+
     def test_declined_prompt_then_sent_again(self):
         invoice = self._invoice(700)
         receivable = self._receivable_balance(invoice.partner_id)
