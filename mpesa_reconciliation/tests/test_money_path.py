@@ -10,6 +10,8 @@ import psycopg2
 
 from odoo import Command
 from odoo.exceptions import UserError
+from odoo.modules.migration import load_script
+from odoo.modules.module import get_module_path
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
@@ -465,6 +467,29 @@ class TestMoneyPath(ReconciliationCommon):
             tx._mpesa_apply_failure(1019, "Transaction has expired")
             self.env.flush_all()
         self.assertEqual(len(self._live_payments(receipt)), 1)
+        self.assertEqual(self.mpesa._mpesa_check_books(), [])
+
+    def test_upgrade_releases_paybill_money_left_waiting_on_a_failed_prompt(self):
+        """Before 18.0.1.4.0 the prompt's failure did not release the paybill money
+        waiting on it: the receipt stayed 'received', the invoice due. The upgrade
+        applies it as the money path now does."""
+        with self._db_lock():
+            self.mpesa.mpesa_security_credential = False
+            self.env.flush_all()
+        invoice, before, tx = self._open_prompt_for("INV/2026/00068", 1700)
+        receipt = self._c2b(tx.mpesa_account_reference, 1700)
+        with self._db_lock():  # the old version: the prompt failed, nothing else
+            tx.sudo()._set_canceled("Request cancelled by user.")
+            self.env.flush_all()
+        self.assertEqual((receipt.transaction_id, receipt.state), (tx, "received"))
+        path = get_module_path("mpesa_payment")
+        upgrade = load_script(
+            f"{path}/migrations/18.0.1.4.0/end-migration.py", "end-migration"
+        )
+        with self._db_lock():
+            upgrade.migrate(self.env.cr, "18.0.1.3.0")
+            self.env.flush_all()
+        self._assert_paid_by_paybill(invoice, receipt, before)
         self.assertEqual(self.mpesa._mpesa_check_books(), [])
 
     def test_confirmed_paybill_after_the_prompt_timed_out_is_not_sent_to_review(self):
