@@ -3,8 +3,8 @@ payment's money back, so it left the paybill. The money out is a ledger record o
 own (kind 'reversal', named by the reversal's TransactionID, as M-PESA's statement
 lists it), with one negative statement line in the same journal: the journal stays
 equal to M-PESA's balance. With a known customer the two lines meet on the
-customer's receivable, so nothing is left in suspense; without one, both wait in the
-reconciliation screen for the accountant to clear them against each other."""
+customer's receivable; without one, on the company's liquidity transfer account:
+nothing is left in suspense."""
 
 import logging
 
@@ -56,26 +56,27 @@ class MpesaReceipt(models.Model):
         return money_out
 
     def _mpesa_settle_reversal(self, money_out):
-        """The money in and the money out meet on the customer's receivable (in the
-        receipt's company: a result runs as the main company)."""
+        """The money in and the money out meet on the customer's receivable, or,
+        without a customer, on the company's liquidity transfer account, as an
+        accountant clears a pair that nets to nothing (in the receipt's company: a
+        result runs as the main company)."""
         incoming = self.statement_line_id.with_company(self.company_id)
         outgoing = money_out.statement_line_id.with_company(self.company_id)
         partner = self.partner_id.commercial_partner_id.with_company(self.company_id)
-        if not (partner and outgoing) or incoming.is_reconciled:
-            return False
-        incoming.partner_id = partner
-        incoming.clean_reconcile()
-        if not incoming.reconcile_data_info.get("can_reconcile"):
-            return False
-        incoming.with_context(mpesa_money_path=True).reconcile_bank_line()
-        receivable = incoming.move_id.line_ids.filtered(
-            lambda aml: (
-                aml.account_id == partner.property_account_receivable_id
-                and not aml.reconciled
-            )
+        account = (
+            partner.property_account_receivable_id
+            if partner
+            else self.company_id.transfer_account_id
         )
-        outgoing.partner_id = partner
-        return bool(receivable) and outgoing._mpesa_reconcile_with(receivable)
+        if not (outgoing and account.reconcile) or incoming.is_reconciled:
+            return False
+        incoming.partner_id = outgoing.partner_id = partner
+        if not incoming._mpesa_reconcile_to(account):
+            return False
+        counterpart = incoming.move_id.line_ids.filtered(
+            lambda aml: aml.account_id == account and not aml.reconciled
+        )
+        return bool(counterpart) and outgoing._mpesa_reconcile_with(counterpart)
 
 
 class MpesaApiRequest(models.Model):

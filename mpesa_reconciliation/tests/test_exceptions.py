@@ -346,7 +346,10 @@ class TestExceptions(ReconciliationCommon):
         self._wait_callbacks(before + 1, kind="result")
         self.assertEqual(exception.resolution, "reversed")
         self.assertEqual(receipt.state, "reversed")
-        self._assert_reversal_booked(receipt, 250)
+        lines = self._assert_reversal_booked(receipt, 250)
+        self.assertTrue(
+            all(lines.mapped("is_reconciled")), "no customer: cleared as a pair"
+        )
 
     def _assert_reversal_booked(self, receipt, amount):
         """The money that went back left the journal: M-PESA's balance and the
