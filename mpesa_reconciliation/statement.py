@@ -81,6 +81,7 @@ AMOUNT_RE = re.compile(r"[+-]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?")
 # A phone, possibly masked ("2547****126", "2547 ***** 126"); shortcodes are shorter.
 PHONE_RE = re.compile(r"\+?[\d*][\d* ]{7,}[\d*]")
 CHARGE_RE = re.compile(r"\bcharge\b", re.IGNORECASE)
+REVERSAL_RE = re.compile(r"\breversal\b", re.IGNORECASE)
 
 
 class StatementError(ValueError):
@@ -125,6 +126,17 @@ class StatementRow:
     def amount(self):
         """Signed: money in is positive, money out negative."""
         return self.paid_in - self.withdrawn
+
+    @property
+    def is_reversal(self):
+        """Money M-PESA sent back for the payment the row links to (Details or
+        Reason Type say "Reversal")."""
+        return bool(
+            self.withdrawn
+            and self.linked_receipt
+            and not self.is_charge
+            and REVERSAL_RE.search(f"{self.details} {self.reason_type}")
+        )
 
 
 @dataclass(frozen=True)

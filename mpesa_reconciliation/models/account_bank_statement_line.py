@@ -70,6 +70,27 @@ class AccountBankStatementLine(models.Model):
         self.with_context(mpesa_money_path=True).reconcile_bank_line()
         return True
 
+    def _mpesa_reconcile_to(self, account):
+        """Reconcile this line's whole amount to ``account``, as the accountant does
+        in OCA's screen by giving the open (suspense) line that account. Built from
+        the line alone: OCA's matching rules could propose the invoice a reversed
+        payment reopened."""
+        self.ensure_one()
+        info = self._default_reconcile_data(from_unreconcile=True)
+        data = [
+            dict(line, kind="other", account_id=[account.id, account.display_name])
+            if line["kind"] == "suspense"
+            else line
+            for line in info["data"]
+        ]
+        self.reconcile_data_info = self._recompute_suspense_line(
+            data, info["reconcile_auxiliary_id"], self.manual_reference
+        )
+        if not self.reconcile_data_info.get("can_reconcile"):
+            return False
+        self.with_context(mpesa_money_path=True).reconcile_bank_line()
+        return True
+
     # === SUGGESTIONS === #
 
     @api.model

@@ -3,8 +3,13 @@ payment's money back, so it left the paybill. The money out is a ledger record o
 own (kind 'reversal', named by the reversal's TransactionID, as M-PESA's statement
 lists it), with one negative statement line in the same journal: the journal stays
 equal to M-PESA's balance. With a known customer the two lines meet on the
-customer's receivable, so nothing is left in suspense; without one, both wait in the
-reconciliation screen for the accountant to clear them against each other."""
+customer's receivable; without one, on the company's liquidity transfer account:
+nothing is left in suspense.
+
+M-PESA may confirm a reversal without naming it: a reversal request answered "already
+reversed" (R000001), a status query answering "Reversed". The money out then waits,
+in the exception queue and in the books check, for M-PESA's statement row of the
+reversal, which books it the same way."""
 
 import logging
 
@@ -12,6 +17,17 @@ from odoo import fields, models
 from odoo.exceptions import UserError
 
 _logger = logging.getLogger(__name__)
+
+# What the books check says of a reversed payment whose money out is missing, or
+# booked but not cleared against the money in.
+MONEY_OUT_UNBOOKED = (
+    "reversed on M-PESA, but its money out is not booked (import the statement that "
+    "lists the reversal)"
+)
+PAIR_IN_SUSPENSE = (
+    "reversed: its money in and out wait in suspense (reconcile them against each "
+    "other)"
+)
 
 
 class MpesaReceipt(models.Model):
@@ -51,31 +67,77 @@ class MpesaReceipt(models.Model):
             with self.env.cr.savepoint():
                 self.with_company(self.company_id)._mpesa_settle_reversal(money_out)
         except UserError:
-            # The money out is booked either way; the accountant clears the pair.
+            # The money out is booked either way; the books check shows the pair.
             _logger.warning("M-PESA reversal %s left in suspense", reversal_code)
+        self.sudo().exception_ids.filtered(
+            lambda e: e.state == "open" and e.kind == "reversal_unbooked"
+        )._resolve(
+            "reversed",
+            self.env._(
+                "Money out booked: KES %(amount)s, reversal %(code)s.",
+                amount=format(money_out.amount, ",.2f"),
+                code=reversal_code,
+            ),
+        )
         return money_out
 
     def _mpesa_settle_reversal(self, money_out):
-        """The money in and the money out meet on the customer's receivable (in the
-        receipt's company: a result runs as the main company)."""
+        """The money in and the money out meet on the customer's receivable, or,
+        without a customer, on the company's liquidity transfer account, as an
+        accountant clears a pair that nets to nothing (in the receipt's company: a
+        result runs as the main company)."""
         incoming = self.statement_line_id.with_company(self.company_id)
         outgoing = money_out.statement_line_id.with_company(self.company_id)
         partner = self.partner_id.commercial_partner_id.with_company(self.company_id)
-        if not (partner and outgoing) or incoming.is_reconciled:
-            return False
-        incoming.partner_id = partner
-        incoming.clean_reconcile()
-        if not incoming.reconcile_data_info.get("can_reconcile"):
-            return False
-        incoming.with_context(mpesa_money_path=True).reconcile_bank_line()
-        receivable = incoming.move_id.line_ids.filtered(
-            lambda aml: (
-                aml.account_id == partner.property_account_receivable_id
-                and not aml.reconciled
-            )
+        account = (
+            partner.property_account_receivable_id
+            if partner
+            else self.company_id.transfer_account_id
         )
-        outgoing.partner_id = partner
-        return bool(receivable) and outgoing._mpesa_reconcile_with(receivable)
+        if not (outgoing and account.reconcile) or incoming.is_reconciled:
+            return False
+        incoming.partner_id = outgoing.partner_id = partner
+        if not incoming._mpesa_reconcile_to(account):
+            return False
+        counterpart = incoming.move_id.line_ids.filtered(
+            lambda aml: aml.account_id == account and not aml.reconciled
+        )
+        return bool(counterpart) and outgoing._mpesa_reconcile_with(counterpart)
+
+    def _mpesa_reversal_out(self):
+        """The money out booked for this payment's reversal."""
+        self.ensure_one()
+        return self.search(
+            [
+                ("kind", "=", "reversal"),
+                ("linked_receipt", "=", self.name),
+                ("company_id", "=", self.company_id.id),
+                ("shortcode", "=", self.shortcode),
+            ]
+        )
+
+    def _mpesa_await_reversal_out(self):
+        """M-PESA says this payment was reversed but did not name the reversal: its
+        money is still in the journal, so the accountant is told what brings the
+        money out (its statement row), once."""
+        for receipt in self.filtered(
+            lambda r: (
+                r.kind == "payment" and r.state == "reversed" and r.statement_line_id
+            )
+        ):
+            if receipt._mpesa_reversal_out():
+                continue
+            self.env["mpesa.exception"].sudo()._open_for_receipt(
+                receipt,
+                kind="reversal_unbooked",
+                reason=self.env._(
+                    "M-PESA confirms this payment was reversed, but did not say under "
+                    "which receipt: the KES %s that left M-PESA is not booked yet. "
+                    "Import the M-PESA statement that lists the reversal: its row "
+                    "books the money out and closes this exception.",
+                    format(receipt.amount, ",.2f"),
+                ),
+            )
 
 
 class MpesaApiRequest(models.Model):
@@ -83,18 +145,64 @@ class MpesaApiRequest(models.Model):
 
     def _apply_reversal(self, result):
         """A reversal from the exception queue that M-PESA made: its money out is
-        booked (a refund's reversal is booked by the refund)."""
+        booked (a refund's reversal is booked by the refund); one M-PESA had made
+        already (R000001) waits for its statement row."""
         res = super()._apply_reversal(result)
         receipt = self.receipt_id
-        if (
-            result.is_success
-            and not self._refund_transaction()
-            and receipt.state == "reversed"
-        ):
+        if self._refund_transaction() or receipt.state != "reversed":
+            return res
+        if result.is_success:
             params = result.parameters
             receipt._mpesa_book_reversal(
                 str(result.transaction_id or ""),
                 float(params.get("Amount") or 0.0),
                 self._result_time(params.get("TransCompletedTime")),
             )
+        elif result.result_code == "R000001":
+            receipt._mpesa_await_reversal_out()
         return res
+
+    def _apply_status(self, result):
+        """A payment M-PESA reports as reversed: its money out waits for the
+        reversal's statement row (the status names the payment, not the reversal)."""
+        res = super()._apply_status(result)
+        if result.is_success and (
+            result.parameters.get("TransactionStatus") == "Reversed"
+        ):
+            self.receipt_id._mpesa_await_reversal_out()
+        return res
+
+
+class MpesaException(models.Model):
+    _inherit = "mpesa.exception"  # pylint: disable=consider-merging-classes-inherited
+
+    kind = fields.Selection(
+        selection_add=[("reversal_unbooked", "Reversed, Money Out Not Booked")],
+        ondelete={"reversal_unbooked": "cascade"},
+    )
+
+
+class PaymentProvider(models.Model):
+    _inherit = "payment.provider"  # pylint: disable=consider-merging-classes-inherited
+
+    def _mpesa_books_applied(self):
+        """A reversed payment's money left M-PESA: its money out is booked and meets
+        the money in, or the journal no longer equals M-PESA's balance."""
+        found = super()._mpesa_books_applied()
+        rows = self._mpesa_books_query(
+            """SELECT r.name, o.id IS NULL,
+                      NOT (l.is_reconciled AND coalesce(ol.is_reconciled, FALSE))
+                 FROM mpesa_receipt r
+                 JOIN account_bank_statement_line l ON l.mpesa_receipt_id = r.id
+            LEFT JOIN mpesa_receipt o ON o.kind = 'reversal'
+                      AND o.linked_receipt = r.name AND o.company_id = r.company_id
+                      AND o.shortcode = r.shortcode
+            LEFT JOIN account_bank_statement_line ol ON ol.mpesa_receipt_id = o.id
+                WHERE r.provider_id = %(provider)s AND r.kind = 'payment'
+                  AND r.state = 'reversed'"""
+        )
+        return found + [
+            (code, MONEY_OUT_UNBOOKED if unbooked else PAIR_IN_SUSPENSE)
+            for code, unbooked, in_suspense in rows
+            if unbooked or in_suspense
+        ]

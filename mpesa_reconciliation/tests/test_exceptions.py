@@ -7,10 +7,16 @@ from odoo.modules.migration import load_script
 from odoo.modules.module import get_module_path
 from odoo.tests import tagged
 
-from odoo.addons.mpesa_payment.tests.common import PHONE
+from odoo.addons.mpesa_payment.kenya_time import to_kenya
+from odoo.addons.mpesa_payment.tests.common import PHONE, SHORTCODE
 
 from .common import ReconciliationCommon
 from .test_statement_import import statement
+
+MONEY_OUT_AWAITED = (
+    "reversed on M-PESA, but its money out is not booked (import the statement "
+    "that lists the reversal)"
+)
 
 
 @tagged("post_install", "-at_install")
@@ -346,7 +352,10 @@ class TestExceptions(ReconciliationCommon):
         self._wait_callbacks(before + 1, kind="result")
         self.assertEqual(exception.resolution, "reversed")
         self.assertEqual(receipt.state, "reversed")
-        self._assert_reversal_booked(receipt, 250)
+        lines = self._assert_reversal_booked(receipt, 250)
+        self.assertTrue(
+            all(lines.mapped("is_reconciled")), "no customer: cleared as a pair"
+        )
 
     def _assert_reversal_booked(self, receipt, amount):
         """The money that went back left the journal: M-PESA's balance and the
@@ -376,6 +385,78 @@ class TestExceptions(ReconciliationCommon):
         lines = self._assert_reversal_booked(receipt, 300)
         self.assertTrue(all(lines.mapped("is_reconciled")), "nothing in suspense")
         self.assertEqual(self._receivable_balance(self.partner), receivable)
+
+    # === reversals M-PESA reports as done, without the reversal's code === #
+
+    def _result_of(self, action):
+        """Run ``action`` (a request to M-PESA) and wait for M-PESA's result."""
+        before = len([d for d in self.emulator.deliveries if d.kind == "result"])
+        with self._db_lock():
+            action()
+            self.env.flush_all()
+        self._wait_callbacks(before + 1, kind="result")
+
+    def _assert_money_out_awaited(self, receipt):
+        """Reversed, but no money out in the journal: the books check says so and
+        the queue tells the accountant what brings it."""
+        self.assertEqual(receipt.state, "reversed")
+        self.assertIn(
+            (SHORTCODE, receipt.name, MONEY_OUT_AWAITED),
+            self.mpesa._mpesa_check_books(),
+        )
+        exception = self._exception(receipt)
+        self.assertEqual(exception.kind, "reversal_unbooked")
+        self.assertIn("statement", exception.reason)
+        return exception
+
+    def _import_reversal_row(self, reversal, receipt):
+        """M-PESA's statement lists the reversal: money out, linked to the payment."""
+        when = to_kenya(fields.Datetime.now()).strftime("%d-%m-%Y %H:%M:%S")
+        row = (
+            f"{reversal},{when},{when},Reversal,Completed,,-{receipt.amount:.2f},,,"
+            f"Reversal,2547****149 - JOHN,{receipt.name},\n"
+        )
+        with self._db_lock():
+            self.env["mpesa.statement.import"].create(
+                {
+                    "provider_id": self.mpesa.id,
+                    "source": "file",
+                    "data_file": base64.b64encode(statement([row])),
+                    "filename": "statement.csv",
+                }
+            ).action_import()
+            self.env.flush_all()
+
+    def test_reversal_m_pesa_had_done_is_booked_from_the_statement(self):
+        """Reversed on the organisation's portal: our request gets R000001. The
+        invoice reopens, the money out waits for the statement's row, which books
+        it and meets the money in on the customer's receivable."""
+        invoice = self._invoice(300)
+        receivable = self._receivable_balance(self.partner)
+        receipt = self._c2b(invoice.name, 300)
+        self._post_process(receipt)
+        reversal = self.emulator.reverse_payment(receipt.name)
+        self._result_of(receipt.action_request_reversal)
+        self.assertEqual(receipt.statement_line_id.amount, 300)
+        self.assertEqual(invoice.payment_state, "not_paid")
+        exception = self._assert_money_out_awaited(receipt)
+        self._import_reversal_row(reversal, receipt)
+        lines = self._assert_reversal_booked(receipt, 300)
+        self.assertTrue(all(lines.mapped("is_reconciled")), "nothing in suspense")
+        self.assertEqual(self._receivable_balance(self.partner), receivable)
+        self.assertEqual(exception.resolution, "reversed")
+
+    def test_reversal_a_status_query_finds_is_booked_from_the_statement(self):
+        """A status query says "Reversed" for a payment of nobody we know: booked
+        from the statement all the same, the pair cleared against each other."""
+        receipt = self._c2b("NOSUCHREF", 250)
+        reversal = self.emulator.reverse_payment(receipt.name)
+        self._result_of(receipt.action_query_status)
+        exception = self._assert_money_out_awaited(receipt)
+        self._import_reversal_row(reversal, receipt)
+        lines = self._assert_reversal_booked(receipt, 250)
+        self.assertTrue(all(lines.mapped("is_reconciled")), "nothing in suspense")
+        self.assertEqual(exception.resolution, "reversed")
 
     def test_closing_without_moving_money_needs_the_money_applied(self):
         """Duplicate or dismissed, with the money still unapplied, would leave it

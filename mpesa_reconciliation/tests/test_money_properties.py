@@ -105,7 +105,9 @@ class TestMoneyProperties(MpesaCommon):
                 resolved.action_reopen()
             resolved.action_undo_and_reopen()
         elif action == "reverse" and receipt.state != "reversed":
-            receipt._mark_reversed()  # what M-PESA's reversal result applies
+            # what M-PESA's reversal result applies: its money out is booked too
+            receipt._mark_reversed()
+            receipt._mpesa_book_reversal(f"RV{receipt.name[2:]}", 0.0, receipt.paid_at)
 
     def _assert_invariants(self, history):
         receipts = self.env["mpesa.receipt"].search(
@@ -132,7 +134,7 @@ class TestMoneyProperties(MpesaCommon):
         fed = receipts.filtered("statement_line_id")
         self.assertAlmostEqual(
             self.mpesa.journal_id._mpesa_journal_balance(),
-            sum(fed.mapped("amount")),
+            sum(r.amount if r.kind == "payment" else -r.amount for r in fed),
             2,
             history,
         )

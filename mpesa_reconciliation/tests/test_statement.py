@@ -95,6 +95,23 @@ class TestStatementCsv(BaseCase):
         self.assertEqual(statement.end, _utc(2023, 11, 21, 9, 20, 1))
         self.assertEqual(statement.skipped, 0)
 
+    def test_reversal_row(self):
+        """Money sent back for the payment it links to is a reversal; the charge
+        on that reversal is a charge."""
+        statement = parse_statement(
+            _csv(
+                PAYMENT,
+                "RKL51ZDR4H,21-11-2023 13:00:00,,Reversal,Completed,,-1000.00,,,"
+                "Reversal,2547****126 - NICHOLAS,RKL51ZDR4F,",
+                "RKL51ZDR4J,21-11-2023 13:00:01,,Reversal Charge,Completed,,-5.00,,,"
+                "Business Charge,,RKL51ZDR4H,",
+            )
+        )
+        self.assertEqual(
+            [(row.receipt, row.is_reversal) for row in statement.rows],
+            [("RKL51ZDR4F", False), ("RKL51ZDR4H", True), ("RKL51ZDR4J", False)],
+        )
+
     def test_preamble_skipped_and_rows_oldest_first(self):
         # Six preamble rows (one blank), newest first; the charge shares its
         # payment's second and must still come after it.

@@ -98,6 +98,10 @@ class MpesaStatementImport(models.TransientModel):
             if seen:
                 receipt.write(seen)
         self._confirm_paybill(existing, rows)
+        reversals = self._book_reversals(new_rows)
+        new_rows = [
+            row for row in new_rows if row.receipt not in reversals.mapped("name")
+        ]
         vals_list = [self._receipt_vals(row, provider, shortcode) for row in new_rows]
         if vals_list:
             created = Receipt.create(vals_list)
@@ -105,10 +109,33 @@ class MpesaStatementImport(models.TransientModel):
         for receipt in payments:
             receipt._mpesa_apply_recovered()
         return {
-            "created": len(created),
+            "created": len(created | reversals),
             "recovered": len(payments),
             "known": len(existing),
         }
+
+    def _book_reversals(self, rows):
+        """The rows of reversals M-PESA confirmed without naming them (R000001, a
+        status query): the money out of that payment, booked as its reversal (met
+        with its money in), not as a withdrawal. Returns the money out booked."""
+        provider = self.provider_id.sudo()
+        Receipt = self.env["mpesa.receipt"].sudo()
+        booked = Receipt
+        for row in filter(lambda row: row.is_reversal, rows):
+            reversed_ = Receipt.search(
+                [
+                    ("company_id", "=", provider.company_id.id),
+                    ("shortcode", "=", provider.mpesa_shortcode),
+                    ("name", "=", row.linked_receipt),
+                    ("kind", "=", "payment"),
+                    ("state", "=", "reversed"),
+                ]
+            )
+            if reversed_ and not reversed_._mpesa_reversal_out():
+                booked |= reversed_._mpesa_book_reversal(
+                    row.receipt, float(row.withdrawn), row.completed_at
+                )
+        return booked
 
     def _check_own_shortcode(self, codes):
         """M-PESA receipt codes are unique across shortcodes: rows that another

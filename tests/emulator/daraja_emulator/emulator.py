@@ -293,6 +293,16 @@ class DarajaEmulator:
         )
         return receipt
 
+    def reverse_payment(self, receipt, shortcode=DEFAULT_SHORTCODE):
+        """Reverse a payment outside Daraja, as the organisation's portal does: a
+        later reversal request gets R000001, a status query says "Reversed", and
+        neither names this reversal's TransactionID, which is returned."""
+        code = self.state.find_shortcode(shortcode, till_ok=True)
+        payment = self.state.payments[receipt]
+        reversal = self.state.new_receipt()
+        self.state.reverse_payment(code, payment, reversal)
+        return reversal
+
     def scenario_for(self, phone):
         """The scenario that applies to a paying phone (set, magic or default)."""
         return self.state.scenario_for(phone)

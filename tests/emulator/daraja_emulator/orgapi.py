@@ -153,10 +153,9 @@ def reversal(emu, code, data, amount):
                 error = WRONG_AMOUNT
             else:
                 error = None
-                payment["status"] = "Reversed"
-                payment["reversal"] = receipt
-                code.balance -= float(payment["amount"])
-                balance = helpers.money(code.balance)
+                balance = helpers.money(
+                    emu.state.reverse_payment(code, payment, receipt)
+                )
         if error:
             return _result(ack, *error, receipt, reference=reference)
         return _result(

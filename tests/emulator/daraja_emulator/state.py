@@ -171,6 +171,15 @@ class State:
             }
             return shortcode.balance
 
+    def reverse_payment(self, shortcode, payment, receipt):
+        """Send a completed payment's money back under the reversal's ``receipt``
+        (its TransactionID); return the shortcode's new balance."""
+        with self.lock:
+            payment["status"] = "Reversed"
+            payment["reversal"] = receipt
+            shortcode.balance -= float(payment["amount"])
+            return shortcode.balance
+
     def settle(self, prompt, code, desc, paid_amount, paid_phone, moment):
         """Give an STK prompt its final result (a late success may settle again)."""
         with self.lock:
