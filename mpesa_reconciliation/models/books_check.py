@@ -7,8 +7,8 @@ _logger = logging.getLogger(__name__)
 # The posted payments of each receipt's money: the transactions the money path
 # recorded, and any other transaction quoting the receipt code (never bypassed).
 RECEIPT_PAYMENTS = """
-    SELECT r.id AS receipt_id, tx.amount, pay.id AS payment_id, pay.move_id,
-           pay.outstanding_account_id
+    SELECT r.id AS receipt_id, tx.id AS tx_id, tx.amount, pay.id AS payment_id,
+           pay.move_id, pay.outstanding_account_id, pay.destination_account_id
       FROM mpesa_receipt r
       JOIN payment_transaction tx ON tx.state = 'done'
            AND (tx.mpesa_source_receipt_id = r.id
@@ -37,7 +37,8 @@ class PaymentProvider(models.Model):
         in the ledger and once in the journal, the journal balance equal to M-PESA's,
         and the double entry of each receipt (payments matched, nothing left in
         Outstanding Receipts, the receivable credited by what was paid, never twice,
-        no money applied beyond its receipt, none left without payment or exception).
+        no money applied beyond its receipt, none left without payment or exception,
+        each payment matched with the invoice it paid).
 
         Returns a list of (shortcode, receipt code or "", problem) tuples."""
         differences = []
@@ -50,6 +51,7 @@ class PaymentProvider(models.Model):
                 provider._mpesa_books_journal,
                 provider._mpesa_books_applied,
                 provider._mpesa_books_payments,
+                provider._mpesa_books_documents,
                 provider._mpesa_books_balance,
             ):
                 found += check()
@@ -198,6 +200,33 @@ class PaymentProvider(models.Model):
         return found + [
             (code, f"the customer was credited {booked:,.2f} for {amount:,.2f} paid")
             for code, amount, booked in rows
+        ]
+
+    def _mpesa_books_documents(self):
+        """The money reached what it paid: a payment made for an invoice is matched
+        with it, not left as the customer's credit beside the invoice still due (a
+        payment unmatched by hand, one that paid the order but not its invoice)."""
+        rows = self._mpesa_books_query(
+            f"""SELECT r.name, string_agg(DISTINCT inv.name, ', ' ORDER BY inv.name),
+                       sum(aml.amount_residual)
+                  FROM mpesa_receipt r
+                  JOIN ({RECEIPT_PAYMENTS}) p ON p.receipt_id = r.id
+                  JOIN account_move_line aml ON aml.move_id = p.move_id
+                       AND aml.account_id = p.destination_account_id
+                       AND NOT aml.reconciled
+                  JOIN account_invoice_transaction_rel rel
+                       ON rel.transaction_id = p.tx_id
+                  JOIN account_move inv ON inv.id = rel.invoice_id
+                       AND inv.state = 'posted' AND inv.amount_residual > 0.005
+              GROUP BY r.id"""
+        )
+        problem = (
+            "paid for {invoices}, which is still due: {credit:,.2f} is the "
+            "customer's credit instead (payment not matched with the invoice)"
+        )
+        return [
+            (code, problem.format(invoices=invoices, credit=-credit))
+            for code, invoices, credit in rows
         ]
 
     def _mpesa_books_balance(self):

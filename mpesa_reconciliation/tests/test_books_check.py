@@ -43,6 +43,32 @@ class TestBooksCheck(ReconciliationCommon):
         self.assertIn((receipt.name, "in the journal 2 times"), problems)
         self.assertIn(other.name, self.mpesa.mpesa_books_differences)
 
+    def test_payment_unmatched_from_its_invoice_is_reported(self):
+        """Review finding: the check looked at each receipt's own entries, not at
+        the invoice it paid. Someone removes the payment from the invoice (the
+        invoice's payment widget): the money is credit beside a due invoice."""
+        invoice = self._invoice(1000)
+        receipt = self._c2b(invoice.name, 1000)
+        self._post_process(receipt)
+        self.assertEqual(self.mpesa._mpesa_check_books(), [])
+        [partial] = invoice.line_ids.matched_credit_ids
+        invoice.js_remove_outstanding_partial(partial.id)
+        self.assertEqual(invoice.payment_state, "not_paid")
+        self.assertEqual(
+            self.mpesa._mpesa_check_books(),
+            [
+                (
+                    SHORTCODE,
+                    receipt.name,
+                    (
+                        f"paid for {invoice.name}, which is still due: 1,000.00 is "
+                        "the customer's credit instead (payment not matched with "
+                        "the invoice)"
+                    ),
+                )
+            ],
+        )
+
     def _check_balance(self):
         """Safaricom's Account Balance API, its answer on our result URL."""
         before = len([d for d in self.emulator.deliveries if d.kind == "result"])
