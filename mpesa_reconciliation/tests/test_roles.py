@@ -265,6 +265,53 @@ class TestRoles(ReconciliationCommon):
         self.assertEqual(receipt.branch_id, self.nairobi)
         self.assertEqual((receipt.amount, receipt.name), (75, receipt.name))
 
+    def test_reconciler_moves_money_only_through_the_actions(self):
+        """Staff review #2: a reconciler (who may write receipts and exceptions, to
+        assign them) wrote over RPC what only the money path and the queue's actions
+        write: the receipt's bank line, kind and review, the exception's resolution
+        and the receipt it is about. Refused; the customer stays theirs to choose."""
+        nairobi, mombasa = self._receipts()
+        exception = mombasa.exception_ids.filtered(lambda e: e.state == "open")
+        receipt_values = {
+            "kind": "charge",
+            "channel": "import",
+            "seen_by_import": True,
+            "statement_line_id": False,
+            "review_reason": "Forged",
+            "review_cause": "duplicate",
+            "review_due": 1.0,
+            "suggested_partner_id": self.partner.id,
+            "expected_amount": 20.0,
+            "exception_ids": [Command.unlink(exception.id)],
+            "recovered": True,
+        }
+        exception_values = {
+            "state": "resolved",
+            "resolution": "dismissed",
+            "resolution_note": "Forged",
+            "resolved_by": self.reconciler.id,
+            "receipt_id": nairobi.id,
+            "kind": "duplicate",
+        }
+        for record, values in (
+            (mombasa, receipt_values),
+            (exception, exception_values),
+        ):
+            for field, value in values.items():
+                with (
+                    self.subTest(model=record._name, field=field),
+                    self.assertRaises(AccessError),
+                    self.env.cr.savepoint(),
+                ):
+                    record.with_user(self.reconciler).write({field: value})
+        self.env.invalidate_all()
+        self.assertEqual((exception.state, exception.receipt_id), ("open", mombasa))
+        self.assertTrue(mombasa.statement_line_id)
+        with self._db_lock():
+            exception.with_user(self.reconciler).write({"partner_id": self.partner.id})
+            self.env.flush_all()
+        self.assertEqual(exception.partner_id, self.partner)
+
     # === staff review: what each role meets in the screens === #
 
     def _open_form(self, record, user):
