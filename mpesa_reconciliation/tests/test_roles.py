@@ -228,7 +228,13 @@ class TestRoles(ReconciliationCommon):
             status = (
                 self.env["mpesa.api.request"]
                 .sudo()
-                .create({"kind": "status", "provider_id": self.mpesa.id})
+                .create(
+                    {
+                        "kind": "status",
+                        "provider_id": self.mpesa.id,
+                        "user_id": self.clerk.id,
+                    }
+                )
             )
             self.env.flush_all()
         Request = self.env["mpesa.api.request"]
@@ -237,6 +243,43 @@ class TestRoles(ReconciliationCommon):
             balance.with_user(self.clerk).read(["amount"])
         for user in (self.reconciler, self.manager):
             self.assertEqual(Request.with_user(user).search([]), balance | status)
+
+    def test_user_sees_the_requests_of_their_payments_only(self):
+        """Staff review #11: a plain M-PESA user read every request to M-PESA of the
+        company (receipt codes, amounts, refunds); like the receipts, they see their
+        own requests and those about the payments of their branches."""
+        nairobi, mombasa = self._receipts()
+        Request = self.env["mpesa.api.request"].sudo()
+        with self._db_lock():
+            ours, theirs, asked = Request.create(
+                [
+                    {
+                        "kind": "status",
+                        "provider_id": self.mpesa.id,
+                        "receipt_id": nairobi.id,
+                        "user_id": self.manager.id,
+                    },
+                    {
+                        "kind": "b2c",
+                        "provider_id": self.mpesa.id,
+                        "receipt_id": mombasa.id,
+                        "amount": 20,
+                        "user_id": self.manager.id,
+                    },
+                    {
+                        "kind": "status",
+                        "provider_id": self.mpesa.id,
+                        "receipt_code": "QZZ9ZZ9ZZ8",
+                        "user_id": self.clerk.id,
+                    },
+                ]
+            )
+            self.env.flush_all()
+        visible = Request.with_user(self.clerk).search([])
+        self.assertEqual(visible & (ours | theirs | asked), ours | asked)
+        with self.assertRaises(AccessError):
+            theirs.with_user(self.clerk).read(["amount", "receipt_code"])
+        self.assertIn(theirs, Request.with_user(self.reconciler).search([]))
 
     # === issue 11, finding 4 === #
 
