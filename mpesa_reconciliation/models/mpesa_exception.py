@@ -31,12 +31,17 @@ RESOLUTION_FIELDS = {
 }
 # Written only by the code that opens an exception and by its actions (as superuser,
 # once the caller's right to write it was checked): readonly in the form is not
-# enough against RPC writes. A person chooses the customer (partner_id).
+# enough against RPC writes. A person chooses the customer (partner_id). The stored
+# name, salesperson and branch follow the receipt (written, they would show the
+# exception to another branch's users: their record rule reads them).
 ACTION_FIELDS = RESOLUTION_FIELDS | {
     "kind",
     "receipt_id",
     "company_id",
     "refund_transaction_id",
+    "name",
+    "user_id",
+    "branch_id",
 }
 
 

@@ -335,6 +335,7 @@ class TestRoles(ReconciliationCommon):
             "resolved_by": self.reconciler.id,
             "receipt_id": nairobi.id,
             "kind": "duplicate",
+            "branch_id": self.nairobi.id,
         }
         for record, values in (
             (mombasa, receipt_values),
