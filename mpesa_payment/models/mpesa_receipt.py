@@ -165,7 +165,10 @@ class MpesaReceipt(models.Model):
     )
 
     # Written by the money path only (as superuser, once the caller's own access was
-    # checked): readonly in the views is not enough against RPC writes.
+    # checked): readonly in the views is not enough against RPC writes. What M-PESA
+    # said, what the money pays, why it waits for a person, whom it was sent to: every
+    # field but the assignment (salesperson, team, branch: mpesa_reconciliation),
+    # which adds its own to this list.
     _money_fields = frozenset(
         {
             "name",
@@ -175,17 +178,35 @@ class MpesaReceipt(models.Model):
             "currency_id",
             "amount",
             "phone",
+            "phone_kind",
             "customer_name",
             "reference",
             "paid_at",
             "partner_id",
+            "suggested_partner_id",
             "transaction_id",
+            "application_ids",
+            "callback_ids",
+            "channel",
+            "seen_by_stk",
+            "seen_by_c2b",
+            "seen_by_query",
+            "seen_by_import",
             "state",
+            "review_reason",
+            "review_cause",
+            "review_document",
+            "review_due",
             "invoice_id",
             "sale_order_id",
             "subscription_id",
             "verification",
+            "unconfirmed_flagged",
             "applied_amount",
+            "receipt_issued_on",
+            "receipt_issued_by",
+            "receipt_sent_to",
+            "receipt_issue_error",
         }
     )
 
@@ -621,7 +642,7 @@ class MpesaReceipt(models.Model):
             ],
             limit=500,
         )
-        stale.write({"unconfirmed_flagged": True})
+        stale.sudo().write({"unconfirmed_flagged": True})
         for receipt in stale:
             receipt._mpesa_flag_unconfirmed(
                 self.env._(

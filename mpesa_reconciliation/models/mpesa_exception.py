@@ -1,5 +1,5 @@
 from odoo import api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 
 KINDS = [
     ("underpaid", "Underpaid"),
@@ -29,6 +29,20 @@ RESOLUTION_FIELDS = {
     "resolved_by",
     "resolved_on",
 }
+# Written only by the code that opens an exception and by its actions (as superuser,
+# once the caller's right to write it was checked): readonly in the form is not
+# enough against RPC writes. A person chooses the customer (partner_id). The stored
+# name, salesperson and branch follow the receipt (written, they would show the
+# exception to another branch's users: their record rule reads them).
+ACTION_FIELDS = RESOLUTION_FIELDS | {
+    "kind",
+    "receipt_id",
+    "company_id",
+    "refund_transaction_id",
+    "name",
+    "user_id",
+    "branch_id",
+}
 
 
 class MpesaException(models.Model):
@@ -40,15 +54,18 @@ class MpesaException(models.Model):
     _order = "state, create_date desc, id desc"
 
     name = fields.Char(compute="_compute_name", store=True)
-    kind = fields.Selection(KINDS, required=True, tracking=True)
+    kind = fields.Selection(KINDS, required=True, readonly=True, tracking=True)
     state = fields.Selection(
         [("open", "Open"), ("resolved", "Resolved")],
         default="open",
         required=True,
+        readonly=True,
         tracking=True,
         index=True,
     )
-    receipt_id = fields.Many2one("mpesa.receipt", ondelete="restrict", index=True)
+    receipt_id = fields.Many2one(
+        "mpesa.receipt", ondelete="restrict", readonly=True, index=True
+    )
     company_id = fields.Many2one(
         "res.company", required=True, default=lambda self: self.env.company, index=True
     )
@@ -101,8 +118,18 @@ class MpesaException(models.Model):
             exc.age_days = (now - exc.create_date).days if exc.create_date else 0
 
     def write(self, vals):
-        """Override of the ORM to keep a resolved exception as it was resolved: only its
-        resolution (and reopening) may change it."""
+        """Override of the ORM: what the actions decide (the resolution, the money it
+        is about) changes only through them, whatever the role; and a resolved
+        exception stays as it was resolved: only its resolution (and reopening) may
+        change it."""
+        decided = ACTION_FIELDS.intersection(vals)
+        if decided and not self.env.su:
+            raise AccessError(
+                self.env._(
+                    "An M-PESA exception's %s change only through its actions.",
+                    ", ".join(sorted(decided)),
+                )
+            )
         frozen = set(vals) - RESOLUTION_FIELDS - {"message_main_attachment_id"}
         if frozen and self.filtered(lambda e: e.state != "open"):
             raise UserError(
@@ -151,8 +178,12 @@ class MpesaException(models.Model):
     # === ACTIONS (each logged in the chatter with user and time) === #
 
     def _resolve(self, resolution, note):
+        """Close these exceptions with ``resolution``, by the current user, who must
+        be allowed to write them (the resolution itself is written as superuser:
+        see write)."""
+        self.check_access("write")
         for exc in self:
-            exc.write(
+            exc.sudo().write(
                 {
                     "state": "resolved",
                     "resolution": resolution,
@@ -252,6 +283,7 @@ class MpesaException(models.Model):
         )
 
     def action_reopen(self):
+        self.check_access("write")
         for exc in self.filtered(lambda e: e.state != "open"):
             if exc._moved_money():
                 raise UserError(
@@ -261,7 +293,7 @@ class MpesaException(models.Model):
                         ", ".join(exc._moved_money().mapped("name")),
                     )
                 )
-            exc.write(
+            exc.sudo().write(
                 {
                     "state": "open",
                     "resolution": False,
@@ -277,6 +309,7 @@ class MpesaException(models.Model):
         reopen, the money is the receipt's again), then reopen. The exception reopens
         before the receipt is back in review: a receipt in review without an open
         exception gets a new one, and the money would have two."""
+        self.check_access("write")
         for exc in self.filtered(lambda e: e.state != "open"):
             receipt = exc.receipt_id
             moved = exc._moved_money()

@@ -3,6 +3,7 @@ import logging
 from odoo import api, fields, models
 
 from odoo.addons.mpesa_payment.kenya_time import kenya_date
+from odoo.addons.mpesa_payment.models.mpesa_receipt import MpesaReceipt as Ledger
 
 _logger = logging.getLogger(__name__)
 
@@ -80,6 +81,20 @@ class MpesaReceipt(models.Model):
     suggestion_ids = fields.One2many(
         related="statement_line_id.mpesa_suggestion_ids", readonly=True
     )
+
+    # The ledger's rule (mpesa_receipt.write): written by the bank feed, the
+    # statement import and the exception queue, as superuser. branch_is_default is
+    # not: choosing a branch by hand writes it (see write).
+    _money_fields = Ledger._money_fields | {
+        "kind",
+        "linked_receipt",
+        "expected_amount",
+        "statement_line_id",
+        "reconcile_state",
+        "exception_ids",
+        "recovered",
+        "suggestion_ids",
+    }
 
     _sql_constraints = [
         (
@@ -275,7 +290,8 @@ class MpesaReceipt(models.Model):
             .create(vals_list)
         )
         for receipt, line in zip(receipts, lines, strict=True):
-            receipt.statement_line_id = line
+            # sudo: a ledger field (_money_fields), written by the money path only
+            receipt.sudo().statement_line_id = line
         for receipt in receipts:
             receipt._mpesa_reconcile_with_payment()
 

@@ -228,7 +228,13 @@ class TestRoles(ReconciliationCommon):
             status = (
                 self.env["mpesa.api.request"]
                 .sudo()
-                .create({"kind": "status", "provider_id": self.mpesa.id})
+                .create(
+                    {
+                        "kind": "status",
+                        "provider_id": self.mpesa.id,
+                        "user_id": self.clerk.id,
+                    }
+                )
             )
             self.env.flush_all()
         Request = self.env["mpesa.api.request"]
@@ -237,6 +243,43 @@ class TestRoles(ReconciliationCommon):
             balance.with_user(self.clerk).read(["amount"])
         for user in (self.reconciler, self.manager):
             self.assertEqual(Request.with_user(user).search([]), balance | status)
+
+    def test_user_sees_the_requests_of_their_payments_only(self):
+        """Staff review #11: a plain M-PESA user read every request to M-PESA of the
+        company (receipt codes, amounts, refunds); like the receipts, they see their
+        own requests and those about the payments of their branches."""
+        nairobi, mombasa = self._receipts()
+        Request = self.env["mpesa.api.request"].sudo()
+        with self._db_lock():
+            ours, theirs, asked = Request.create(
+                [
+                    {
+                        "kind": "status",
+                        "provider_id": self.mpesa.id,
+                        "receipt_id": nairobi.id,
+                        "user_id": self.manager.id,
+                    },
+                    {
+                        "kind": "b2c",
+                        "provider_id": self.mpesa.id,
+                        "receipt_id": mombasa.id,
+                        "amount": 20,
+                        "user_id": self.manager.id,
+                    },
+                    {
+                        "kind": "status",
+                        "provider_id": self.mpesa.id,
+                        "receipt_code": "QZZ9ZZ9ZZ8",
+                        "user_id": self.clerk.id,
+                    },
+                ]
+            )
+            self.env.flush_all()
+        visible = Request.with_user(self.clerk).search([])
+        self.assertEqual(visible & (ours | theirs | asked), ours | asked)
+        with self.assertRaises(AccessError):
+            theirs.with_user(self.clerk).read(["amount", "receipt_code"])
+        self.assertIn(theirs, Request.with_user(self.reconciler).search([]))
 
     # === issue 11, finding 4 === #
 
@@ -264,6 +307,54 @@ class TestRoles(ReconciliationCommon):
         receipt.with_user(self.manager).write({"branch_id": self.nairobi.id})
         self.assertEqual(receipt.branch_id, self.nairobi)
         self.assertEqual((receipt.amount, receipt.name), (75, receipt.name))
+
+    def test_reconciler_moves_money_only_through_the_actions(self):
+        """Staff review #2: a reconciler (who may write receipts and exceptions, to
+        assign them) wrote over RPC what only the money path and the queue's actions
+        write: the receipt's bank line, kind and review, the exception's resolution
+        and the receipt it is about. Refused; the customer stays theirs to choose."""
+        nairobi, mombasa = self._receipts()
+        exception = mombasa.exception_ids.filtered(lambda e: e.state == "open")
+        receipt_values = {
+            "kind": "charge",
+            "channel": "import",
+            "seen_by_import": True,
+            "statement_line_id": False,
+            "review_reason": "Forged",
+            "review_cause": "duplicate",
+            "review_due": 1.0,
+            "suggested_partner_id": self.partner.id,
+            "expected_amount": 20.0,
+            "exception_ids": [Command.unlink(exception.id)],
+            "recovered": True,
+        }
+        exception_values = {
+            "state": "resolved",
+            "resolution": "dismissed",
+            "resolution_note": "Forged",
+            "resolved_by": self.reconciler.id,
+            "receipt_id": nairobi.id,
+            "kind": "duplicate",
+            "branch_id": self.nairobi.id,
+        }
+        for record, values in (
+            (mombasa, receipt_values),
+            (exception, exception_values),
+        ):
+            for field, value in values.items():
+                with (
+                    self.subTest(model=record._name, field=field),
+                    self.assertRaises(AccessError),
+                    self.env.cr.savepoint(),
+                ):
+                    record.with_user(self.reconciler).write({field: value})
+        self.env.invalidate_all()
+        self.assertEqual((exception.state, exception.receipt_id), ("open", mombasa))
+        self.assertTrue(mombasa.statement_line_id)
+        with self._db_lock():
+            exception.with_user(self.reconciler).write({"partner_id": self.partner.id})
+            self.env.flush_all()
+        self.assertEqual(exception.partner_id, self.partner)
 
     # === staff review: what each role meets in the screens === #
 

@@ -232,10 +232,15 @@ class TestAccessMatrix(HttpCase):
                 {"kind": "c2b_confirmation", "company_id": company.id}
             ),
             "mpesa.receipt": cls.receipt,
-            # A status request: balance requests are for reconcilers and managers
-            # only (mpesa_reconciliation's test_roles).
+            # A status request about the M-PESA user's receipt: balance requests
+            # are for reconcilers and managers only, and a user sees only the
+            # requests of their receipts (mpesa_reconciliation's test_roles).
             "mpesa.api.request": env["mpesa.api.request"].create(
-                {"kind": "status", "provider_id": provider.id}
+                {
+                    "kind": "status",
+                    "provider_id": provider.id,
+                    "receipt_id": cls.receipt.id,
+                }
             ),
             "mpesa.exception": env["mpesa.exception"].create(
                 {"kind": "underpaid", "receipt_id": cls.receipt.id}
