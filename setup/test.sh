@@ -26,6 +26,7 @@ BESIDE_CLASSES="/mpesa_reconciliation:TestMoneyProperties,/mpesa_payment:TestPay
 BESIDE_CLASSES="$BESIDE_CLASSES,/mpesa_payment:TestRouteFuzz"
 BESIDE_CLASSES="$BESIDE_CLASSES,/mpesa_reconciliation:TestStatementMemory"
 BESIDE_CLASSES="$BESIDE_CLASSES,/mpesa_reconciliation:TestStatementFuzz"
+BESIDE_CLASSES="$BESIDE_CLASSES,/mpesa_reconciliation:TestRefunds,/mpesa_reconciliation:TestBranches"
 if [ -n "${MPESA_TEST_TAGS:-}" ]; then
     TAGS="$MPESA_TEST_TAGS"; BESIDE_TAGS=""
 else
