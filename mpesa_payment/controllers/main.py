@@ -60,7 +60,10 @@ class MpesaController(http.Controller):
 
     _stk_callback_route = "/payment/daraja/stk/<string:token>"
 
-    @http.route("/payment/mpesa/stk_push", type="json", auth="public")
+    # website=True: the visitor's site language (the frontend_lang cookie of /sw/...),
+    # as on the pages around it; without it a visitor who is not logged in reads the
+    # refusals (wrong number, too much) in English.
+    @http.route("/payment/mpesa/stk_push", type="json", auth="public", website=True)
     def mpesa_stk_push(self, reference=None, access_token=None, phone=None):
         """Send the STK prompt for a transaction created by the payment form."""
         tx_sudo = request.env["payment.transaction"].sudo()

@@ -78,3 +78,37 @@ class TestSwahili(MpesaE2ECommon):
         self.assertEqual(invoice._get_reconciled_payments(), tx.payment_id)
         if hasattr(self.mpesa, "_mpesa_check_books"):  # with mpesa_reconciliation
             self.assertEqual(self.mpesa._mpesa_check_books(), [])
+
+    def test_refusals_in_swahili_for_a_visitor_not_logged_in(self):
+        """Review finding: a visitor who is not logged in, on the Swahili site, read
+        the payment form's refusals in English (the prompt's route did not take the
+        site's language, only a logged-in customer's own)."""
+        invoice = self._create_posted_invoice(1800.0)
+        link = self._staff_payment_link(invoice)
+        self.authenticate(None, None)
+        page = self.url_open(f"/sw{link['path']}")  # the link, read in Swahili
+        self.assertEqual(page.status_code, 200)
+        self.assertIn("/sw/my/invoices/", page.url)
+        query = link["query"]
+        processing = self._create_tx_through_route(
+            {
+                "transaction_route": f"/invoice/transaction/{invoice.id}",
+                "landing_route": link["path"],
+                "access_token": query["access_token"],
+                "amount": float(query["amount"]),
+                "payment_method_ids": [self.payment_method_id],
+            }
+        )
+        message = self._json_error(
+            "/payment/mpesa/stk_push",
+            {
+                "reference": processing["reference"],
+                "access_token": processing["mpesa_access_token"],
+                "phone": "0722 OOO 111",
+            },
+        )
+        self.assertEqual(
+            message,
+            "0722 OOO 111 si nambari ya simu ya Kenya. Weka nambari iliyosajiliwa na "
+            "M-PESA, kwa mfano 0712 345 678.",
+        )
