@@ -1,3 +1,6 @@
+from odoo.modules.migration import load_script
+from odoo.modules.module import get_module_path
+
 from odoo.addons.mpesa_payment.tests.common import SHORTCODE, MpesaHttpCommon
 
 __all__ = ["SHORTCODE", "ReconciliationCommon"]
@@ -10,6 +13,16 @@ class ReconciliationCommon(MpesaHttpCommon):
     def setUpClass(cls):
         super().setUpClass()
         cls.journal = cls.mpesa.journal_id
+
+    def _upgrade_mpesa_payment(self, version, from_version):
+        """Run mpesa_payment's end- migration script of ``version`` on the test
+        database, as an upgrade from ``from_version`` does."""
+        path = f"{get_module_path('mpesa_payment')}/migrations/{version}"
+        upgrade = load_script(f"{path}/end-migration.py", "end-migration")
+        with self._db_lock():
+            upgrade.migrate(self.env.cr, from_version)
+            self.env.flush_all()
+        self.env.invalidate_all()
 
     def _journal_balance(self):
         lines = self.env["account.bank.statement.line"].search(

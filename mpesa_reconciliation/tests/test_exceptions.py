@@ -3,8 +3,6 @@ from datetime import timedelta
 
 from odoo import Command, fields
 from odoo.exceptions import UserError
-from odoo.modules.migration import load_script
-from odoo.modules.module import get_module_path
 from odoo.tests import tagged
 
 from odoo.addons.mpesa_payment.kenya_time import to_kenya
@@ -151,14 +149,7 @@ class TestExceptions(ReconciliationCommon):
         self._named_invoice("INV/2026/07777", self.partner)
         exception = self._exception(overpaid)
         self.assertEqual((exception.expected_amount, exception.difference), (1290, 0))
-        path = get_module_path("mpesa_payment")
-        upgrade = load_script(
-            f"{path}/migrations/18.0.1.3.0/end-migration.py", "end-migration"
-        )
-        with self._db_lock():
-            upgrade.migrate(self.env.cr, "18.0.1.2.0")
-            self.env.flush_all()
-        self.env.invalidate_all()
+        self._upgrade_mpesa_payment("18.0.1.3.0", "18.0.1.2.0")
         self.assertEqual(exception.review_document, invoice)
         self.assertEqual((exception.expected_amount, exception.difference), (790, 500))
         self.assertEqual(

@@ -10,8 +10,6 @@ import psycopg2
 
 from odoo import Command
 from odoo.exceptions import UserError
-from odoo.modules.migration import load_script
-from odoo.modules.module import get_module_path
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
@@ -482,13 +480,7 @@ class TestMoneyPath(ReconciliationCommon):
             tx.sudo()._set_canceled("Request cancelled by user.")
             self.env.flush_all()
         self.assertEqual((receipt.transaction_id, receipt.state), (tx, "received"))
-        path = get_module_path("mpesa_payment")
-        upgrade = load_script(
-            f"{path}/migrations/18.0.1.4.0/end-migration.py", "end-migration"
-        )
-        with self._db_lock():
-            upgrade.migrate(self.env.cr, "18.0.1.3.0")
-            self.env.flush_all()
+        self._upgrade_mpesa_payment("18.0.1.4.0", "18.0.1.3.0")
         self._assert_paid_by_paybill(invoice, receipt, before)
         self.assertEqual(self.mpesa._mpesa_check_books(), [])
 

@@ -43,6 +43,53 @@ def post_in_thread(url, body):
     return thread, result
 
 
+@contextlib.contextmanager
+def booked_at_once(mpesa):
+    """Without initiator credentials a paybill confirmation is booked at once
+    (unconfirmed): it reaches its invoice in the job that applies it, where the races
+    below are staged."""
+    credential = mpesa.rpc(
+        "payment.provider", "read", [mpesa.provider_id], ["mpesa_security_credential"]
+    )[0]["mpesa_security_credential"]
+    mpesa.set_provider({"mpesa_security_credential": False})
+    try:
+        yield
+    finally:
+        mpesa.set_provider({"mpesa_security_credential": credential})
+
+
+def post_confirmations(mpesa, bodies):
+    """Post C2B confirmations; each is answered at once, whatever the books do."""
+    url = mpesa.url + mpesa.c2b_url("confirmation")
+    for body in bodies:
+        response = http().post(
+            url, data=body, headers={"Content-Type": "application/json"}, timeout=30
+        )
+        assert (response.status_code, response.json()) == (200, ACCEPTED)
+
+
+def start_recovery_job(mpesa, body):
+    """The recovery job, in another worker, on the last stored callback with
+    ``body`` (made old enough for it); returns its thread and the errors it met."""
+    mpesa.sql.execute(
+        "UPDATE mpesa_callback SET create_date = create_date - interval '5 minutes'"
+        " WHERE id = (SELECT max(id) FROM mpesa_callback"
+        "  WHERE kind = 'c2b_confirmation' AND body = %s)",
+        [body.decode()],
+    )
+    errors = []
+
+    def run():
+        try:
+            mpesa.rpc.run_cron("mpesa_payment.cron_process_stuck_callbacks")
+        except Exception as error:  # noqa: BLE001 - reported by the caller
+            errors.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, errors
+
+
 def test_inbox_keeps_the_body_when_its_insert_hits_a_concurrent_update(mpesa):
     """The raw body must be stored whatever happens. Here the inbox INSERT (its foreign
     key check on the payment transaction) meets an update committed by another
@@ -93,23 +140,14 @@ def test_two_first_c2b_confirmations_racing(mpesa):
     a second payment."""
     phone, amount = "254711000600", 1700
     invoice_id, invoice_name = mpesa.create_invoice(amount)
-    # Without initiator credentials a confirmation is booked at once (unconfirmed):
-    # the first copy then reaches the invoice, where this race is staged.
-    credential = mpesa.rpc(
-        "payment.provider", "read", [mpesa.provider_id], ["mpesa_security_credential"]
-    )[0]["mpesa_security_credential"]
-    mpesa.set_provider({"mpesa_security_credential": False})
-    try:
+    with booked_at_once(mpesa):
         _race_two_first_copies(mpesa, phone, amount, invoice_id, invoice_name)
-    finally:
-        mpesa.set_provider({"mpesa_security_credential": credential})
 
 
 def _race_two_first_copies(mpesa, phone, amount, invoice_id, invoice_name):
     mpesa.emulator.set_scenario(phone, no_callback=True)
     trans_id = mpesa.emulator.c2b_pay("174379", phone, amount, invoice_name)
     body = mpesa.c2b_notification(trans_id, phone, amount, invoice_name)
-    url = mpesa.url + mpesa.c2b_url("confirmation")
 
     # Someone works on the invoice (row locked, nothing changed): the inbox job stops
     # on the first copy after creating the receipt, when it links it to the invoice.
@@ -117,31 +155,12 @@ def _race_two_first_copies(mpesa, phone, amount, invoice_id, invoice_name):
         mpesa.server.db,
         ("SELECT id FROM account_move WHERE id = %s FOR UPDATE", [invoice_id]),
     ):
-        for _copy in range(2):  # each answered at once, whatever the books are doing
-            response = http().post(
-                url, data=body, headers={"Content-Type": "application/json"}, timeout=30
-            )
-            assert (response.status_code, response.json()) == (200, ACCEPTED)
+        post_confirmations(mpesa, [body, body])
         wait_until(
             lambda: mpesa.lock_waiters("%"), 20, "the inbox job to wait for the invoice"
         )
-        # The recovery job takes the second copy (old enough for it) meanwhile.
-        mpesa.sql.execute(
-            "UPDATE mpesa_callback SET create_date = create_date - interval '5 minutes'"
-            " WHERE id = (SELECT max(id) FROM mpesa_callback"
-            "  WHERE kind = 'c2b_confirmation' AND body = %s)",
-            [body.decode()],
-        )
-        recovery_errors = []
-
-        def run_recovery():
-            try:
-                mpesa.rpc.run_cron("mpesa_payment.cron_process_stuck_callbacks")
-            except Exception as error:  # noqa: BLE001 - reported by the assertion
-                recovery_errors.append(error)
-
-        recovery = threading.Thread(target=run_recovery, daemon=True)
-        recovery.start()
+        # The recovery job takes the second copy meanwhile.
+        recovery, recovery_errors = start_recovery_job(mpesa, body)
         wait_until(
             lambda: mpesa.lock_waiters('%INSERT INTO "mpesa_receipt"%'),
             20,
@@ -184,14 +203,8 @@ def test_two_paybill_payments_of_one_invoice_at_the_same_instant(mpesa):
     to the customer."""
     phone, amount = "254711000650", 1750
     invoice_id, invoice_name = mpesa.create_invoice(amount)
-    credential = mpesa.rpc(
-        "payment.provider", "read", [mpesa.provider_id], ["mpesa_security_credential"]
-    )[0]["mpesa_security_credential"]
-    mpesa.set_provider({"mpesa_security_credential": False})  # booked at once
-    try:
+    with booked_at_once(mpesa):
         codes = _race_two_payments(mpesa, phone, amount, invoice_id, invoice_name)
-    finally:
-        mpesa.set_provider({"mpesa_security_credential": credential})
     [first], [second] = (mpesa.receipts(code) for code in codes)
     assert sorted((first["state"], second["state"])) == ["applied", "review"], (
         first,
@@ -214,7 +227,6 @@ def test_two_paybill_payments_of_one_invoice_at_the_same_instant(mpesa):
 def _race_two_payments(mpesa, phone, amount, invoice_id, invoice_name):
     """Stage the race; returns the two receipt codes."""
     mpesa.emulator.set_scenario(phone, no_callback=True)
-    url = mpesa.url + mpesa.c2b_url("confirmation")
     codes, bodies = [], []
     for _payment in range(2):
         code = mpesa.emulator.c2b_pay("174379", phone, amount, invoice_name)
@@ -226,27 +238,11 @@ def _race_two_payments(mpesa, phone, amount, invoice_id, invoice_name):
         mpesa.server.db,
         ("SELECT id FROM account_move WHERE id = %s FOR UPDATE", [invoice_id]),
     ):
-        for body in bodies:
-            response = http().post(
-                url, data=body, headers={"Content-Type": "application/json"}, timeout=30
-            )
-            assert (response.status_code, response.json()) == (200, ACCEPTED)
+        post_confirmations(mpesa, bodies)
         wait_until(
-            lambda: mpesa.lock_waiters("%"),
-            20,
-            "the inbox job to wait for the invoice",
+            lambda: mpesa.lock_waiters("%"), 20, "the inbox job to wait for the invoice"
         )
-        mpesa.sql.execute(  # the recovery job's, not the inbox job's
-            "UPDATE mpesa_callback SET create_date = create_date - interval '5 minutes'"
-            " WHERE kind = 'c2b_confirmation' AND body = %s",
-            [bodies[1].decode()],
-        )
-        recovery = threading.Thread(
-            target=mpesa.rpc.run_cron,
-            args=("mpesa_payment.cron_process_stuck_callbacks",),
-            daemon=True,
-        )
-        recovery.start()
+        recovery, recovery_errors = start_recovery_job(mpesa, bodies[1])
         wait_until(
             lambda: len(mpesa.lock_waiters("%")) >= 2,
             20,
@@ -254,6 +250,7 @@ def _race_two_payments(mpesa, phone, amount, invoice_id, invoice_name):
         )
     recovery.join(90)
     assert not recovery.is_alive(), "the recovery job did not finish"
+    assert recovery_errors == []
     mpesa.settle_inbox()
     return codes
 
