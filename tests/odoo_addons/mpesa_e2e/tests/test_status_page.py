@@ -21,6 +21,11 @@ class TestStatusPage(MpesaE2ECommon):
         processing = self._create_tx_through_route(self._shop_context(order))
         self._stk_push(processing)
         tx = self._tx(processing)
+        # The prompt is on the phone: no Skip (review finding: it took a guest to
+        # the order confirmation with the cart emptied, a dead end once declined).
+        page = self.url_open("/payment/status").text
+        self.assertIn("Check your phone", page)
+        self.assertNotIn('class="alert-link ms-auto text-nowrap"', page)
         with self._db_lock():
             # Someone else's body, waiting for the job too.
             other = self.env["mpesa.callback"]._store("c2b_confirmation", "{}")
