@@ -43,32 +43,41 @@ class MpesaReceipt(models.Model):
         self.ensure_one()
         if not (reversal_code and self.kind == "payment" and self.statement_line_id):
             return self.browse()  # its money never entered the books
-        known = self.search(
+        money_out = self.search(
             [("name", "=", reversal_code), ("company_id", "=", self.company_id.id)]
         )
-        if known:
-            return known  # already booked (a repeated result, or the statement)
-        money_out = self.sudo().create(
-            {
-                "name": reversal_code,
-                "kind": "reversal",
-                "provider_id": self.provider_id.id,
-                "company_id": self.company_id.id,
-                "shortcode": self.shortcode,
-                "amount": amount or self.amount,
-                "phone": self.phone,
-                "paid_at": reversed_at,
-                "partner_id": self.partner_id.id,
-                "linked_receipt": self.name,
-                "state": "applied",
-            }
-        )
+        if money_out.kind == "reversal":
+            return money_out  # already booked (a repeated result, or the statement)
+        if not money_out:
+            money_out = self.sudo().create(
+                {
+                    "name": reversal_code,
+                    "kind": "reversal",
+                    "provider_id": self.provider_id.id,
+                    "company_id": self.company_id.id,
+                    "shortcode": self.shortcode,
+                    "amount": amount or self.amount,
+                    "phone": self.phone,
+                    "paid_at": reversed_at,
+                    "partner_id": self.partner_id.id,
+                    "linked_receipt": self.name,
+                    "state": "applied",
+                }
+            )
+        return self._mpesa_meet_reversal(money_out)
+
+    def _mpesa_meet_reversal(self, money_out):
+        """``money_out`` is this payment's reversal: booked as such (a statement row
+        imported before M-PESA said the payment was reversed was booked as a
+        withdrawal), met with the money in, and the queue's wait for it closed."""
+        if money_out.kind != "reversal":
+            money_out.sudo().write({"kind": "reversal", "linked_receipt": self.name})
         try:
             with self.env.cr.savepoint():
                 self.with_company(self.company_id)._mpesa_settle_reversal(money_out)
         except UserError:
             # The money out is booked either way; the books check shows the pair.
-            _logger.warning("M-PESA reversal %s left in suspense", reversal_code)
+            _logger.warning("M-PESA reversal %s left in suspense", money_out.name)
         self.sudo().exception_ids.filtered(
             lambda e: e.state == "open" and e.kind == "reversal_unbooked"
         )._resolve(
@@ -76,7 +85,7 @@ class MpesaReceipt(models.Model):
             self.env._(
                 "Money out booked: KES %(amount)s, reversal %(code)s.",
                 amount=format(money_out.amount, ",.2f"),
-                code=reversal_code,
+                code=money_out.name,
             ),
         )
         return money_out
@@ -116,16 +125,35 @@ class MpesaReceipt(models.Model):
             ]
         )
 
+    def _mpesa_reversal_row_imported(self):
+        """The statement row of this payment's reversal, imported before M-PESA said
+        the payment was reversed: money out linked to it, booked as a withdrawal."""
+        self.ensure_one()
+        return self.search(
+            [
+                ("kind", "=", "withdrawal"),
+                ("linked_receipt", "=", self.name),
+                ("company_id", "=", self.company_id.id),
+                ("shortcode", "=", self.shortcode),
+                ("amount", "=", self.amount),
+            ],
+            limit=1,
+        )
+
     def _mpesa_await_reversal_out(self):
         """M-PESA says this payment was reversed but did not name the reversal: its
-        money is still in the journal, so the accountant is told what brings the
-        money out (its statement row), once."""
+        statement row, if imported already, is its money out; otherwise the
+        accountant is told what brings the money out (that row), once."""
         for receipt in self.filtered(
             lambda r: (
                 r.kind == "payment" and r.state == "reversed" and r.statement_line_id
             )
         ):
             if receipt._mpesa_reversal_out():
+                continue
+            imported = receipt._mpesa_reversal_row_imported()
+            if imported:
+                receipt._mpesa_meet_reversal(imported)
                 continue
             self.env["mpesa.exception"].sudo()._open_for_receipt(
                 receipt,

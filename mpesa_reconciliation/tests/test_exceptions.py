@@ -437,6 +437,24 @@ class TestExceptions(ReconciliationCommon):
         self.assertEqual(self._receivable_balance(self.partner), receivable)
         self.assertEqual(exception.resolution, "reversed")
 
+    def test_reversal_row_imported_before_m_pesa_says_the_payment_was_reversed(self):
+        """The statement that lists the portal's reversal is imported first: its
+        row, money out linked to a payment not reversed yet, is a withdrawal. Then
+        our request gets R000001: that row is the reversal's money out, met with the
+        money in; nothing waits in the queue."""
+        invoice = self._invoice(300)
+        receivable = self._receivable_balance(self.partner)
+        receipt = self._c2b(invoice.name, 300)
+        self._post_process(receipt)
+        reversal = self.emulator.reverse_payment(receipt.name)
+        self._import_reversal_row(reversal, receipt)
+        self._result_of(receipt.action_request_reversal)
+        self.assertEqual(receipt.state, "reversed")
+        lines = self._assert_reversal_booked(receipt, 300)
+        self.assertTrue(all(lines.mapped("is_reconciled")), "nothing in suspense")
+        self.assertEqual(self._receivable_balance(self.partner), receivable)
+        self.assertFalse(receipt.exception_ids.filtered(lambda e: e.state == "open"))
+
     def test_reversal_a_status_query_finds_is_booked_from_the_statement(self):
         """A status query says "Reversed" for a payment of nobody we know: booked
         from the statement all the same, the pair cleared against each other."""
