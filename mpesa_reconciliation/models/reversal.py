@@ -113,29 +113,17 @@ class MpesaReceipt(models.Model):
         )
         return bool(counterpart) and outgoing._mpesa_reconcile_with(counterpart)
 
-    def _mpesa_reversal_out(self):
-        """The money out booked for this payment's reversal."""
+    def _mpesa_reversal_out(self, kind="reversal"):
+        """The money out booked for this payment's reversal. ``kind="withdrawal"``:
+        its statement row, imported before M-PESA said the payment was reversed (money
+        out linked to a payment not reversed then)."""
         self.ensure_one()
         return self.search(
             [
-                ("kind", "=", "reversal"),
+                ("kind", "=", kind),
                 ("linked_receipt", "=", self.name),
                 ("company_id", "=", self.company_id.id),
                 ("shortcode", "=", self.shortcode),
-            ]
-        )
-
-    def _mpesa_reversal_row_imported(self):
-        """The statement row of this payment's reversal, imported before M-PESA said
-        the payment was reversed: money out linked to it, booked as a withdrawal."""
-        self.ensure_one()
-        return self.search(
-            [
-                ("kind", "=", "withdrawal"),
-                ("linked_receipt", "=", self.name),
-                ("company_id", "=", self.company_id.id),
-                ("shortcode", "=", self.shortcode),
-                ("amount", "=", self.amount),
             ],
             limit=1,
         )
@@ -151,7 +139,7 @@ class MpesaReceipt(models.Model):
         ):
             if receipt._mpesa_reversal_out():
                 continue
-            imported = receipt._mpesa_reversal_row_imported()
+            imported = receipt._mpesa_reversal_out(kind="withdrawal")
             if imported:
                 receipt._mpesa_meet_reversal(imported)
                 continue
