@@ -7,7 +7,7 @@ from daraja_emulator import DEFAULT_INITIATOR_PASSWORD, DEFAULT_PASSKEY, DarajaE
 
 import odoo
 from odoo import Command, fields
-from odoo.tests import HttpCase
+from odoo.tests import HttpCase, new_test_user
 from odoo.tools import hmac as hmac_tool
 
 from odoo.addons.account_payment.tests.common import AccountPaymentCommon
@@ -153,6 +153,19 @@ class MpesaHttpCommon(MpesaCommon, HttpCase):
         super().setUpClass()
         build_static_folders()  # before any browser: see there why
         cls.partner.email = "customer@example.com"
+
+    @classmethod
+    def _staff(cls, login, groups, company=None, **values):
+        """A user of ``company`` (default: the test company) only, with ``groups``."""
+        company = company or cls.env.company
+        return new_test_user(
+            cls.env,
+            login,
+            groups=groups,
+            company_id=company.id,
+            company_ids=[Command.set(company.ids)],
+            **values,
+        )
 
     def setUp(self):
         super().setUp()

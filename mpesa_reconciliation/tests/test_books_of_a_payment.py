@@ -123,6 +123,16 @@ class TestBooksOfAPayment(ReconciliationCommon):
             self.env.flush_all()
         return invoice
 
+    def _assert_paybill_paid(self, receipt, invoice, before, amount):
+        """Once post-processed, the paybill payment is applied, ``invoice`` is paid
+        and the books are right; returns the payment's transaction."""
+        self._post_process(receipt)
+        self.env.invalidate_all()
+        self.assertEqual(receipt.state, "applied")
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        self.assertBooksOfPayment(receipt, invoice.partner_id, before, amount)
+        return receipt.application_ids
+
     def test_paybill_payment_of_an_invoiced_order_pays_its_invoice(self):
         """Found on a real server: the customer quotes the order number (S00043) of
         an order already invoiced; the money stayed as credit beside the open invoice,
@@ -131,12 +141,7 @@ class TestBooksOfAPayment(ReconciliationCommon):
         invoice = self._invoice_order(order)
         before = self._receivable_balance(invoice.partner_id)
         receipt = self._c2b(order.name, 3000)
-        self._post_process(receipt)
-        self.env.invalidate_all()
-        self.assertEqual(receipt.state, "applied")
-        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
-        self.assertBooksOfPayment(receipt, invoice.partner_id, before, 3000)
-        tx = receipt.application_ids
+        tx = self._assert_paybill_paid(receipt, invoice, before, 3000)
         self.assertEqual(invoice._get_reconciled_payments(), tx.payment_id)
         self.assertEqual(receipt.sale_order_id, order)
         self.assertEqual((tx.invoice_ids, tx.sale_order_ids), (invoice, order))
@@ -154,12 +159,7 @@ class TestBooksOfAPayment(ReconciliationCommon):
         self.assertEqual(over.review_cause, "overpaid")
         self.assertEqual(over.review_due, 3000)
         receipt = self._c2b(order.name, 3000)
-        self._post_process(receipt)
-        self.env.invalidate_all()
-        self.assertEqual(receipt.state, "applied")
-        self.assertIn(first.payment_state, ("paid", "in_payment"))
-        self.assertBooksOfPayment(receipt, first.partner_id, before, 3000)
-        tx = receipt.application_ids
+        tx = self._assert_paybill_paid(receipt, first, before, 3000)
         self.assertEqual(tx.invoice_ids, first)
         second = self._invoice_order(order)
         self.assertEqual(second.amount_total, 2000)

@@ -17,74 +17,32 @@ class TestRoles(ReconciliationCommon):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        company = cls.env.company
         cls.nairobi = cls.env["mpesa.branch"].create({"name": "Nairobi CBD"})
         cls.mombasa = cls.env["mpesa.branch"].create({"name": "Mombasa"})
-        groups = "base.group_user,mpesa_payment.group_mpesa_user"
-        cls.clerk = new_test_user(
-            cls.env,
-            "mpesa_clerk",
-            groups=groups,
-            company_id=company.id,
-            company_ids=[Command.set(company.ids)],
-        )
+        staff = "base.group_user,"
+        cls.clerk = cls._staff("mpesa_clerk", staff + "mpesa_payment.group_mpesa_user")
         cls.clerk.mpesa_branch_ids = cls.nairobi
-        cls.reconciler = new_test_user(
-            cls.env,
-            "mpesa_reconciler",
-            company_id=company.id,
-            groups="base.group_user,mpesa_reconciliation.group_mpesa_reconciler",
-            company_ids=[Command.set(company.ids)],
+        reconcilers = staff + "mpesa_reconciliation.group_mpesa_reconciler"
+        cls.reconciler = cls._staff("mpesa_reconciler", reconcilers)
+        cls.manager = cls._staff(
+            "mpesa_manager", staff + "mpesa_payment.group_mpesa_manager"
         )
-        cls.manager = new_test_user(
-            cls.env,
-            "mpesa_manager",
-            company_id=company.id,
-            groups="base.group_user,mpesa_payment.group_mpesa_manager",
-            company_ids=[Command.set(company.ids)],
+        cls.outsider = cls._staff("plain_employee", "base.group_user")
+        cls.invoicing_user = cls._staff(
+            "invoicing_user", staff + "account.group_account_invoice"
         )
-        cls.outsider = new_test_user(
-            cls.env,
-            "plain_employee",
-            groups="base.group_user",
-            company_id=company.id,
-            company_ids=[Command.set(company.ids)],
+        cls.invoicing_admin = cls._staff(
+            "invoicing_admin", staff + "account.group_account_manager"
         )
-        cls.invoicing_user = new_test_user(
-            cls.env,
-            "invoicing_user",
-            groups="base.group_user,account.group_account_invoice",
-            company_id=company.id,
-            company_ids=[Command.set(company.ids)],
+        cls.accountant = cls._staff(
+            "accountant_no_mpesa", staff + "account.group_account_user"
         )
-        cls.invoicing_admin = new_test_user(
-            cls.env,
-            "invoicing_admin",
-            groups="base.group_user,account.group_account_manager",
-            company_id=company.id,
-            company_ids=[Command.set(company.ids)],
-        )
-        cls.accountant = new_test_user(
-            cls.env,
-            "accountant_no_mpesa",
-            groups="base.group_user,account.group_account_user",
-            company_id=company.id,
-            company_ids=[Command.set(company.ids)],
-        )
-        cls.salesperson = new_test_user(
-            cls.env,
-            "salesperson",
-            groups="base.group_user,sales_team.group_sale_salesman",
-            company_id=company.id,
-            company_ids=[Command.set(company.ids)],
+        cls.salesperson = cls._staff(
+            "salesperson", staff + "sales_team.group_sale_salesman"
         )
         other_company = cls.env["res.company"].create({"name": "Other Co"})
-        cls.other_reconciler = new_test_user(
-            cls.env,
-            "other_reconciler",
-            company_id=other_company.id,
-            company_ids=[Command.set(other_company.ids)],
-            groups="base.group_user,mpesa_reconciliation.group_mpesa_reconciler",
+        cls.other_reconciler = cls._staff(
+            "other_reconciler", reconcilers, company=other_company
         )
 
     def _receipts(self):

@@ -2,7 +2,7 @@ from datetime import datetime
 
 from odoo import Command
 from odoo.exceptions import AccessError
-from odoo.tests import new_test_user, tagged
+from odoo.tests import tagged
 
 from odoo.addons.mpesa_reconciliation.tests.common import (
     SHORTCODE,
@@ -22,47 +22,21 @@ class ReportCommon(ReconciliationCommon):
         cls.categ_tools = cls.env["product.category"].create({"name": "Tools"})
         cls.product_a.categ_id = cls.categ_food
         cls.product_b.categ_id = cls.categ_tools
-        company = cls.env.company
-        cls.cashier = new_test_user(
-            cls.env,
-            "mpesa_cashier",
-            groups="mpesa_payment.group_mpesa_user",
-            company_id=company.id,
-            company_ids=[Command.set(company.ids)],
-            mpesa_branch_ids=[Command.set(cls.branch_cbd.ids)],
+        users = "mpesa_payment.group_mpesa_user"
+        cls.cashier = cls._staff(
+            "mpesa_cashier", users, mpesa_branch_ids=[Command.set(cls.branch_cbd.ids)]
         )
-        cls.seller = new_test_user(
-            cls.env,
-            "mpesa_seller",
-            groups="mpesa_payment.group_mpesa_user",
-            company_id=company.id,
-            company_ids=[Command.set(company.ids)],
-        )
+        cls.seller = cls._staff("mpesa_seller", users)
         cls.team = cls.env["crm.team"].create(
             {"name": "Wholesale", "member_ids": [Command.link(cls.seller.id)]}
         )
-        cls.reconciler = new_test_user(
-            cls.env,
-            "mpesa_reconciler",
-            groups="mpesa_reconciliation.group_mpesa_reconciler",
-            company_id=company.id,
-            company_ids=[Command.set(company.ids)],
-        )
-        cls.plain = new_test_user(
-            cls.env,
-            "plain_employee",
-            groups="base.group_user",
-            company_id=company.id,
-            company_ids=[Command.set(company.ids)],
-        )
+        reconcilers = "mpesa_reconciliation.group_mpesa_reconciler"
+        cls.reconciler = cls._staff("mpesa_reconciler", reconcilers)
+        cls.plain = cls._staff("plain_employee", "base.group_user")
         cls.company_data_2 = cls.setup_other_company(name="Mombasa Traders")
         cls.company_2 = cls.company_data_2["company"]
-        cls.other_reconciler = new_test_user(
-            cls.env,
-            "mpesa_reconciler_2",
-            groups="mpesa_reconciliation.group_mpesa_reconciler",
-            company_id=cls.company_2.id,
-            company_ids=[Command.set(cls.company_2.ids)],
+        cls.other_reconciler = cls._staff(
+            "mpesa_reconciler_2", reconcilers, company=cls.company_2
         )
         cls.mpesa_2 = cls._prepare_provider(
             "mpesa",
