@@ -544,18 +544,13 @@ class MpesaReceipt(models.Model):
         self.ensure_one()
         # Still waiting for an answer? (A lost answer is asked for again later.)
         recently = fields.Datetime.subtract(fields.Datetime.now(), minutes=10)
-        if (
-            self.env["mpesa.api.request"]
-            .sudo()
-            .search_count(
-                [
-                    ("receipt_id", "=", self.id),
-                    ("kind", "=", "status"),
-                    ("state", "=", "sent"),
-                    ("create_date", ">", recently),
-                ]
-            )
-        ):
+        waiting = [
+            ("receipt_id", "=", self.id),
+            ("kind", "=", "status"),
+            ("state", "=", "sent"),
+            ("create_date", ">", recently),
+        ]
+        if self.env["mpesa.api.request"].sudo().search_count(waiting, limit=1):
             return
         self.env["mpesa.api.request"].sudo()._send(
             self.provider_id, "status", self.name, receipt_id=self.id

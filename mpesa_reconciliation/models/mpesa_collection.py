@@ -8,7 +8,6 @@ class MpesaCollection(models.Model):
         "mpesa.branch",
         compute="_compute_branch_id",
         store=True,
-        readonly=True,
         index="btree_not_null",
         help="The branch of the requester's sales team, else the requester's own "
         "branch when they belong to one only. M-PESA users see their branches' "

@@ -70,24 +70,20 @@ class PaymentTransaction(models.Model):
     @api.model
     def _cron_mpesa_not_applied(self):
         """Paid, but the order/invoice was still not updated after a while."""
+        half_hour_ago = fields.Datetime.now() - timedelta(minutes=30)
         late = self.search(
             [
                 ("provider_code", "=", "mpesa"),
                 ("state", "=", "done"),
                 ("is_post_processed", "=", False),
-                (
-                    "last_state_change",
-                    "<",
-                    fields.Datetime.now() - timedelta(minutes=30),
-                ),
+                ("last_state_change", "<", half_hour_ago),
             ]
+        )
+        why = self.env._(
+            "M-PESA confirmed the payment but the order or invoice was not "
+            "updated (post-processing did not finish)."
         )
         for receipt in late._mpesa_receipts():
             self.env["mpesa.exception"].sudo()._open_for_receipt(
-                receipt,
-                kind="not_applied",
-                reason=self.env._(
-                    "M-PESA confirmed the payment but the order or invoice was not "
-                    "updated (post-processing did not finish)."
-                ),
+                receipt, kind="not_applied", reason=why
             )
