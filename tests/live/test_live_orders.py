@@ -1,0 +1,136 @@
+"""Sales orders paid by STK push from the order's portal page, on a real multi-worker
+Odoo with automatic invoicing on (``sale.automatic_invoice``): post-processing (a cron
+worker) confirms the order, invoices it and pays the invoice, while OCA's automatic
+reconciliation runs on the M-PESA bank line, as in production."""
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from .harness import WebClient
+
+
+@pytest.fixture
+def automatic_invoice(mpesa):
+    mpesa.rpc("ir.config_parameter", "set_param", "sale.automatic_invoice", "True")
+    yield
+    mpesa.rpc("ir.config_parameter", "set_param", "sale.automatic_invoice", "False")
+
+
+def _quotation(mpesa, price, prepayment_percent=1.0):
+    """A quotation the customer must pay online (a deposit of ``prepayment_percent``
+    confirms it), for one KES product invoiced on order."""
+    product_id = mpesa.rpc(
+        "product.product",
+        "create",
+        {"name": "Solar lamp", "type": "consu", "invoice_policy": "order"},
+    )
+    pricelist_id = mpesa.rpc(
+        "product.pricelist", "create", {"name": "KES", "currency_id": mpesa.kes_id}
+    )
+    return mpesa.rpc(
+        "sale.order",
+        "create",
+        {
+            "partner_id": mpesa.partner_id,
+            "pricelist_id": pricelist_id,
+            "require_signature": False,
+            "require_payment": True,
+            "prepayment_percent": prepayment_percent,
+            "order_line": [
+                (
+                    0,
+                    0,
+                    {
+                        "product_id": product_id,
+                        "price_unit": price,
+                        "tax_id": [(6, 0, [])],
+                    },
+                )
+            ],
+        },
+    )
+
+
+def _pay_on_the_order_page(mpesa, order_id, amount):
+    """What the order's portal page does: open it, create the M-PESA transaction
+    through ``/my/orders/<id>/transaction``, send the prompt; the emulator's customer
+    accepts it and Safaricom calls back. Returns the transaction once done."""
+    client = WebClient(mpesa.url)
+    portal_url = mpesa.rpc("sale.order", "get_portal_url", [order_id])
+    access_token = parse_qs(urlsplit(portal_url).query)["access_token"][0]
+    page = client.session.get(mpesa.url + portal_url, timeout=60)
+    assert page.status_code == 200, f"order page {portal_url}: {page.status_code}"
+    processing = client.jsonrpc(
+        f"/my/orders/{order_id}/transaction",
+        {
+            "access_token": access_token,
+            "provider_id": mpesa.provider_id,
+            "payment_method_id": mpesa.method_id,
+            "token_id": None,
+            "amount": float(amount),
+            "flow": "direct",
+            "tokenization_requested": False,
+            "landing_route": portal_url,
+            "is_validation": False,
+        },
+    )
+    assert mpesa.stk_push(client, processing)["state"] in ("pending", "done")
+    tx = mpesa.tx(processing["reference"])
+    mpesa.wait_tx_state(tx["id"], ("done",), timeout=30)
+    mpesa.settle_inbox()
+    mpesa.post_process()
+    return mpesa.tx(tx_id=tx["id"])
+
+
+def _invoices_of(mpesa, order_id):
+    return [
+        row[0]
+        for row in mpesa.sql.all(
+            "SELECT DISTINCT m.id FROM account_move m"
+            " JOIN account_move_line l ON l.move_id = m.id"
+            " JOIN sale_order_line_invoice_rel r ON r.invoice_line_id = l.id"
+            " JOIN sale_order_line sol ON sol.id = r.order_line_id"
+            " WHERE sol.order_id = %s AND m.state = 'posted' ORDER BY m.id",
+            [order_id],
+        )
+    ]
+
+
+def test_order_paid_in_full_from_its_portal_page(mpesa, automatic_invoice):
+    """The customer pays the whole quotation: confirmed, invoiced, the invoice paid
+    by the M-PESA payment and booked once."""
+    order_id = _quotation(mpesa, 4200)
+    tx = _pay_on_the_order_page(mpesa, order_id, 4200)
+    assert tx["is_post_processed"] and tx["payment_id"], tx
+
+    assert (
+        mpesa.sql.scalar("SELECT state FROM sale_order WHERE id = %s", [order_id])
+        == "sale"
+    )
+    (invoice_id,) = _invoices_of(mpesa, order_id)
+    invoice = mpesa.invoice(invoice_id)
+    assert (invoice["payment_state"], invoice["amount_total"]) == ("paid", 4200)
+    mpesa.assert_books([tx["id"]], [invoice_id])
+
+
+def test_deposit_then_the_balance_from_the_portal_page(mpesa, automatic_invoice):
+    """A 40 % deposit confirms the order and is invoiced as a down payment; the
+    balance, paid later from the same page, gets the final invoice, which deducts
+    the deposit. Each payment pays its own invoice; the customer owes nothing and
+    the books check is clean."""
+    order_id = _quotation(mpesa, 5000, prepayment_percent=0.4)
+    deposit = _pay_on_the_order_page(mpesa, order_id, 2000)
+    assert (
+        mpesa.sql.scalar("SELECT state FROM sale_order WHERE id = %s", [order_id])
+        == "sale"
+    )
+    (down_payment_id,) = _invoices_of(mpesa, order_id)
+    assert mpesa.invoice(down_payment_id)["payment_state"] == "paid"
+
+    balance = _pay_on_the_order_page(mpesa, order_id, 3000)
+    invoice_ids = _invoices_of(mpesa, order_id)
+    assert len(invoice_ids) == 2, invoice_ids
+    final = mpesa.invoice(invoice_ids[1])
+    assert (final["payment_state"], final["amount_total"]) == ("paid", 3000), final
+    mpesa.assert_books([deposit["id"], balance["id"]], invoice_ids)
