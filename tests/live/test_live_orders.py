@@ -83,7 +83,7 @@ def _pay_on_the_order_page(mpesa, order_id, amount):
     return mpesa.tx(tx_id=tx["id"])
 
 
-def _invoices_of(mpesa, order_id):
+def _invoices_of(mpesa, order_id, state="posted"):
     return [
         row[0]
         for row in mpesa.sql.all(
@@ -91,8 +91,8 @@ def _invoices_of(mpesa, order_id):
             " JOIN account_move_line l ON l.move_id = m.id"
             " JOIN sale_order_line_invoice_rel r ON r.invoice_line_id = l.id"
             " JOIN sale_order_line sol ON sol.id = r.order_line_id"
-            " WHERE sol.order_id = %s AND m.state = 'posted' ORDER BY m.id",
-            [order_id],
+            " WHERE sol.order_id = %s AND m.state = %s ORDER BY m.id",
+            [order_id, state],
         )
     ]
 
@@ -134,3 +134,36 @@ def test_deposit_then_the_balance_from_the_portal_page(mpesa, automatic_invoice)
     final = mpesa.invoice(invoice_ids[1])
     assert (final["payment_state"], final["amount_total"]) == ("paid", 3000), final
     mpesa.assert_books([deposit["id"], balance["id"]], invoice_ids)
+
+
+def test_staff_request_from_an_invoiced_order_pays_its_invoice(mpesa):
+    """A salesperson's 'Request M-PESA Payment' on an order already invoiced: the
+    customer's money pays that invoice, not credit beside it while it stays due."""
+    order_id = _quotation(mpesa, 1900)
+    mpesa.rpc("sale.order", "action_confirm", [order_id])
+    mpesa.rpc("sale.order", "write", [order_id], {"require_payment": False})
+    # The order's Create Invoice button.
+    wizard_id = mpesa.rpc(
+        "sale.advance.payment.inv",
+        "create",
+        {"advance_payment_method": "delivered"},
+        context={"active_model": "sale.order", "active_ids": [order_id]},
+    )
+    mpesa.rpc("sale.advance.payment.inv", "create_invoices", [wizard_id])
+    (invoice_id,) = _invoices_of(mpesa, order_id, state="draft")
+    mpesa.rpc("account.move", "action_post", [invoice_id])
+    action = mpesa.rpc("sale.order", "action_mpesa_request_payment", [order_id])
+    collection_id = mpesa.rpc(
+        "mpesa.collection", "create", {}, context=action["context"]
+    )
+    mpesa.rpc("mpesa.collection", "action_send", [collection_id])
+    [collection] = mpesa.rpc(
+        "mpesa.collection", "read", [collection_id], ["transaction_id", "amount"]
+    )
+    assert collection["amount"] == 1900, collection
+    tx_id = collection["transaction_id"][0]
+    mpesa.wait_tx_state(tx_id, ("done",), timeout=30)
+    mpesa.settle_inbox()
+    mpesa.post_process()
+    assert mpesa.invoice(invoice_id)["payment_state"] == "paid"
+    mpesa.assert_books([tx_id], [invoice_id])
