@@ -89,29 +89,7 @@ class PaymentTransaction(models.Model):
         paid = super()._mpesa_refund_paid(receipt_code, amount, paid_at)
         if not paid:
             return paid
-        source = self.source_transaction_id._mpesa_refund_receipt()
-        provider = self.provider_id.sudo()
-        shortcode = (
-            provider.mpesa_b2c_shortcode
-            if self.mpesa_refund_method == "b2c"
-            else source.shortcode or provider.mpesa_shortcode
-        )
-        self.env["mpesa.receipt"].sudo().create(
-            {
-                "name": receipt_code,
-                "kind": "refund",
-                "provider_id": provider.id,
-                "company_id": self.company_id.id,
-                "shortcode": shortcode,
-                "amount": amount,
-                "phone": self.mpesa_phone,
-                "paid_at": paid_at,
-                "partner_id": self.partner_id.commercial_partner_id.id,
-                "transaction_id": self.id,
-                "linked_receipt": source.name,
-                "state": "applied",
-            }
-        )
+        self._mpesa_book_refund_out(receipt_code, amount, paid_at)
         self._mpesa_refund_exceptions().filtered(lambda e: e.state == "open")._resolve(
             "reversed",
             self.env._(
@@ -121,6 +99,47 @@ class PaymentTransaction(models.Model):
             ),
         )
         return paid
+
+    def _mpesa_book_refund_out(self, receipt_code, amount, paid_at):
+        """The refund's money out, met with its outgoing payment. A reversal's
+        statement row imported before this result (a withdrawal under the same
+        receipt code) is that money out: taken, not booked twice."""
+        source = self.source_transaction_id._mpesa_refund_receipt()
+        partner = self.partner_id.commercial_partner_id
+        imported = source._mpesa_reversal_out(kind="withdrawal").filtered(
+            lambda out: out.name == receipt_code
+        )
+        if imported:
+            source._mpesa_take_money_out(
+                imported, "refund", transaction_id=self.id, partner_id=partner.id
+            )._mpesa_reconcile_with_payment()
+            return imported
+        provider = self.provider_id.sudo()
+        shortcode = (
+            provider.mpesa_b2c_shortcode
+            if self.mpesa_refund_method == "b2c"
+            else source.shortcode or provider.mpesa_shortcode
+        )
+        return (
+            self.env["mpesa.receipt"]
+            .sudo()
+            .create(
+                {
+                    "name": receipt_code,
+                    "kind": "refund",
+                    "provider_id": provider.id,
+                    "company_id": self.company_id.id,
+                    "shortcode": shortcode,
+                    "amount": amount,
+                    "phone": self.mpesa_phone,
+                    "paid_at": paid_at,
+                    "partner_id": partner.id,
+                    "transaction_id": self.id,
+                    "linked_receipt": source.name,
+                    "state": "applied",
+                }
+            )
+        )
 
     def _mpesa_refund_failed(self, why):
         """Extends mpesa_payment's refund failure with the exception queue: the money

@@ -70,8 +70,7 @@ class MpesaReceipt(models.Model):
         """``money_out`` is this payment's reversal: booked as such (a statement row
         imported before M-PESA said the payment was reversed was booked as a
         withdrawal), met with the money in, and the queue's wait for it closed."""
-        if money_out.kind != "reversal":
-            money_out.sudo().write({"kind": "reversal", "linked_receipt": self.name})
+        self._mpesa_take_money_out(money_out, "reversal")
         try:
             with self.env.cr.savepoint():
                 self.with_company(self.company_id)._mpesa_settle_reversal(money_out)
@@ -88,6 +87,20 @@ class MpesaReceipt(models.Model):
                 code=money_out.name,
             ),
         )
+        return money_out
+
+    def _mpesa_take_money_out(self, money_out, kind, **values):
+        """``money_out`` is this payment's money out of ``kind`` (its reversal, or
+        a refund's): a statement row imported before M-PESA's result named it was
+        booked as a withdrawal, linked to this payment. Booked as ``kind`` with
+        ``values``; its bank line, not yet reconciled, the customer's named there
+        (as a line fed from the receipt is)."""
+        if money_out.kind == kind:
+            return money_out
+        money_out.sudo().write({"kind": kind, "linked_receipt": self.name, **values})
+        line = money_out.sudo().statement_line_id
+        if values.get("partner_id") and not line.is_reconciled:
+            line.partner_id = values["partner_id"]
         return money_out
 
     def _mpesa_settle_reversal(self, money_out):

@@ -1,9 +1,25 @@
+import base64
+
+from odoo import fields
 from odoo.modules.migration import load_script
 from odoo.modules.module import get_module_path
 
+from odoo.addons.mpesa_payment.kenya_time import to_kenya
 from odoo.addons.mpesa_payment.tests.common import SHORTCODE, MpesaHttpCommon
 
-__all__ = ["SHORTCODE", "ReconciliationCommon"]
+__all__ = ["HEADER", "PREAMBLE", "SHORTCODE", "ReconciliationCommon", "statement"]
+
+HEADER = (
+    "Receipt No.,Completion Time,Initiation Time,Details,Transaction Status,Paid In,"
+    "Withdrawn,Balance,Balance Confirmed,Reason Type,Other Party Info,"
+    "Linked Transaction ID,A/C No.\n"
+)
+PREAMBLE = "Jua Kali Traders Ltd\nShortcode 174379\nPeriod: 01-03-2026 - 02-03-2026\n\n"
+
+
+def statement(rows):
+    """An org-portal statement (CSV) of ``rows``."""
+    return (PREAMBLE + HEADER + "".join(rows)).encode()
 
 
 class ReconciliationCommon(MpesaHttpCommon):
@@ -29,6 +45,24 @@ class ReconciliationCommon(MpesaHttpCommon):
             [("journal_id", "=", self.journal.id)]
         )
         return sum(lines.mapped("amount"))
+
+    def _import_reversal_row(self, reversal, receipt):
+        """M-PESA's statement lists the reversal: money out, linked to the payment."""
+        when = to_kenya(fields.Datetime.now()).strftime("%d-%m-%Y %H:%M:%S")
+        row = (
+            f"{reversal},{when},{when},Reversal,Completed,,-{receipt.amount:.2f},,,"
+            f"Reversal,2547****149 - JOHN,{receipt.name},\n"
+        )
+        with self._db_lock():
+            self.env["mpesa.statement.import"].create(
+                {
+                    "provider_id": self.mpesa.id,
+                    "source": "file",
+                    "data_file": base64.b64encode(statement([row])),
+                    "filename": "statement.csv",
+                }
+            ).action_import()
+            self.env.flush_all()
 
     # === THE BOOKS, AS AN ACCOUNTANT CHECKS THEM === #
 

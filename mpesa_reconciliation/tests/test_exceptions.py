@@ -5,11 +5,9 @@ from odoo import Command, fields
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
-from odoo.addons.mpesa_payment.kenya_time import to_kenya
 from odoo.addons.mpesa_payment.tests.common import PHONE, SHORTCODE
 
-from .common import ReconciliationCommon
-from .test_statement_import import statement
+from .common import ReconciliationCommon, statement
 
 MONEY_OUT_AWAITED = (
     "reversed on M-PESA, but its money out is not booked (import the statement "
@@ -399,24 +397,6 @@ class TestExceptions(ReconciliationCommon):
         self.assertEqual(exception.kind, "reversal_unbooked")
         self.assertIn("statement", exception.reason)
         return exception
-
-    def _import_reversal_row(self, reversal, receipt):
-        """M-PESA's statement lists the reversal: money out, linked to the payment."""
-        when = to_kenya(fields.Datetime.now()).strftime("%d-%m-%Y %H:%M:%S")
-        row = (
-            f"{reversal},{when},{when},Reversal,Completed,,-{receipt.amount:.2f},,,"
-            f"Reversal,2547****149 - JOHN,{receipt.name},\n"
-        )
-        with self._db_lock():
-            self.env["mpesa.statement.import"].create(
-                {
-                    "provider_id": self.mpesa.id,
-                    "source": "file",
-                    "data_file": base64.b64encode(statement([row])),
-                    "filename": "statement.csv",
-                }
-            ).action_import()
-            self.env.flush_all()
 
     def test_reversal_m_pesa_had_done_is_booked_from_the_statement(self):
         """Reversed on the organisation's portal: our request gets R000001. The

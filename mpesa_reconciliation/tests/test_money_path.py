@@ -15,8 +15,7 @@ from odoo.tools import mute_logger
 
 from odoo.addons.mpesa_payment.tests.common import PHONE, stk_payload
 
-from .common import ReconciliationCommon
-from .test_statement_import import statement
+from .common import ReconciliationCommon, statement
 
 
 @tagged("post_install", "-at_install")

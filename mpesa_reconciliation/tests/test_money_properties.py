@@ -15,7 +15,7 @@ from odoo.tests import tagged
 
 from odoo.addons.mpesa_payment.tests.common import MpesaCommon
 
-from .test_statement_import import statement
+from .common import statement
 
 PROPERTIES = settings(
     max_examples=40,

@@ -241,6 +241,44 @@ class TestRefunds(ReconciliationCommon):
         self.assertEqual(exception.resolution, "reversed", "closed by the result")
         self.assertRefundBooked(refund, credit_note, self.b2c_journal)
 
+    def test_reversal_row_imported_before_the_late_result_is_the_refunds(self):
+        """A refund by reversal times out in M-PESA's queue, its result comes later;
+        meanwhile the paybill's statement listing the reversal is imported (its row
+        a withdrawal). The result takes that row as the refund's money out: booked
+        once, met with the refund's payment, the timeout's exception closed."""
+        self.emulator.queue_timeouts = self.emulator.result_after_timeout = True
+        self.addCleanup(setattr, self.emulator, "queue_timeouts", False)
+        self.addCleanup(setattr, self.emulator, "result_after_timeout", False)
+        invoice = self._invoice(1000)
+        tx = self._stk_pay(invoice)
+        credit_note = self._credit_note(invoice, 1000)
+        receivable = self._receivable_balance(self.partner)
+        before = len([d for d in self.emulator.deliveries if d.kind == "result"])
+        refund, _summary, _note = self._refund(tx, 1000, wait=False)
+        # Our result URL has stored both answers; the statement is imported first.
+        result = self.emulator.wait_for_deliveries(before + 1, kind="result")[-1]
+        code = result.payload["Result"]["TransactionID"]
+        self._import_reversal_row(code, tx.mpesa_source_receipt_id)
+        self._apply_inbox()
+        self.assertEqual(refund.mpesa_receipt_code, code)
+        self.assertRefundBooked(refund, credit_note, self.mpesa.journal_id)
+        money_out = self.env["mpesa.receipt"].search([("name", "=", code)])
+        self.assertEqual(money_out.linked_receipt, tx.mpesa_source_receipt_id.name)
+        self.assertEqual(money_out.statement_line_id.partner_id, self.partner)
+        lines = self.env["account.bank.statement.line"].search(
+            [("journal_id", "=", self.mpesa.journal_id.id), ("amount", "<", 0)]
+        )
+        self.assertEqual(lines, money_out.statement_line_id, "money out booked once")
+        self.assertEqual(
+            self._receivable_balance(self.partner) - receivable,
+            1000,
+            "the credit note paid back: the customer is owed nothing",
+        )
+        exception = self.env["mpesa.exception"].search(
+            [("refund_transaction_id", "=", refund.id)]
+        )
+        self.assertEqual(exception.resolution, "reversed", "closed by the result")
+
     def _refund_answer_lost(self, amount):
         """The accountant refunds; M-PESA takes the request (and sends its result)
         but its answer to our call never reaches us."""

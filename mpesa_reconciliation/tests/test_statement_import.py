@@ -4,18 +4,7 @@ from datetime import datetime, timedelta
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
-from .common import ReconciliationCommon
-
-HEADER = (
-    "Receipt No.,Completion Time,Initiation Time,Details,Transaction Status,Paid In,"
-    "Withdrawn,Balance,Balance Confirmed,Reason Type,Other Party Info,"
-    "Linked Transaction ID,A/C No.\n"
-)
-PREAMBLE = "Jua Kali Traders Ltd\nShortcode 174379\nPeriod: 01-03-2026 - 02-03-2026\n\n"
-
-
-def statement(rows):
-    return (PREAMBLE + HEADER + "".join(rows)).encode()
+from .common import ReconciliationCommon, statement
 
 
 @tagged("post_install", "-at_install")
