@@ -28,6 +28,7 @@ from .harness import (
     ODOO_BIN,
     ODOO_CONF,
     REPO,
+    Rpc,
     WebClient,
     http,
     pg_env,
@@ -128,6 +129,23 @@ class LiveMpesa:
         self.rpc(
             "payment.provider", "action_mpesa_register_c2b_urls", [self.provider_id]
         )
+
+    def staff(self, login, group):
+        """XML-RPC as a user of the company with ``group`` (an XML id), created by
+        the administrator the first time, as the Users screen does."""
+        if not self.rpc("res.users", "search", [("login", "=", login)]):
+            self.rpc(
+                "res.users",
+                "create",
+                {
+                    "name": login.title(),
+                    "login": login,
+                    "password": f"{login}-live-password",
+                    "email": f"{login}@example.com",
+                    "groups_id": [(4, self.rpc.xmlid(group))],
+                },
+            )
+        return Rpc(self.url, self.server.db, login, f"{login}-live-password")
 
     def provider_secrets(self):
         [values] = self.rpc(
@@ -364,6 +382,22 @@ class LiveMpesa:
             return rows and rows[0][0] != "pending" and rows[0][0]
 
         return wait_until(confirmed, timeout, f"M-PESA to confirm {code}")
+
+    def open_exception(self, where, params, timeout=60):
+        """The receipt's open exception (id, kind, expected amount, receipt code and
+        id) once it is there."""
+
+        def opened():
+            return self.sql.dicts(
+                "SELECT e.id, e.kind, r.expected_amount, r.name AS code,"
+                " r.id AS receipt_id"
+                " FROM mpesa_exception e JOIN mpesa_receipt r ON r.id = e.receipt_id"
+                f" WHERE e.state = 'open' AND {where}",
+                params,
+            )
+
+        (exception,) = wait_until(opened, timeout, "an open exception")
+        return exception
 
     def set_provider(self, values):
         self.rpc("payment.provider", "write", [self.provider_id], values)

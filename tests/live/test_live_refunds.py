@@ -8,7 +8,6 @@ from types import SimpleNamespace
 import pytest
 from daraja_emulator import DEFAULT_INITIATOR, DEFAULT_INITIATOR_PASSWORD
 
-from .harness import wait_until
 from .mpesa_live import PHONE, PHONE_LOCAL
 
 B2C_SHORTCODE = "600000"
@@ -165,21 +164,6 @@ def test_partial_refund_by_b2c(mpesa, b2c):
     assert b2c.code.balance == B2C_FLOAT - 450, "the money left the B2C shortcode once"
 
 
-def _open_exception(mpesa, where, params, timeout=60):
-    """The receipt's open exception (id, kind, expected amount) once it is there."""
-
-    def opened():
-        return mpesa.sql.dicts(
-            "SELECT e.id, e.kind, r.expected_amount, r.name AS code, r.id AS receipt_id"
-            " FROM mpesa_exception e JOIN mpesa_receipt r ON r.id = e.receipt_id"
-            f" WHERE e.state = 'open' AND {where}",
-            params,
-        )
-
-    (exception,) = wait_until(opened, timeout, "an open exception")
-    return exception
-
-
 def _send_back_by_b2c(mpesa, b2c, exception, invoice_id, phone):
     """The manager's Send Back by B2C on an overpaid exception of 1,290 for an
     invoice with 790 due: the invoice gets its 790, the 500 left goes to ``phone``
@@ -234,7 +218,7 @@ def test_paybill_overpayment_sent_back_by_b2c(mpesa, b2c):
     )
     assert mpesa.wait_confirmed(code) == "verified"
     mpesa.settle_inbox()
-    exception = _open_exception(mpesa, "r.name = %s", [code])
+    exception = mpesa.open_exception("r.name = %s", [code])
     _send_back_by_b2c(mpesa, b2c, exception, invoice_id, phone)
 
 
@@ -247,7 +231,7 @@ def test_stk_overpayment_sent_back_by_b2c(mpesa, b2c):
     invoice_id, tx = mpesa.pay_invoice_by_push(790, phone)
     mpesa.stk_deliveries(tx)
     mpesa.settle_inbox()
-    exception = _open_exception(mpesa, "r.transaction_id = %s", [tx["id"]])
+    exception = mpesa.open_exception("r.transaction_id = %s", [tx["id"]])
     # Another amount than asked: its money moves once Transaction Status confirms it
     # (before, Send Back is refused: "M-PESA has not confirmed receipt ...").
     assert mpesa.wait_confirmed(exception["code"]) == "verified"
