@@ -219,3 +219,33 @@ class TestBooksOfAPayment(ReconciliationCommon):
         self.assertEqual(order.invoice_ids, invoice)
         self.assertIn(invoice.payment_state, ("paid", "in_payment"))
         self.assertBooksOfPayment(receipt, invoice.partner_id, before, 3000)
+
+    # === A paybill payment quoting a subscription's account number === #
+
+    def test_paybill_payment_of_a_subscription_is_booked_once(self):
+        """The subscriber quotes the subscription's number (SUB00001) printed on each
+        recurring invoice: the oldest open invoice is paid, booked once."""
+        with self._db_lock():
+            subscription = self.env["sale.subscription"].create(
+                {
+                    "partner_id": self.partner.id,
+                    "template_id": self.env["sale.subscription.template"]
+                    .create({"name": "Monthly hosting", "invoicing_mode": "invoice"})
+                    .id,
+                    "pricelist_id": self.partner.property_product_pricelist.id,
+                    "sale_subscription_line_ids": [
+                        Command.create(
+                            {"product_id": self.product_a.id, "price_unit": 1500}
+                        )
+                    ],
+                }
+            )
+            subscription.sale_subscription_line_ids.tax_ids = False
+            subscription.generate_invoice()
+            self.env.flush_all()
+        invoice = subscription.invoice_ids
+        self.assertEqual(invoice.amount_total, 1500)
+        before = self._receivable_balance(invoice.partner_id)
+        receipt = self._c2b(subscription.mpesa_account_ref, 1500)
+        self._assert_paybill_paid(receipt, invoice, before, 1500)
+        self.assertEqual(receipt.subscription_id, subscription)
