@@ -190,20 +190,30 @@ class LiveMpesa:
 
     # === THE CUSTOMER (what the portal's payment form does) === #
 
-    def portal_transaction(self, invoice_id, client=None, amount=None):
-        """Open the invoice's portal link and create the M-PESA transaction through
-        ``/invoice/transaction/<id>``; returns (client, processing values)."""
+    # The portal's payment form posts to the document's transaction route.
+    TRANSACTION_ROUTES = {
+        "account.move": "/invoice/transaction/{}",
+        "sale.order": "/my/orders/{}/transaction",
+    }
+
+    def portal_transaction(
+        self, doc_id, client=None, amount=None, model="account.move"
+    ):
+        """Open the document's portal link (an invoice's, or with ``model``
+        'sale.order' an order's) and create the M-PESA transaction through its
+        transaction route; returns (client, processing values). ``amount``: by
+        default what the invoice still owes."""
         client = client or WebClient(self.url)
-        portal_url = self.rpc("account.move", "get_portal_url", [invoice_id])
+        portal_url = self.rpc(model, "get_portal_url", [doc_id])
         access_token = parse_qs(urlsplit(portal_url).query)["access_token"][0]
         page = client.session.get(self.url + portal_url, timeout=60)
         assert page.status_code == 200, f"portal page {portal_url}: {page.status_code}"
         if amount is None:
             amount = self.sql.scalar(
-                "SELECT amount_residual FROM account_move WHERE id = %s", [invoice_id]
+                "SELECT amount_residual FROM account_move WHERE id = %s", [doc_id]
             )
         processing = client.jsonrpc(
-            f"/invoice/transaction/{invoice_id}",
+            self.TRANSACTION_ROUTES[model].format(doc_id),
             {
                 "access_token": access_token,
                 "provider_id": self.provider_id,

@@ -3,11 +3,7 @@ Odoo with automatic invoicing on (``sale.automatic_invoice``): post-processing (
 worker) confirms the order, invoices it and pays the invoice, while OCA's automatic
 reconciliation runs on the M-PESA bank line, as in production."""
 
-from urllib.parse import parse_qs, urlsplit
-
 import pytest
-
-from .harness import WebClient
 
 
 @pytest.fixture
@@ -56,24 +52,8 @@ def _pay_on_the_order_page(mpesa, order_id, amount):
     """What the order's portal page does: open it, create the M-PESA transaction
     through ``/my/orders/<id>/transaction``, send the prompt; the emulator's customer
     accepts it and Safaricom calls back. Returns the transaction once done."""
-    client = WebClient(mpesa.url)
-    portal_url = mpesa.rpc("sale.order", "get_portal_url", [order_id])
-    access_token = parse_qs(urlsplit(portal_url).query)["access_token"][0]
-    page = client.session.get(mpesa.url + portal_url, timeout=60)
-    assert page.status_code == 200, f"order page {portal_url}: {page.status_code}"
-    processing = client.jsonrpc(
-        f"/my/orders/{order_id}/transaction",
-        {
-            "access_token": access_token,
-            "provider_id": mpesa.provider_id,
-            "payment_method_id": mpesa.method_id,
-            "token_id": None,
-            "amount": float(amount),
-            "flow": "direct",
-            "tokenization_requested": False,
-            "landing_route": portal_url,
-            "is_validation": False,
-        },
+    client, processing = mpesa.portal_transaction(
+        order_id, amount=amount, model="sale.order"
     )
     assert mpesa.stk_push(client, processing)["state"] in ("pending", "done")
     tx = mpesa.tx(processing["reference"])
