@@ -147,6 +147,14 @@ class LiveMpesa:
             )
         return Rpc(self.url, self.server.db, login, f"{login}-live-password")
 
+    def manager(self):
+        return self.staff("mpesa_live_manager", "mpesa_payment.group_mpesa_manager")
+
+    def reconciler(self):
+        return self.staff(
+            "mpesa_live_reconciler", "mpesa_reconciliation.group_mpesa_reconciler"
+        )
+
     def provider_secrets(self):
         [values] = self.rpc(
             "payment.provider",
@@ -294,6 +302,16 @@ class LiveMpesa:
             "the emulated customer to answer the prompt",
         )
         return urlsplit(prompt.callback_url).path, emulator_stk.callback_body(prompt)
+
+    def paybill_payment(self, phone, amount, account):
+        """A payment on the paybill with ``account`` typed as the account number, once
+        M-PESA confirmed it and the inbox job applied it; returns its receipt code."""
+        code = self.emulator.c2b_pay(
+            DEFAULT_SHORTCODE, phone, amount, account, msisdn_style="plain"
+        )
+        assert self.wait_confirmed(code) == "verified"
+        self.settle_inbox()
+        return code
 
     def c2b_notification(self, trans_id, phone, amount, bill_ref):
         """A C2B validation/confirmation body exactly as the emulator builds it."""

@@ -30,27 +30,6 @@ STATEMENT_HEADER = (
 )
 
 
-def _manager(mpesa):
-    return mpesa.staff("mpesa_live_manager", "mpesa_payment.group_mpesa_manager")
-
-
-def _reconciler(mpesa):
-    return mpesa.staff(
-        "mpesa_live_reconciler", "mpesa_reconciliation.group_mpesa_reconciler"
-    )
-
-
-def _paybill_payment(mpesa, phone, amount, account):
-    """A payment on the paybill with ``account`` typed as the account number, once
-    M-PESA confirmed it and the inbox job applied it; returns its receipt code."""
-    code = mpesa.emulator.c2b_pay(
-        DEFAULT_SHORTCODE, phone, amount, account, msisdn_style="plain"
-    )
-    assert mpesa.wait_confirmed(code) == "verified"
-    mpesa.settle_inbox()
-    return code
-
-
 def _exception(mpesa, exception_id):
     return mpesa.sql.one(
         "SELECT state, resolution FROM mpesa_exception WHERE id = %s", [exception_id]
@@ -65,7 +44,7 @@ def _import_reversal_row(mpesa, reversal, code, amount):
         f"{reversal},{when},{when},Reversal,Completed,,-{amount:.2f},,,"
         f"Reversal,2547****149 - JOHN,{code},\n"
     )
-    reconciler = _reconciler(mpesa)
+    reconciler = mpesa.reconciler()
     wizard_id = reconciler(
         "mpesa.statement.import",
         "create",
@@ -136,11 +115,11 @@ def test_unidentified_payment_refunded_by_reversal(mpesa):
     sends it back with Refund (Reversal). M-PESA's result, applied by another worker,
     books the money out, and the pair is cleared on the company's liquidity transfer
     account (no customer)."""
-    code = _paybill_payment(mpesa, "254711000830", 250, "NOSUCHREF")
+    code = mpesa.paybill_payment("254711000830", 250, "NOSUCHREF")
     exception = mpesa.open_exception("r.name = %s", [code])
     assert exception["kind"] == "unknown_reference", exception
 
-    _manager(mpesa)("mpesa.exception", "action_request_reversal", [exception["id"]])
+    mpesa.manager()("mpesa.exception", "action_request_reversal", [exception["id"]])
     wait_until(
         lambda: _exception(mpesa, exception["id"])["state"] == "resolved",
         60,
@@ -168,13 +147,13 @@ def test_reversal_m_pesa_had_done_is_booked_from_the_statement(mpesa):
     reconciler imports the statement: the row books the money out, the pair is cleared
     on the customer's receivable, and the exception closes."""
     invoice_id, invoice_name = mpesa.create_invoice(300)
-    code = _paybill_payment(mpesa, PHONE, 300, invoice_name)
+    code = mpesa.paybill_payment(PHONE, 300, invoice_name)
     mpesa.post_process()
     (receipt,) = mpesa.receipts(code)
     mpesa.assert_books([receipt["transaction_id"]], [invoice_id])
     reversal = mpesa.emulator.reverse_payment(code)
 
-    _manager(mpesa)("mpesa.receipt", "action_request_reversal", [receipt["id"]])
+    mpesa.manager()("mpesa.receipt", "action_request_reversal", [receipt["id"]])
     exception = mpesa.open_exception(
         "r.name = %s AND e.kind = 'reversal_unbooked'", [code]
     )
