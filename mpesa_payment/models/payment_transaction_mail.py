@@ -22,3 +22,15 @@ class PaymentTransaction(models.Model):
                 PaymentTransaction, paid.with_context(mpesa_receipt_is_the_message=True)
             )._post_process()
         return super(PaymentTransaction, self - paid)._post_process()
+
+    def _log_message_on_linked_documents(self, message):
+        """Override of `account_payment` and `sale` to sign the note an M-PESA payment
+        leaves on its invoices and orders as the staff member who applied the money
+        (an allocation, a collection request, an accepted suggestion), as core does
+        for its own backend actions (``payment_backend_action``). Core signs it as
+        the customer otherwise and refuses a sender without email: M-PESA customers
+        are often known by phone only, and the refusal undid the whole allocation."""
+        tx = self
+        if self.provider_code == "mpesa" and self.env.user._is_internal():
+            tx = self.with_context(payment_backend_action=True)
+        return super(PaymentTransaction, tx)._log_message_on_linked_documents(message)

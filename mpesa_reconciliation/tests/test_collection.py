@@ -97,6 +97,24 @@ class TestStaffCollection(ReconciliationCommon):
             " ".join(invoice.message_ids.mapped("body")),
         )
 
+    def test_customer_known_by_phone_only_pays_the_request(self):
+        """Found on a live server: many M-PESA customers have no email address.
+        Odoo signs the payment's note on the invoice as the customer unless it runs
+        as a backend action, and refuses a sender without email: the salesperson's
+        request failed once the customer had paid, with the money not applied."""
+        self.partner.email = False
+        invoice = self._invoice(800)
+        receivable = self._receivable_balance(invoice.partner_id)
+        collection = self._dialog(invoice)
+        before = self._send(collection)
+        self.assertEqual(self._follow(collection, before), "done")
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        receipt = collection.transaction_id.mpesa_source_receipt_id
+        self.assertBooksOfPayment(receipt, invoice.partner_id, receivable, 800)
+        reference = collection.transaction_id.reference
+        notes = invoice.message_ids.filtered(lambda m: reference in (m.body or ""))
+        self.assertIn(self.salesperson.partner_id, notes.author_id, "staff signed")
+
     def test_request_from_an_invoiced_order_pays_its_invoice(self):
         """Requested from an order already invoiced (review finding): the money
         pays the invoice, not credit beside it while the invoice stays due."""

@@ -266,6 +266,36 @@ class TestExceptions(ReconciliationCommon):
         self.assertIn(first.name, message.body)
         self.assertEqual(message.author_id, self.env.user.partner_id)
 
+    def test_reconciler_allocates_the_payment_of_a_customer_without_email(self):
+        """Found on a live server: allocating as a reconciler (not as superuser, as
+        tests run) the payment of a customer known by phone only failed: Odoo signs
+        the payment's note on the invoice as the customer and refuses a sender
+        without email, which undid the whole allocation."""
+        reconciler = self._staff(
+            "allocating_reconciler",
+            "base.group_user,mpesa_reconciliation.group_mpesa_reconciler",
+        )
+        self.partner.email = False
+        invoice = self._invoice(900)
+        before = self._receivable_balance(self.partner)
+        receipt = self._c2b("", 900, style="plain")
+        exception = self._exception(receipt).with_user(reconciler)
+        exception.action_use_suggested_partner()
+        wizard = (
+            self.env["mpesa.exception.allocate"]
+            .with_user(reconciler)
+            .with_context(default_exception_id=exception.id)
+            .create({})
+        )
+        with self._db_lock():
+            wizard.action_allocate()
+            self.env.flush_all()
+        self.assertEqual(exception.resolution, "allocated")
+        self.assertBooksOfPayment(receipt, self.partner, before, 900)
+        tx = receipt.application_ids
+        notes = invoice.message_ids.filtered(lambda m: tx.reference in (m.body or ""))
+        self.assertEqual(notes.author_id, reconciler.partner_id, "signed by staff")
+
     def test_allocation_proposes_first_the_invoice_the_payment_was_for(self):
         """An underpaid prompt for the newer invoice: the allocation proposes that
         invoice first, not the customer's older one."""
