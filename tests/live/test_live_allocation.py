@@ -1,49 +1,114 @@
-"""The accountant splits one paybill payment over two invoices from the exception
-queue, on a real multi-worker server: one bank line, two payments, and OCA's
-automatic reconciliation running on that line, as in production."""
-
-from .mpesa_live import PHONE
+"""The accountant splits one paybill payment over invoices from the exception queue,
+on a real multi-worker server: one bank line, several payments, and OCA's automatic
+reconciliation running on that line, as in production."""
 
 
-def test_payment_without_account_number_allocated_to_two_invoices(mpesa):
-    """The customer pays two invoices at once on the paybill and types no account
-    number. The payment waits in the queue; the reconciler takes the customer the
-    phone suggests and allocates it with the wizard, as the form does. Each invoice
-    is paid by its own payment, the one bank line meets both, nothing is owed."""
-    first, _name = mpesa.create_invoice(600)
-    second, _name = mpesa.create_invoice(400)
-    code = mpesa.paybill_payment(PHONE, 1000, "")
+def _payment_waiting_in_the_queue(mpesa, phone, paid, *amounts):
+    """A customer of ``phone`` with an open invoice per amount pays ``paid`` on the
+    paybill, typing no account number: the payment waits in the queue.
+    Returns (invoice ids, receipt code, exception id)."""
+    partner_id = mpesa.rpc(
+        "res.partner", "create", {"name": f"Customer {phone}", "mobile": phone}
+    )
+    invoice_ids = [
+        mpesa.create_invoice(amount, partner_id=partner_id)[0] for amount in amounts
+    ]
+    code = mpesa.paybill_payment(phone, paid, "")
     exception = mpesa.open_exception("r.name = %s", [code])
-    reconciler = mpesa.reconciler()
-    reconciler("mpesa.exception", "action_use_suggested_partner", [exception["id"]])
-    context = {"default_exception_id": exception["id"]}
+    return invoice_ids, code, exception["id"]
+
+
+def _allocate(reconciler, exception_id, invoice_amounts=None):
+    """The reconciler's Allocate wizard, as its form opens and saves it: with what it
+    proposes, or with ``invoice_amounts`` ({invoice id: amount}) typed instead.
+    Returns what it proposed."""
+    context = {"default_exception_id": exception_id}
     wizard = reconciler(
         "mpesa.exception.allocate",
         "default_get",
         ["exception_id", "partner_id", "line_ids"],
         context=context,
     )
-    assert wizard["partner_id"] == mpesa.partner_id, wizard
     proposed = {cmd[2]["invoice_id"]: cmd[2]["amount"] for cmd in wizard["line_ids"]}
-    assert proposed == {first: 600, second: 400}, proposed
+    if invoice_amounts is not None:
+        wizard["line_ids"] = [
+            (0, 0, {"invoice_id": invoice_id, "amount": amount})
+            for invoice_id, amount in invoice_amounts.items()
+        ]
     wizard_id = reconciler(
         "mpesa.exception.allocate", "create", wizard, context=context
     )
     reconciler("mpesa.exception.allocate", "action_allocate", [wizard_id])
-    mpesa.post_process()
+    return proposed
 
-    assert mpesa.sql.one(
-        "SELECT state, resolution FROM mpesa_exception WHERE id = %s",
-        [exception["id"]],
-    ) == {"state": "resolved", "resolution": "allocated"}
-    tx_ids = [
+
+def _exception(mpesa, exception_id):
+    return mpesa.sql.one(
+        "SELECT state, resolution FROM mpesa_exception WHERE id = %s", [exception_id]
+    )
+
+
+def _transactions(mpesa, code):
+    """The payments made from receipt ``code``'s money, oldest first."""
+    return [
         tx_id
         for (tx_id,) in mpesa.sql.all(
             "SELECT tx.id FROM payment_transaction tx"
             " JOIN mpesa_receipt r ON r.id = tx.mpesa_source_receipt_id"
-            " WHERE r.name = %s ORDER BY tx.id",
+            " JOIN account_payment p ON p.id = tx.payment_id"
+            " WHERE r.name = %s AND p.state != 'canceled' ORDER BY tx.id",
             [code],
         )
     ]
+
+
+def test_payment_without_account_number_allocated_to_two_invoices(mpesa):
+    """The reconciler takes the customer the phone suggests and allocates the
+    payment as the wizard proposes. Each invoice is paid by its own payment, the one
+    bank line meets both, nothing is owed."""
+    (first, second), code, exception_id = _payment_waiting_in_the_queue(
+        mpesa, "254711000840", 1000, 600, 400
+    )
+    reconciler = mpesa.reconciler()
+    reconciler("mpesa.exception", "action_use_suggested_partner", [exception_id])
+    assert _allocate(reconciler, exception_id) == {first: 600, second: 400}
+    mpesa.post_process()
+
+    assert _exception(mpesa, exception_id) == {
+        "state": "resolved",
+        "resolution": "allocated",
+    }
+    tx_ids = _transactions(mpesa, code)
     assert len(tx_ids) == 2, tx_ids
     mpesa.assert_books(tx_ids, [first, second])
+
+
+def test_allocation_undone_and_made_again(mpesa):
+    """The reconciler allocated the payment to the wrong invoices, undoes it (Undo
+    and Reopen) and allocates it to the right one: the first payments are
+    cancelled, those invoices owe everything again, the bank line meets only the
+    new payment, and the books check is clean."""
+    (first, second, right), code, exception_id = _payment_waiting_in_the_queue(
+        mpesa, "254711000850", 1000, 600, 400, 1000
+    )
+    reconciler = mpesa.reconciler()
+    reconciler("mpesa.exception", "action_use_suggested_partner", [exception_id])
+    _allocate(reconciler, exception_id, {first: 600, second: 400})
+    mpesa.post_process()
+    assert len(_transactions(mpesa, code)) == 2
+
+    reconciler("mpesa.exception", "action_undo_and_reopen", [exception_id])
+    assert _exception(mpesa, exception_id)["state"] == "open"
+    for invoice_id, amount in ((first, 600), (second, 400)):
+        invoice = mpesa.invoice(invoice_id)
+        assert (invoice["payment_state"], invoice["amount_residual"]) == (
+            "not_paid",
+            amount,
+        ), invoice
+    assert _transactions(mpesa, code) == [], "the first payments are cancelled"
+
+    _allocate(reconciler, exception_id, {right: 1000})
+    mpesa.post_process()
+    tx_ids = _transactions(mpesa, code)
+    assert len(tx_ids) == 1, tx_ids
+    mpesa.assert_books(tx_ids, [right])
