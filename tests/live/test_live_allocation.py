@@ -1,6 +1,7 @@
-"""The accountant splits one paybill payment over invoices from the exception queue,
-on a real multi-worker server: one bank line, several payments, and OCA's automatic
-reconciliation running on that line, as in production."""
+"""The reconciler settles paybill payments from the exception queue, as a user of
+that role (not as superuser, as Odoo tests run), for customers known by phone only,
+on a real multi-worker server: OCA's automatic reconciliation runs on the bank line,
+as in production."""
 
 
 def _payment_waiting_in_the_queue(mpesa, phone, paid, *amounts):
@@ -112,3 +113,40 @@ def test_allocation_undone_and_made_again(mpesa):
     tx_ids = _transactions(mpesa, code)
     assert len(tx_ids) == 1, tx_ids
     mpesa.assert_books(tx_ids, [right])
+
+
+def test_payment_with_a_mistyped_account_number_matched_by_suggestion(mpesa):
+    """The customer mistypes one digit of the invoice's number. The reconciler asks
+    for matches on the exception and accepts the best one: the invoice is paid by
+    that payment, booked once."""
+    phone = "254711000860"
+    partner_id = mpesa.rpc(
+        "res.partner", "create", {"name": f"Customer {phone}", "mobile": phone}
+    )
+    invoice_id, invoice_name = mpesa.create_invoice(1300, partner_id=partner_id)
+    account = invoice_name.replace("/", "")
+    typo = account[:-1] + ("1" if account[-1] != "1" else "2")
+    code = mpesa.paybill_payment(phone, 1300, typo)
+    exception_id = mpesa.open_exception("r.name = %s", [code])["id"]
+    reconciler = mpesa.reconciler()
+    reconciler("mpesa.exception", "action_find_matches", [exception_id])
+    [exception] = reconciler(
+        "mpesa.exception", "read", [exception_id], ["suggestion_ids"]
+    )
+    best = reconciler(
+        "mpesa.match.suggestion",
+        "read",
+        exception["suggestion_ids"][:1],
+        ["res_model", "res_id", "reasons"],
+    )[0]
+    assert (best["res_model"], best["res_id"]) == ("account.move", invoice_id), best
+    reconciler("mpesa.match.suggestion", "action_accept", [best["id"]])
+    mpesa.post_process()
+
+    assert _exception(mpesa, exception_id) == {
+        "state": "resolved",
+        "resolution": "allocated",
+    }
+    tx_ids = _transactions(mpesa, code)
+    assert len(tx_ids) == 1, tx_ids
+    mpesa.assert_books(tx_ids, [invoice_id])
