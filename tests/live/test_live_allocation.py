@@ -150,3 +150,26 @@ def test_payment_with_a_mistyped_account_number_matched_by_suggestion(mpesa):
     tx_ids = _transactions(mpesa, code)
     assert len(tx_ids) == 1, tx_ids
     mpesa.assert_books(tx_ids, [invoice_id])
+
+
+def test_payment_kept_as_the_customers_credit(mpesa):
+    """No invoice is open: the reconciler keeps the payment as the customer's
+    credit. One payment, not matched with any invoice; its bank line reconciled with
+    it; the customer's receivable is minus what they paid; books check clean."""
+    (), code, exception_id = _payment_waiting_in_the_queue(mpesa, "254711000870", 700)
+    reconciler = mpesa.reconciler()
+    reconciler("mpesa.exception", "action_use_suggested_partner", [exception_id])
+    reconciler("mpesa.exception", "action_keep_as_credit", [exception_id])
+    mpesa.post_process()
+
+    assert _exception(mpesa, exception_id)["state"] == "resolved"
+    tx_ids = _transactions(mpesa, code)
+    (row,) = mpesa.books_of_payments(tx_ids)
+    assert (
+        row["payment_state"],
+        row["outstanding_cleared"],
+        row["line_reconciled"],
+        row["line_on_receivable"],
+    ) == ("paid", True, True, False), row
+    assert mpesa.receivable_of([], tx_ids) == -700
+    assert mpesa.check_books() == []
