@@ -63,6 +63,19 @@ def _transactions(mpesa, code):
     ]
 
 
+def _assert_allocated(mpesa, exception_id, code, invoice_ids):
+    """Once post-processed: the exception resolved as allocated, one payment of the
+    receipt's money per invoice, and the books as an accountant checks them."""
+    mpesa.post_process()
+    assert _exception(mpesa, exception_id) == {
+        "state": "resolved",
+        "resolution": "allocated",
+    }
+    tx_ids = _transactions(mpesa, code)
+    assert len(tx_ids) == len(invoice_ids), tx_ids
+    mpesa.assert_books(tx_ids, invoice_ids)
+
+
 def test_payment_without_account_number_allocated_to_two_invoices(mpesa):
     """The reconciler takes the customer the phone suggests and allocates the
     payment as the wizard proposes. Each invoice is paid by its own payment, the one
@@ -73,15 +86,7 @@ def test_payment_without_account_number_allocated_to_two_invoices(mpesa):
     reconciler = mpesa.reconciler()
     reconciler("mpesa.exception", "action_use_suggested_partner", [exception_id])
     assert _allocate(reconciler, exception_id) == {first: 600, second: 400}
-    mpesa.post_process()
-
-    assert _exception(mpesa, exception_id) == {
-        "state": "resolved",
-        "resolution": "allocated",
-    }
-    tx_ids = _transactions(mpesa, code)
-    assert len(tx_ids) == 2, tx_ids
-    mpesa.assert_books(tx_ids, [first, second])
+    _assert_allocated(mpesa, exception_id, code, [first, second])
 
 
 def test_allocation_undone_and_made_again(mpesa):
@@ -109,10 +114,7 @@ def test_allocation_undone_and_made_again(mpesa):
     assert _transactions(mpesa, code) == [], "the first payments are cancelled"
 
     _allocate(reconciler, exception_id, {right: 1000})
-    mpesa.post_process()
-    tx_ids = _transactions(mpesa, code)
-    assert len(tx_ids) == 1, tx_ids
-    mpesa.assert_books(tx_ids, [right])
+    _assert_allocated(mpesa, exception_id, code, [right])
 
 
 def test_payment_with_a_mistyped_account_number_matched_by_suggestion(mpesa):
@@ -141,15 +143,7 @@ def test_payment_with_a_mistyped_account_number_matched_by_suggestion(mpesa):
     )[0]
     assert (best["res_model"], best["res_id"]) == ("account.move", invoice_id), best
     reconciler("mpesa.match.suggestion", "action_accept", [best["id"]])
-    mpesa.post_process()
-
-    assert _exception(mpesa, exception_id) == {
-        "state": "resolved",
-        "resolution": "allocated",
-    }
-    tx_ids = _transactions(mpesa, code)
-    assert len(tx_ids) == 1, tx_ids
-    mpesa.assert_books(tx_ids, [invoice_id])
+    _assert_allocated(mpesa, exception_id, code, [invoice_id])
 
 
 def test_payment_kept_as_the_customers_credit(mpesa):
