@@ -98,10 +98,10 @@ class TestStaffCollection(ReconciliationCommon):
         )
 
     def test_customer_known_by_phone_only_pays_the_request(self):
-        """Found on a live server: many M-PESA customers have no email address.
-        Odoo signs the payment's note on the invoice as the customer unless it runs
-        as a backend action, and refuses a sender without email: the salesperson's
-        request failed once the customer had paid, with the money not applied."""
+        """Many M-PESA customers have no email address. Odoo signs a payment's note
+        on its invoice as the customer, unless a backend action, and refuses a
+        sender without email: the request is followed to its end and booked, and
+        the note is signed by staff."""
         self.partner.email = False
         invoice = self._invoice(800)
         receivable = self._receivable_balance(invoice.partner_id)

@@ -267,10 +267,10 @@ class TestExceptions(ReconciliationCommon):
         self.assertEqual(message.author_id, self.env.user.partner_id)
 
     def test_reconciler_allocates_the_payment_of_a_customer_without_email(self):
-        """Found on a live server: allocating as a reconciler (not as superuser, as
-        tests run) the payment of a customer known by phone only failed: Odoo signs
-        the payment's note on the invoice as the customer and refuses a sender
-        without email, which undid the whole allocation."""
+        """Found on a live server (the tests' customers all had an email address):
+        a reconciler allocating the payment of a customer known by phone only
+        failed. Odoo signs the payment's note on the invoice as the customer and
+        refuses a sender without email, which undid the whole allocation."""
         reconciler = self._staff(
             "allocating_reconciler",
             "base.group_user,mpesa_reconciliation.group_mpesa_reconciler",

@@ -1,7 +1,7 @@
 """The reconciler settles paybill payments from the exception queue, as a user of
-that role (not as superuser, as Odoo tests run), for customers known by phone only,
-on a real multi-worker server: OCA's automatic reconciliation runs on the bank line,
-as in production."""
+that role, for customers known by phone only (no email address), on a real
+multi-worker server: OCA's automatic reconciliation runs on the bank line, as in
+production."""
 
 
 def _payment_waiting_in_the_queue(mpesa, phone, paid, *amounts):
