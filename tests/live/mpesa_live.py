@@ -130,8 +130,8 @@ class LiveMpesa:
             "payment.provider", "action_mpesa_register_c2b_urls", [self.provider_id]
         )
 
-    def staff(self, login, group):
-        """XML-RPC as a user of the company with ``group`` (an XML id), created by
+    def staff(self, login, *groups):
+        """XML-RPC as a user of the company with ``groups`` (XML ids), created by
         the administrator the first time, as the Users screen does."""
         if not self.rpc("res.users", "search", [("login", "=", login)]):
             self.rpc(
@@ -142,7 +142,7 @@ class LiveMpesa:
                     "login": login,
                     "password": f"{login}-live-password",
                     "email": f"{login}@example.com",
-                    "groups_id": [(4, self.rpc.xmlid(group))],
+                    "groups_id": [(4, self.rpc.xmlid(group)) for group in groups],
                 },
             )
         return Rpc(self.url, self.server.db, login, f"{login}-live-password")

@@ -13,9 +13,9 @@ def automatic_invoice(mpesa):
     mpesa.rpc("ir.config_parameter", "set_param", "sale.automatic_invoice", "False")
 
 
-def _quotation(mpesa, price, prepayment_percent=1.0):
+def _quotation(mpesa, price, prepayment_percent=1.0, **values):
     """A quotation the customer must pay online (a deposit of ``prepayment_percent``
-    confirms it), for one KES product invoiced on order."""
+    confirms it), for one KES product invoiced on order; ``values`` for the order."""
     product_id = mpesa.rpc(
         "product.product",
         "create",
@@ -29,6 +29,7 @@ def _quotation(mpesa, price, prepayment_percent=1.0):
         "create",
         {
             "partner_id": mpesa.partner_id,
+            **values,
             "pricelist_id": pricelist_id,
             "require_signature": False,
             "require_payment": True,
@@ -117,9 +118,23 @@ def test_deposit_then_the_balance_from_the_portal_page(mpesa, automatic_invoice)
 
 
 def test_staff_request_from_an_invoiced_order_pays_its_invoice(mpesa):
-    """A salesperson's 'Request M-PESA Payment' on an order already invoiced: the
-    customer's money pays that invoice, not credit beside it while it stays due."""
-    order_id = _quotation(mpesa, 1900)
+    """A salesperson's 'Request M-PESA Payment' on their order already invoiced, for
+    a customer known by phone only: the dialog follows the prompt until the money
+    is in, and it pays that invoice, not credit beside it while it stays due."""
+    salesperson = mpesa.staff(
+        "mpesa_live_salesperson",
+        "sales_team.group_sale_salesman",
+        "account.group_account_invoice",
+        "mpesa_payment.group_mpesa_user",
+    )
+    [salesperson_id] = mpesa.rpc(
+        "res.users", "search", [("login", "=", "mpesa_live_salesperson")]
+    )
+    phone = "254711000880"
+    partner_id = mpesa.rpc(
+        "res.partner", "create", {"name": f"Customer {phone}", "mobile": phone}
+    )
+    order_id = _quotation(mpesa, 1900, partner_id=partner_id, user_id=salesperson_id)
     mpesa.rpc("sale.order", "action_confirm", [order_id])
     mpesa.rpc("sale.order", "write", [order_id], {"require_payment": False})
     # The order's Create Invoice button.
@@ -132,18 +147,19 @@ def test_staff_request_from_an_invoiced_order_pays_its_invoice(mpesa):
     mpesa.rpc("sale.advance.payment.inv", "create_invoices", [wizard_id])
     (invoice_id,) = _invoices_of(mpesa, order_id, state="draft")
     mpesa.rpc("account.move", "action_post", [invoice_id])
-    action = mpesa.rpc("sale.order", "action_mpesa_request_payment", [order_id])
-    collection_id = mpesa.rpc(
+
+    action = salesperson("sale.order", "action_mpesa_request_payment", [order_id])
+    collection_id = salesperson(
         "mpesa.collection", "create", {}, context=action["context"]
     )
-    mpesa.rpc("mpesa.collection", "action_send", [collection_id])
-    [collection] = mpesa.rpc(
+    salesperson("mpesa.collection", "action_send", [collection_id])
+    [collection] = salesperson(
         "mpesa.collection", "read", [collection_id], ["transaction_id", "amount"]
     )
     assert collection["amount"] == 1900, collection
     tx_id = collection["transaction_id"][0]
     mpesa.wait_tx_state(tx_id, ("done",), timeout=30)
-    mpesa.settle_inbox()
-    mpesa.post_process()
+    # The dialog's poll books the payment at once.
+    assert salesperson("mpesa.collection", "mpesa_poll", [collection_id]) == "done"
     assert mpesa.invoice(invoice_id)["payment_state"] == "paid"
     mpesa.assert_books([tx_id], [invoice_id])
