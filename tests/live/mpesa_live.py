@@ -1,5 +1,6 @@
 """The M-PESA set-up of the live database and what customers and Safaricom do to it."""
 
+import base64
 import configparser
 import hashlib
 import hmac
@@ -38,6 +39,13 @@ from .harness import (
 # A customer's number as typed in the payment form, and as Daraja sees it.
 PHONE_LOCAL = "0708374149"
 PHONE = "254708374149"
+# The org portal's statement export (as mpesa_reconciliation/tests/test_statement_import.py).
+STATEMENT_HEADER = (
+    "Jua Kali Traders Ltd\nShortcode 174379\n\n"
+    "Receipt No.,Completion Time,Initiation Time,Details,Transaction Status,Paid In,"
+    "Withdrawn,Balance,Balance Confirmed,Reason Type,Other Party Info,"
+    "Linked Transaction ID,A/C No.\n"
+)
 KES_PER_USD = 129.0
 
 
@@ -313,6 +321,23 @@ class LiveMpesa:
         assert self.wait_confirmed(code) == "verified"
         self.settle_inbox()
         return code
+
+    def import_statement(self, *rows):
+        """The reconciler imports M-PESA's statement with these CSV ``rows`` through
+        the statement import wizard, as its form does."""
+        reconciler = self.reconciler()
+        data = (STATEMENT_HEADER + "".join(rows)).encode()
+        wizard_id = reconciler(
+            "mpesa.statement.import",
+            "create",
+            {
+                "provider_choice": str(self.provider_id),
+                "source": "file",
+                "data_file": base64.b64encode(data).decode(),
+                "filename": "statement.csv",
+            },
+        )
+        reconciler("mpesa.statement.import", "action_import", [wizard_id])
 
     def c2b_notification(self, trans_id, phone, amount, bill_ref):
         """A C2B validation/confirmation body exactly as the emulator builds it."""

@@ -1,6 +1,10 @@
 """A paybill payment Safaricom never notifies, found by the pull job (Daraja's Pull
-Transactions API) on a real multi-worker server, where OCA's automatic reconciliation
-runs on the bank line the pulled row makes, as in production."""
+Transactions API) or by the reconciler's statement import, on a real multi-worker
+server, where OCA's automatic reconciliation runs on the bank line the row makes, as
+in production."""
+
+import datetime as dt
+from zoneinfo import ZoneInfo
 
 from daraja_emulator import DEFAULT_SHORTCODE
 
@@ -14,17 +18,47 @@ def test_paybill_payment_without_its_callback_is_booked_by_the_pull_job(mpesa):
     once, as an accountant checks it."""
     mpesa.set_provider({"mpesa_pull_nominated_number": "0722 000 000"})
     mpesa.rpc("payment.provider", "action_mpesa_register_pull", [mpesa.provider_id])
-    phone, amount = "254711000660", 1250
-    invoice_id, invoice_name = mpesa.create_invoice(amount)
-    mpesa.emulator.set_scenario(phone, no_callback=True)
-    code = mpesa.emulator.c2b_pay(DEFAULT_SHORTCODE, phone, amount, invoice_name)
-    wait_until(lambda: code in mpesa.emulator.payments, 10, "M-PESA to take the money")
-    assert mpesa.receipts(code) == [], "no confirmation was sent"
+    invoice_id, invoice_name = mpesa.create_invoice(1250)
+    code = _paid_without_callback(mpesa, "254711000660", 1250, invoice_name)
 
     mpesa.rpc.run_cron("mpesa_reconciliation.cron_mpesa_pull")
     mpesa.settle_inbox()
     mpesa.post_process()
 
+    _assert_paid_by(mpesa, code, invoice_id)
+
+
+def test_paybill_payment_without_its_callback_is_booked_from_the_statement(mpesa):
+    """The same payment, from a customer known by phone only, found by the
+    reconciler who imports the org portal's statement: it pays the invoice its
+    account number names, booked once."""
+    phone = "254711000890"
+    partner_id = mpesa.rpc(
+        "res.partner", "create", {"name": f"Customer {phone}", "mobile": phone}
+    )
+    invoice_id, invoice_name = mpesa.create_invoice(1450, partner_id=partner_id)
+    code = _paid_without_callback(mpesa, phone, 1450, invoice_name)
+    when = dt.datetime.now(ZoneInfo("Africa/Nairobi")).strftime("%d-%m-%Y %H:%M:%S")
+    mpesa.import_statement(
+        f'{code},{when},{when},Pay Bill from 2547****890,Completed,"1,450.00",,,,'
+        f"Pay Bill Online,2547****890 - JOHN,,{invoice_name}\n"
+    )
+    mpesa.settle_inbox()
+    mpesa.post_process()
+    _assert_paid_by(mpesa, code, invoice_id)
+
+
+def _paid_without_callback(mpesa, phone, amount, account):
+    """M-PESA takes the money but never sends its confirmation: the receipt code."""
+    mpesa.emulator.set_scenario(phone, no_callback=True)
+    code = mpesa.emulator.c2b_pay(DEFAULT_SHORTCODE, phone, amount, account)
+    wait_until(lambda: code in mpesa.emulator.payments, 10, "M-PESA to take the money")
+    assert mpesa.receipts(code) == [], "no confirmation was sent"
+    return code
+
+
+def _assert_paid_by(mpesa, code, invoice_id):
+    """The receipt applied, the invoice paid by its one payment, booked once."""
     (receipt,) = mpesa.receipts(code)
     assert receipt["state"] == "applied", receipt
     assert mpesa.invoice(invoice_id)["payment_state"] == "paid"

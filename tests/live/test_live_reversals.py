@@ -6,7 +6,6 @@ pair (money in, money out) cleared against each other, nothing in suspense. Odoo
 test mode switches OCA's automatic reconciliation off; here it runs on every bank
 line, as in production."""
 
-import base64
 import datetime as dt
 from zoneinfo import ZoneInfo
 
@@ -20,13 +19,6 @@ from .mpesa_live import PHONE
 MONEY_OUT_UNBOOKED = (
     "reversed on M-PESA, but its money out is not booked (import the statement that "
     "lists the reversal)"
-)
-# The org portal's statement export (as mpesa_reconciliation/tests/test_statement_import.py).
-STATEMENT_HEADER = (
-    "Jua Kali Traders Ltd\nShortcode 174379\n\n"
-    "Receipt No.,Completion Time,Initiation Time,Details,Transaction Status,Paid In,"
-    "Withdrawn,Balance,Balance Confirmed,Reason Type,Other Party Info,"
-    "Linked Transaction ID,A/C No.\n"
 )
 
 
@@ -44,18 +36,7 @@ def _import_reversal_row(mpesa, reversal, code, amount):
         f"{reversal},{when},{when},Reversal,Completed,,-{amount:.2f},,,"
         f"Reversal,2547****149 - JOHN,{code},\n"
     )
-    reconciler = mpesa.reconciler()
-    wizard_id = reconciler(
-        "mpesa.statement.import",
-        "create",
-        {
-            "provider_choice": str(mpesa.provider_id),
-            "source": "file",
-            "data_file": base64.b64encode((STATEMENT_HEADER + row).encode()).decode(),
-            "filename": "statement.csv",
-        },
-    )
-    reconciler("mpesa.statement.import", "action_import", [wizard_id])
+    mpesa.import_statement(row)
 
 
 def _assert_pair_cleared(mpesa, code, amount, account_id):
