@@ -526,9 +526,10 @@ class LiveMpesa:
             [list(tx_ids)],
         )
 
-    def assert_books(self, tx_ids, invoice_ids):
+    def assert_books(self, tx_ids, invoice_ids, credit=0):
         """The books of these payments of these invoices, as an accountant checks
-        them; the invoices are paid in full."""
+        them: each payment matched with its bank line, the invoices paid in full,
+        and ``credit`` (paid beyond them: the customer's credit) left over."""
         rows = self.books_of_payments(tx_ids)
         assert len(rows) == len(tx_ids), rows
         cleared = {
@@ -540,7 +541,7 @@ class LiveMpesa:
         for row in rows:
             assert {key: row[key] for key in cleared} == cleared, row
         owed = self.receivable_of(invoice_ids, tx_ids)
-        assert abs(owed) < 0.005, f"the customer owes {owed} after paying in full"
+        assert abs(owed + credit) < 0.005, f"the customer owes {owed}, not {-credit}"
         assert self.check_books() == []
 
     def recover_stuck_callbacks(self, where, params):

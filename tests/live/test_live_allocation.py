@@ -157,13 +157,4 @@ def test_payment_kept_as_the_customers_credit(mpesa):
     mpesa.post_process()
 
     assert _exception(mpesa, exception_id)["state"] == "resolved"
-    tx_ids = _transactions(mpesa, code)
-    (row,) = mpesa.books_of_payments(tx_ids)
-    assert (
-        row["payment_state"],
-        row["outstanding_cleared"],
-        row["line_reconciled"],
-        row["line_on_receivable"],
-    ) == ("paid", True, True, False), row
-    assert mpesa.receivable_of([], tx_ids) == -700
-    assert mpesa.check_books() == []
+    mpesa.assert_books(_transactions(mpesa, code), [], credit=700)

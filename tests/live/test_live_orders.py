@@ -163,3 +163,48 @@ def test_staff_request_from_an_invoiced_order_pays_its_invoice(mpesa):
     assert salesperson("mpesa.collection", "mpesa_poll", [collection_id]) == "done"
     assert mpesa.invoice(invoice_id)["payment_state"] == "paid"
     mpesa.assert_books([tx_id], [invoice_id])
+
+
+def test_mistyped_order_number_settled_by_the_reconcilers_suggestion(mpesa):
+    """A customer known by phone only pays a quotation on the paybill and mistypes
+    its number. The reconciler accepts the order the suggestions rank first: the
+    payment confirms the order and is the customer's credit until it is invoiced,
+    matched with its bank line, booked once."""
+    phone = "254711000895"
+    partner_id = mpesa.rpc(
+        "res.partner", "create", {"name": f"Customer {phone}", "mobile": phone}
+    )
+    order_id = _quotation(mpesa, 2100, partner_id=partner_id)
+    [order] = mpesa.rpc("sale.order", "read", [order_id], ["name"])
+    typo = order["name"][:-1] + ("1" if order["name"][-1] != "1" else "2")
+    code = mpesa.paybill_payment(phone, 2100, typo)
+    exception_id = mpesa.open_exception("r.name = %s", [code])["id"]
+    reconciler = mpesa.reconciler()
+    reconciler("mpesa.exception", "action_find_matches", [exception_id])
+    [exception] = reconciler(
+        "mpesa.exception", "read", [exception_id], ["suggestion_ids"]
+    )
+    [best] = reconciler(
+        "mpesa.match.suggestion",
+        "read",
+        exception["suggestion_ids"][:1],
+        ["res_model", "res_id"],
+    )
+    assert (best["res_model"], best["res_id"]) == ("sale.order", order_id), best
+    reconciler("mpesa.match.suggestion", "action_accept", [best["id"]])
+    mpesa.post_process()
+
+    assert (
+        mpesa.sql.scalar("SELECT state FROM sale_order WHERE id = %s", [order_id])
+        == "sale"
+    )
+    tx_ids = [
+        tx_id
+        for (tx_id,) in mpesa.sql.all(
+            "SELECT tx.id FROM payment_transaction tx"
+            " JOIN mpesa_receipt r ON r.id = tx.mpesa_source_receipt_id"
+            " WHERE r.name = %s",
+            [code],
+        )
+    ]
+    mpesa.assert_books(tx_ids, [], credit=2100)
