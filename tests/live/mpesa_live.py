@@ -49,6 +49,11 @@ STATEMENT_HEADER = (
 KES_PER_USD = 129.0
 
 
+def mistyped(number):
+    """``number`` with its last digit typed wrong, as a customer might."""
+    return number[:-1] + ("1" if number[-1] != "1" else "2")
+
+
 class LiveMpesa:
     """A KES invoice paid by M-PESA on a real server; emulator = Safaricom."""
 
@@ -173,6 +178,13 @@ class LiveMpesa:
         return values
 
     # === DOCUMENTS === #
+
+    def phone_only_customer(self, phone):
+        """A customer known by phone only (no email address), as many M-PESA
+        customers are; returns the partner's id."""
+        return self.rpc(
+            "res.partner", "create", {"name": f"Customer {phone}", "mobile": phone}
+        )
 
     def create_invoice(self, amount, move_type="out_invoice", **values):
         """A posted customer invoice in KES (or, with ``move_type`` 'out_refund' and
@@ -338,6 +350,22 @@ class LiveMpesa:
             },
         )
         reconciler("mpesa.statement.import", "action_import", [wizard_id])
+
+    def best_suggestion(self, exception_id):
+        """The reconciler's Find Matches on an open exception: the suggestion ranked
+        first (id, res_model, res_id)."""
+        reconciler = self.reconciler()
+        reconciler("mpesa.exception", "action_find_matches", [exception_id])
+        [exception] = reconciler(
+            "mpesa.exception", "read", [exception_id], ["suggestion_ids"]
+        )
+        [best] = reconciler(
+            "mpesa.match.suggestion",
+            "read",
+            exception["suggestion_ids"][:1],
+            ["res_model", "res_id"],
+        )
+        return best
 
     def c2b_notification(self, trans_id, phone, amount, bill_ref):
         """A C2B validation/confirmation body exactly as the emulator builds it."""

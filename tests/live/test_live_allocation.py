@@ -3,14 +3,14 @@ that role, for customers known by phone only (no email address), on a real
 multi-worker server: OCA's automatic reconciliation runs on the bank line, as in
 production."""
 
+from .mpesa_live import mistyped
+
 
 def _payment_waiting_in_the_queue(mpesa, phone, paid, *amounts):
     """A customer of ``phone`` with an open invoice per amount pays ``paid`` on the
     paybill, typing no account number: the payment waits in the queue.
     Returns (invoice ids, receipt code, exception id)."""
-    partner_id = mpesa.rpc(
-        "res.partner", "create", {"name": f"Customer {phone}", "mobile": phone}
-    )
+    partner_id = mpesa.phone_only_customer(phone)
     invoice_ids = [
         mpesa.create_invoice(amount, partner_id=partner_id)[0] for amount in amounts
     ]
@@ -122,26 +122,13 @@ def test_payment_with_a_mistyped_account_number_matched_by_suggestion(mpesa):
     for matches on the exception and accepts the best one: the invoice is paid by
     that payment, booked once."""
     phone = "254711000860"
-    partner_id = mpesa.rpc(
-        "res.partner", "create", {"name": f"Customer {phone}", "mobile": phone}
-    )
+    partner_id = mpesa.phone_only_customer(phone)
     invoice_id, invoice_name = mpesa.create_invoice(1300, partner_id=partner_id)
-    account = invoice_name.replace("/", "")
-    typo = account[:-1] + ("1" if account[-1] != "1" else "2")
-    code = mpesa.paybill_payment(phone, 1300, typo)
+    code = mpesa.paybill_payment(phone, 1300, mistyped(invoice_name.replace("/", "")))
     exception_id = mpesa.open_exception("r.name = %s", [code])["id"]
-    reconciler = mpesa.reconciler()
-    reconciler("mpesa.exception", "action_find_matches", [exception_id])
-    [exception] = reconciler(
-        "mpesa.exception", "read", [exception_id], ["suggestion_ids"]
-    )
-    best = reconciler(
-        "mpesa.match.suggestion",
-        "read",
-        exception["suggestion_ids"][:1],
-        ["res_model", "res_id", "reasons"],
-    )[0]
+    best = mpesa.best_suggestion(exception_id)
     assert (best["res_model"], best["res_id"]) == ("account.move", invoice_id), best
+    reconciler = mpesa.reconciler()
     reconciler("mpesa.match.suggestion", "action_accept", [best["id"]])
     _assert_allocated(mpesa, exception_id, code, [invoice_id])
 

@@ -5,6 +5,8 @@ reconciliation runs on the M-PESA bank line, as in production."""
 
 import pytest
 
+from .mpesa_live import mistyped
+
 
 @pytest.fixture
 def automatic_invoice(mpesa):
@@ -131,9 +133,7 @@ def test_staff_request_from_an_invoiced_order_pays_its_invoice(mpesa):
         "res.users", "search", [("login", "=", "mpesa_live_salesperson")]
     )
     phone = "254711000880"
-    partner_id = mpesa.rpc(
-        "res.partner", "create", {"name": f"Customer {phone}", "mobile": phone}
-    )
+    partner_id = mpesa.phone_only_customer(phone)
     order_id = _quotation(mpesa, 1900, partner_id=partner_id, user_id=salesperson_id)
     mpesa.rpc("sale.order", "action_confirm", [order_id])
     mpesa.rpc("sale.order", "write", [order_id], {"require_payment": False})
@@ -171,26 +171,14 @@ def test_mistyped_order_number_settled_by_the_reconcilers_suggestion(mpesa):
     payment confirms the order and is the customer's credit until it is invoiced,
     matched with its bank line, booked once."""
     phone = "254711000895"
-    partner_id = mpesa.rpc(
-        "res.partner", "create", {"name": f"Customer {phone}", "mobile": phone}
-    )
+    partner_id = mpesa.phone_only_customer(phone)
     order_id = _quotation(mpesa, 2100, partner_id=partner_id)
     [order] = mpesa.rpc("sale.order", "read", [order_id], ["name"])
-    typo = order["name"][:-1] + ("1" if order["name"][-1] != "1" else "2")
-    code = mpesa.paybill_payment(phone, 2100, typo)
+    code = mpesa.paybill_payment(phone, 2100, mistyped(order["name"]))
     exception_id = mpesa.open_exception("r.name = %s", [code])["id"]
-    reconciler = mpesa.reconciler()
-    reconciler("mpesa.exception", "action_find_matches", [exception_id])
-    [exception] = reconciler(
-        "mpesa.exception", "read", [exception_id], ["suggestion_ids"]
-    )
-    [best] = reconciler(
-        "mpesa.match.suggestion",
-        "read",
-        exception["suggestion_ids"][:1],
-        ["res_model", "res_id"],
-    )
+    best = mpesa.best_suggestion(exception_id)
     assert (best["res_model"], best["res_id"]) == ("sale.order", order_id), best
+    reconciler = mpesa.reconciler()
     reconciler("mpesa.match.suggestion", "action_accept", [best["id"]])
     mpesa.post_process()
 

@@ -33,9 +33,7 @@ def test_paybill_payment_without_its_callback_is_booked_from_the_statement(mpesa
     reconciler who imports the org portal's statement: it pays the invoice its
     account number names, booked once."""
     phone = "254711000890"
-    partner_id = mpesa.rpc(
-        "res.partner", "create", {"name": f"Customer {phone}", "mobile": phone}
-    )
+    partner_id = mpesa.phone_only_customer(phone)
     invoice_id, invoice_name = mpesa.create_invoice(1450, partner_id=partner_id)
     code = _paid_without_callback(mpesa, phone, 1450, invoice_name)
     when = dt.datetime.now(ZoneInfo("Africa/Nairobi")).strftime("%d-%m-%Y %H:%M:%S")
