@@ -220,12 +220,16 @@ class TestRefunds(ReconciliationCommon):
             self.env.flush_all()
         self.assertNothingBooked(refund, credit_note, "has not answered")
 
-    def test_queue_timeout_then_late_success_books_it_then(self):
-        """Not paid as far as we know after the queue timeout (an exception); when
-        M-PESA's result still comes, the refund is booked and the exception closes."""
+    def _late_results(self):
+        """M-PESA's queue times out on each request, and its result still follows."""
         self.emulator.queue_timeouts = self.emulator.result_after_timeout = True
         self.addCleanup(setattr, self.emulator, "queue_timeouts", False)
         self.addCleanup(setattr, self.emulator, "result_after_timeout", False)
+
+    def test_queue_timeout_then_late_success_books_it_then(self):
+        """Not paid as far as we know after the queue timeout (an exception); when
+        M-PESA's result still comes, the refund is booked and the exception closes."""
+        self._late_results()
         invoice = self._invoice(1000)
         tx = self._stk_pay(invoice)
         credit_note = self._credit_note(invoice, 300)
@@ -246,9 +250,7 @@ class TestRefunds(ReconciliationCommon):
         meanwhile the paybill's statement listing the reversal is imported (its row
         a withdrawal). The result takes that row as the refund's money out: booked
         once, met with the refund's payment, the timeout's exception closed."""
-        self.emulator.queue_timeouts = self.emulator.result_after_timeout = True
-        self.addCleanup(setattr, self.emulator, "queue_timeouts", False)
-        self.addCleanup(setattr, self.emulator, "result_after_timeout", False)
+        self._late_results()
         invoice = self._invoice(1000)
         tx = self._stk_pay(invoice)
         credit_note = self._credit_note(invoice, 1000)

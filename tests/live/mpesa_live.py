@@ -453,6 +453,20 @@ class LiveMpesa:
             [code],
         )
 
+    def payments_of(self, code):
+        """The transactions that pay with receipt ``code``'s money and whose payment
+        stands (not cancelled), oldest first."""
+        return [
+            tx_id
+            for (tx_id,) in self.sql.all(
+                "SELECT tx.id FROM payment_transaction tx"
+                " JOIN mpesa_receipt r ON r.id = tx.mpesa_source_receipt_id"
+                " JOIN account_payment p ON p.id = tx.payment_id"
+                " WHERE r.name = %s AND p.state != 'canceled' ORDER BY tx.id",
+                [code],
+            )
+        ]
+
     def wait_confirmed(self, code, timeout=30):
         """M-PESA's Transaction Status answer to a paybill notification reaches the
         server's result URL a moment later: wait until it is applied."""

@@ -49,20 +49,6 @@ def _exception(mpesa, exception_id):
     )
 
 
-def _transactions(mpesa, code):
-    """The payments made from receipt ``code``'s money, oldest first."""
-    return [
-        tx_id
-        for (tx_id,) in mpesa.sql.all(
-            "SELECT tx.id FROM payment_transaction tx"
-            " JOIN mpesa_receipt r ON r.id = tx.mpesa_source_receipt_id"
-            " JOIN account_payment p ON p.id = tx.payment_id"
-            " WHERE r.name = %s AND p.state != 'canceled' ORDER BY tx.id",
-            [code],
-        )
-    ]
-
-
 def _assert_allocated(mpesa, exception_id, code, invoice_ids):
     """Once post-processed: the exception resolved as allocated, one payment of the
     receipt's money per invoice, and the books as an accountant checks them."""
@@ -71,7 +57,7 @@ def _assert_allocated(mpesa, exception_id, code, invoice_ids):
         "state": "resolved",
         "resolution": "allocated",
     }
-    tx_ids = _transactions(mpesa, code)
+    tx_ids = mpesa.payments_of(code)
     assert len(tx_ids) == len(invoice_ids), tx_ids
     mpesa.assert_books(tx_ids, invoice_ids)
 
@@ -101,7 +87,7 @@ def test_allocation_undone_and_made_again(mpesa):
     reconciler("mpesa.exception", "action_use_suggested_partner", [exception_id])
     _allocate(reconciler, exception_id, {first: 600, second: 400})
     mpesa.post_process()
-    assert len(_transactions(mpesa, code)) == 2
+    assert len(mpesa.payments_of(code)) == 2
 
     reconciler("mpesa.exception", "action_undo_and_reopen", [exception_id])
     assert _exception(mpesa, exception_id)["state"] == "open"
@@ -111,7 +97,7 @@ def test_allocation_undone_and_made_again(mpesa):
             "not_paid",
             amount,
         ), invoice
-    assert _transactions(mpesa, code) == [], "the first payments are cancelled"
+    assert mpesa.payments_of(code) == [], "the first payments are cancelled"
 
     _allocate(reconciler, exception_id, {right: 1000})
     _assert_allocated(mpesa, exception_id, code, [right])
@@ -144,4 +130,4 @@ def test_payment_kept_as_the_customers_credit(mpesa):
     mpesa.post_process()
 
     assert _exception(mpesa, exception_id)["state"] == "resolved"
-    mpesa.assert_books(_transactions(mpesa, code), [], credit=700)
+    mpesa.assert_books(mpesa.payments_of(code), [], credit=700)

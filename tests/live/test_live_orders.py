@@ -186,13 +186,4 @@ def test_mistyped_order_number_settled_by_the_reconcilers_suggestion(mpesa):
         mpesa.sql.scalar("SELECT state FROM sale_order WHERE id = %s", [order_id])
         == "sale"
     )
-    tx_ids = [
-        tx_id
-        for (tx_id,) in mpesa.sql.all(
-            "SELECT tx.id FROM payment_transaction tx"
-            " JOIN mpesa_receipt r ON r.id = tx.mpesa_source_receipt_id"
-            " WHERE r.name = %s",
-            [code],
-        )
-    ]
-    mpesa.assert_books(tx_ids, [], credit=2100)
+    mpesa.assert_books(mpesa.payments_of(code), [], credit=2100)

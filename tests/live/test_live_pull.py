@@ -60,12 +60,6 @@ def _assert_paid_by(mpesa, code, invoice_id):
     (receipt,) = mpesa.receipts(code)
     assert receipt["state"] == "applied", receipt
     assert mpesa.invoice(invoice_id)["payment_state"] == "paid"
-    tx_ids = [
-        tx_id
-        for (tx_id,) in mpesa.sql.all(
-            "SELECT id FROM payment_transaction WHERE mpesa_source_receipt_id = %s",
-            [receipt["id"]],
-        )
-    ]
+    tx_ids = mpesa.payments_of(code)
     assert len(tx_ids) == 1, tx_ids
     mpesa.assert_books(tx_ids, [invoice_id])
