@@ -99,9 +99,8 @@ class MpesaStatementImport(models.TransientModel):
                 receipt.write(seen)
         self._confirm_paybill(existing, rows)
         reversals = self._book_reversals(new_rows)
-        new_rows = [
-            row for row in new_rows if row.receipt not in reversals.mapped("name")
-        ]
+        booked_as_reversals = set(reversals.mapped("name"))
+        new_rows = [row for row in new_rows if row.receipt not in booked_as_reversals]
         vals_list = [self._receipt_vals(row, provider, shortcode) for row in new_rows]
         if vals_list:
             created = Receipt.create(vals_list)
