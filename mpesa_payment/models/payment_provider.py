@@ -421,6 +421,7 @@ class PaymentProvider(models.Model):
     def action_mpesa_rotate_secret(self):
         self.ensure_one()
         self.sudo().mpesa_webhook_secret = _new_secret()
+        return True
 
     def action_mpesa_rotate_c2b_secret(self):
         """A new secret in the C2B URLs: the old URLs stop working at once, so the

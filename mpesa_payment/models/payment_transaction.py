@@ -1048,6 +1048,7 @@ class PaymentTransaction(models.Model):
     def action_mpesa_query_status(self):
         for tx in self.filtered(lambda t: t.provider_code == "mpesa"):
             tx._mpesa_query_and_apply()
+        return True
 
     @api.model
     def _cron_mpesa_query_pending(self):

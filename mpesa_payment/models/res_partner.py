@@ -66,3 +66,4 @@ class ResPartner(models.Model):
     def action_mpesa_generate_account_ref(self):
         for partner in self.filtered(lambda p: not p.mpesa_account_ref):
             partner.mpesa_account_ref = f"C{partner.id:05d}"
+        return True

@@ -142,7 +142,7 @@ class TestC2B(MpesaHttpCommon):
         self.assertEqual(receipt.transaction_id.sale_order_ids, order)
 
     def test_customer_account_number(self):
-        self.partner.action_mpesa_generate_account_ref()
+        self.assertIs(self.partner.action_mpesa_generate_account_ref(), True)
         self.env.flush_all()
         receipt = self._pay(self.partner.mpesa_account_ref.lower(), amount=300)
         self.assertEqual(receipt.state, "applied")

@@ -118,7 +118,7 @@ class TestPaymentProvider(MpesaCommon):
         self.assertIsNone(Provider._mpesa_check_token("stk", expired))
         self.assertLess(int(expired.split(".")[1]), time.time())
         # rotating the secret revokes earlier tokens
-        self.mpesa.action_mpesa_rotate_secret()
+        self.assertIs(self.mpesa.action_mpesa_rotate_secret(), True)
         self.assertIsNone(Provider._mpesa_check_token("stk", token))
 
 

@@ -219,6 +219,7 @@ class MpesaException(models.Model):
         for exc in self:
             exc._check_open()
             exc.partner_id = exc.suggested_partner_id
+        return True
 
     def action_keep_as_credit(self):
         self._check_open()
@@ -248,6 +249,7 @@ class MpesaException(models.Model):
             )._post_process()
             receipt._mpesa_reconcile_with_payment()
             exc._resolve("credit", note)
+        return True
 
     def action_request_reversal(self):
         """Ask M-PESA to reverse the money. The exception stays open until M-PESA's
@@ -264,6 +266,7 @@ class MpesaException(models.Model):
         self._check_open()
         self._check_nothing_left()
         self._resolve("duplicate", self.env._("Marked as a duplicate payment."))
+        return True
 
     def action_dismiss(self):
         self._check_open()
@@ -272,6 +275,7 @@ class MpesaException(models.Model):
             raise UserError(self.env._("Say why this exception is dismissed."))
         self._check_nothing_left()
         self._resolve("dismissed", self.env._("Dismissed: %s", note))
+        return True
 
     def _moved_money(self):
         """The payments this exception's resolution made and that still stand."""
@@ -303,6 +307,7 @@ class MpesaException(models.Model):
                 }
             )
             exc.message_post(body=self.env._("Reopened."))
+        return True
 
     def action_undo_and_reopen(self):
         """Unwind what the resolution paid (its payments are cancelled, the invoices
@@ -320,6 +325,7 @@ class MpesaException(models.Model):
             exc.action_reopen()
             if moved:
                 receipt.sudo().write({"state": "review"})
+        return True
 
     def action_allocate(self):
         return self._open_wizard("mpesa.exception.allocate")

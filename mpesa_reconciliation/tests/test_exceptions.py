@@ -357,6 +357,45 @@ class TestExceptions(ReconciliationCommon):
         self.assertEqual(payment.amount, 250)
         self.assertTrue(receipt.statement_line_id.is_reconciled)
 
+    def test_reconciler_buttons_answer_over_xmlrpc(self):
+        """Found on a live server: "This is the customer" (the phone match) and the other buttons
+        returned None, which XML-RPC cannot send. The change was committed, yet the
+        caller (an integration, a script) got a Fault and could not tell it had
+        worked. Each button answers True, as Odoo's own buttons do."""
+        self._staff(
+            "rpc_reconciler",
+            "base.group_user,mpesa_reconciliation.group_mpesa_reconciler",
+        )
+        before = self._receivable_balance(self.partner)
+        receipt = self._c2b("NOSUCHREF", 350, style="plain")
+        exception = self._exception(receipt)
+        self.env.flush_all()
+        uid = self.xmlrpc_common.authenticate(
+            self.env.cr.dbname, "rpc_reconciler", "rpc_reconciler", {}
+        )
+
+        def click(method):
+            return self.xmlrpc_object.execute_kw(
+                self.env.cr.dbname,
+                uid,
+                "rpc_reconciler",
+                "mpesa.exception",
+                method,
+                [exception.ids],
+            )
+
+        for method in (
+            "action_use_suggested_partner",
+            "action_keep_as_credit",
+            "action_undo_and_reopen",
+            "action_use_suggested_partner",
+            "action_keep_as_credit",
+        ):
+            self.assertIs(click(method), True, method)
+            self.env.invalidate_all()
+        self.assertEqual(exception.resolution, "credit")
+        self.assertBooksOfPayment(receipt, self.partner, before, 350)
+
     def test_refund_by_reversal(self):
         """Finding 6: the exception closes when M-PESA says the money went back, not
         when the reversal is only requested."""

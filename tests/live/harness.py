@@ -420,15 +420,9 @@ class Rpc:
         proxy = xmlrpc.client.ServerProxy(
             f"{self.url}/xmlrpc/2/object", allow_none=True
         )
-        try:
-            return proxy.execute_kw(
-                self.db, self.uid, self.password, model, method, list(args), kwargs
-            )
-        except xmlrpc.client.Fault as fault:
-            # The method ran and committed, but Odoo cannot send None over XML-RPC.
-            if "cannot marshal None" in fault.faultString:
-                return None
-            raise
+        return proxy.execute_kw(
+            self.db, self.uid, self.password, model, method, list(args), kwargs
+        )
 
     def xmlid(self, xmlid):
         module, name = xmlid.split(".")
