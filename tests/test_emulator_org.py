@@ -259,6 +259,29 @@ def test_reversal_answer_lost_but_money_moves(emu, client, receiver):
     assert emu.payments[receipt]["status"] == "Reversed"
 
 
+def test_reversal_result_held_then_released(emu, client, receiver):
+    """A late Result on demand: after the queue timeout, M-PESA reverses the
+    payment and gives the receipt code, but the Result is kept back until the
+    test releases it, then POSTed unchanged."""
+    emu.queue_timeouts = emu.result_after_timeout = emu.hold_results = True
+    receipt = emu.add_payment(200)
+    check_ack(*reverse(client, receiver, receipt, 200))
+    emu.wait_for_deliveries(1, kind="timeout")
+    deadline = time.monotonic() + 5
+    while not emu.held_results and time.monotonic() < deadline:
+        time.sleep(0.02)
+    [(url, body)] = emu.held_results
+    assert url == receiver.url("/result")
+    assert emu.payments[receipt]["status"] == "Reversed" and emu.balance() == 0
+    assert not [d for d in emu.deliveries if d.kind == "result"]
+
+    [delivery] = emu.release_results()
+    assert delivery.payload == body and delivery.status == 200
+    assert params(body["Result"])["OriginalTransactionID"] == receipt
+    assert body["Result"]["TransactionID"] != receipt
+    assert emu.held_results == []
+
+
 def test_reversal_unknown_and_wrong_amount(emu, client, receiver):
     reverse(client, receiver, "NOPE000000", 10)
     assert result_of(emu)["ResultCode"] == "R000002"

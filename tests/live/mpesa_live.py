@@ -351,6 +351,16 @@ class LiveMpesa:
         )
         reconciler("mpesa.statement.import", "action_import", [wizard_id])
 
+    def import_reversal_row(self, reversal, code, amount):
+        """The reconciler imports M-PESA's statement that lists the reversal
+        ``reversal`` of payment ``code`` (money out, its Linked Transaction ID the
+        payment) through the statement import wizard, as its form does."""
+        when = emulator_helpers.kenya_now().strftime("%d-%m-%Y %H:%M:%S")
+        self.import_statement(
+            f"{reversal},{when},{when},Reversal,Completed,,-{amount:.2f},,,"
+            f"Reversal,2547****149 - JOHN,{code},\n"
+        )
+
     def best_suggestion(self, exception_id):
         """The reconciler's Find Matches on an open exception: the suggestion ranked
         first (id, res_model, res_id)."""

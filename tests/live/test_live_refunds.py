@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 from daraja_emulator import DEFAULT_INITIATOR, DEFAULT_INITIATOR_PASSWORD
 
+from .harness import wait_until
 from .mpesa_live import PHONE, PHONE_LOCAL
 
 B2C_SHORTCODE = "600000"
@@ -57,23 +58,25 @@ def _credit_note(mpesa, invoice_id, amount):
     return note_id
 
 
-def _click_refund(mpesa, tx, amount):
-    """The accountant opens the payment, clicks Refund and confirms the wizard;
-    returns what the wizard showed (method, phone, credit note id)."""
+def _click_refund(mpesa, tx, amount, user=None):
+    """The accountant (or ``user``, an XML-RPC client) opens the payment, clicks
+    Refund and confirms the wizard; returns what the wizard showed (method, phone,
+    credit note id)."""
+    rpc = user or mpesa.rpc
     context = {"active_model": "account.payment", "active_id": tx["payment_id"]}
-    wizard_id = mpesa.rpc(
+    wizard_id = rpc(
         "payment.refund.wizard",
         "create",
         {"amount_to_refund": amount},
         context=context,
     )
-    [shown] = mpesa.rpc(
+    [shown] = rpc(
         "payment.refund.wizard",
         "read",
         [wizard_id],
         ["mpesa_refund_method", "mpesa_refund_phone", "mpesa_credit_note_id"],
     )
-    mpesa.rpc("payment.refund.wizard", "action_refund", [wizard_id], context=context)
+    rpc("payment.refund.wizard", "action_refund", [wizard_id], context=context)
     return (
         shown["mpesa_refund_method"],
         shown["mpesa_refund_phone"],
@@ -162,6 +165,113 @@ def test_partial_refund_by_b2c(mpesa, b2c):
     invoice keeps its payment."""
     _refund_through_the_button(mpesa, 2000, 450, ("b2c", PHONE), b2c.journal_id)
     assert b2c.code.balance == B2C_FLOAT - 450, "the money left the B2C shortcode once"
+
+
+@pytest.fixture
+def late_results(mpesa):
+    """``start()``: from then on M-PESA's queue times out on each initiator
+    request and the Result still comes, but only when the test releases it (the
+    emulator keeps it back). Back to prompt results after the test."""
+    emulator = mpesa.emulator
+
+    def start():
+        emulator.queue_timeouts = emulator.result_after_timeout = True
+        emulator.hold_results = True
+        return emulator
+
+    yield SimpleNamespace(start=start)
+    emulator.queue_timeouts = emulator.result_after_timeout = False
+    emulator.hold_results = False
+
+
+def _receivable_of_customer(mpesa):
+    """The customer's whole receivable in KES (negative: what we owe them)."""
+    return mpesa.sql.scalar(
+        "SELECT coalesce(sum(aml.amount_currency), 0) FROM account_move_line aml"
+        " JOIN account_account acc ON acc.id = aml.account_id"
+        " WHERE acc.account_type = 'asset_receivable' AND aml.parent_state = 'posted'"
+        " AND aml.partner_id = %s",
+        [mpesa.partner_id],
+    )
+
+
+def test_reversal_row_imported_before_the_late_result_is_the_refunds(
+    mpesa, late_results
+):
+    """The M-PESA manager refunds a whole payment by reversal. M-PESA's queue times
+    out and its Result is late; meanwhile the reconciler imports the statement,
+    whose row is the reversal's money out (a withdrawal linked to the payment). The
+    late Result takes that row as the refund's money out: booked once, met with the
+    refund's payment, the credit note paid, the customer's account back to even."""
+    invoice_id, tx = _paid_invoice(mpesa, 1000)
+    note_id = _credit_note(mpesa, invoice_id, 1000)
+    owed_before = _receivable_of_customer(mpesa)
+
+    first_callback = mpesa.sql.scalar("SELECT coalesce(max(id), 0) FROM mpesa_callback")
+    emulator = late_results.start()
+    shown = _click_refund(mpesa, tx, 1000, user=mpesa.manager())
+    assert shown == ("reversal", False, note_id), shown
+    mpesa.deliveries(lambda d: d.kind == "timeout", 1, timeout=30)
+    [(_url, late)] = wait_until(
+        lambda: emulator.held_results, 30, "M-PESA to make the reversal's Result"
+    )
+    code = late["Result"]["TransactionID"]
+    source = tx["mpesa_receipt_code"]
+    assert emulator.payments[source]["status"] == "Reversed"
+    mpesa.settle_inbox()
+    (refund_id,) = mpesa.sql.all(
+        "SELECT id FROM payment_transaction"
+        " WHERE source_transaction_id = %s AND operation = 'refund'",
+        [tx["id"]],
+    )[0]
+    assert mpesa.tx(tx_id=refund_id)["state"] == "error", "not paid, as far as we know"
+
+    mpesa.import_reversal_row(code, source, 1000)
+    imported = mpesa.sql.all(
+        "SELECT kind, linked_receipt FROM mpesa_receipt WHERE name = %s", [code]
+    )
+    assert imported == [("withdrawal", source)], "the row waits as a withdrawal"
+
+    [delivery] = emulator.release_results()
+    assert (delivery.status, delivery.response_json()) == (
+        200,
+        {"ResultCode": 0, "ResultDesc": "Accepted"},
+    ), delivery
+    mpesa.settle_inbox()
+    callbacks = mpesa.callback_states(
+        "api_request_id IN"
+        " (SELECT id FROM mpesa_api_request WHERE transaction_id = %s)",
+        [refund_id],
+    )
+    assert callbacks == {"processed": 2}, "the timeout and the Result, applied"
+    since = mpesa.callback_states("id > %s", [first_callback])
+    assert since == {"processed": 2}, "no other callback, none in error"
+    refund = mpesa.tx(tx_id=refund_id)
+    assert (refund["state"], refund["mpesa_receipt_code"]) == ("done", code), refund
+
+    [money_out] = mpesa.sql.dicts(
+        "SELECT r.kind, r.linked_receipt, r.transaction_id, l.partner_id"
+        " FROM mpesa_receipt r"
+        " JOIN account_bank_statement_line l ON l.id = r.statement_line_id"
+        " WHERE r.name = %s",
+        [code],
+    )
+    assert money_out == {
+        "kind": "refund",
+        "linked_receipt": source,
+        "transaction_id": refund_id,
+        "partner_id": mpesa.partner_id,
+    }, money_out
+    assert [line["amount"] for line in mpesa.statement_lines(code)] == [-1000]
+    moves, tx_ids = [invoice_id, note_id], [tx["id"], refund_id]
+    _assert_refund_booked(mpesa, refund, 1000, mpesa.journal_id, moves, tx_ids)
+    mpesa.assert_books(tx_ids, moves)
+    assert _receivable_of_customer(mpesa) - owed_before == 1000, "moved by the refund"
+    assert mpesa.sql.all(
+        "SELECT state, resolution FROM mpesa_exception"
+        " WHERE refund_transaction_id = %s",
+        [refund_id],
+    ) == [("resolved", "reversed")]
 
 
 def _send_back_by_b2c(mpesa, b2c, exception, invoice_id, phone):

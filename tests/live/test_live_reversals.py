@@ -6,9 +6,6 @@ pair (money in, money out) cleared against each other, nothing in suspense. Odoo
 test mode switches OCA's automatic reconciliation off; here it runs on every bank
 line, as in production."""
 
-import datetime as dt
-from zoneinfo import ZoneInfo
-
 from daraja_emulator import DEFAULT_SHORTCODE
 
 from .harness import wait_until
@@ -26,17 +23,6 @@ def _exception(mpesa, exception_id):
     return mpesa.sql.one(
         "SELECT state, resolution FROM mpesa_exception WHERE id = %s", [exception_id]
     )
-
-
-def _import_reversal_row(mpesa, reversal, code, amount):
-    """The reconciler imports M-PESA's statement that lists the reversal (money out,
-    linked to the payment) through the statement import wizard, as its form does."""
-    when = dt.datetime.now(ZoneInfo("Africa/Nairobi")).strftime("%d-%m-%Y %H:%M:%S")
-    row = (
-        f"{reversal},{when},{when},Reversal,Completed,,-{amount:.2f},,,"
-        f"Reversal,2547****149 - JOHN,{code},\n"
-    )
-    mpesa.import_statement(row)
 
 
 def _assert_pair_cleared(mpesa, code, amount, account_id):
@@ -143,7 +129,7 @@ def test_reversal_m_pesa_had_done_is_booked_from_the_statement(mpesa):
     waiting = [d for d in mpesa.check_books() if d[1] == code]
     assert waiting == [[DEFAULT_SHORTCODE, code, MONEY_OUT_UNBOOKED]], waiting
 
-    _import_reversal_row(mpesa, reversal, code, 300)
+    mpesa.import_reversal_row(reversal, code, 300)
     assert _exception(mpesa, exception["id"]) == {
         "state": "resolved",
         "resolution": "reversed",

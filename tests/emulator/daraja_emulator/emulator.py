@@ -1,5 +1,6 @@
 """DarajaEmulator: the public, in-process API used by tests and the CLI."""
 
+import json
 import threading
 
 from . import c2b, helpers
@@ -64,6 +65,12 @@ class DarajaEmulator:
         # order between the two; the Result usually follows within moments, so the
         # caller may not have committed its request yet when it arrives.
         self.result_before_ack = False
+        # True: an initiator API's Result (after its queue timeout, with
+        # queue_timeouts and result_after_timeout) is made when M-PESA would send it
+        # (the money moves, the receipt code is given) but kept back, unchanged,
+        # until release_results(): a Result that comes late, on demand.
+        self.hold_results = False
+        self._held = []
         self.state = State(token_lifetime)
         self.courier = Courier(callback_timeout)
         self._request_log = []
@@ -192,6 +199,8 @@ class DarajaEmulator:
         clock is the real one again."""
         helpers.set_clock(None)
         self.state.reset()
+        with self.state.lock:
+            self._held.clear()
         self.courier.clear()
         self._request_log.clear()
 
@@ -219,6 +228,24 @@ class DarajaEmulator:
     @property
     def request_log(self):
         return list(self._request_log)
+
+    @property
+    def held_results(self):
+        """The Results kept back by ``hold_results``, oldest first: (url, body as
+        a dict), the body exactly as it will be POSTed."""
+        with self.state.lock:
+            return [(url, json.loads(body)) for url, body in self._held]
+
+    def hold_result(self, url, body):
+        with self.state.lock:
+            self._held.append((url, body))
+
+    def release_results(self):
+        """POST the Results kept back (oldest first) to their ResultURL, now;
+        returns their deliveries."""
+        with self.state.lock:
+            held, self._held = self._held, []
+        return [self.courier.post("result", url, body) for url, body in held]
 
     def log_request(self, method, path, body):
         self._request_log.append((method, path, body))

@@ -69,8 +69,11 @@ def _send(emu, ack, data, build, gen, delay=None):
         emu.courier.post("timeout", data["QueueTimeOutURL"], json.dumps(body).encode())
         if not emu.result_after_timeout or not emu.pause(emu.result_delay):
             return
-    body = build(ack)
-    emu.courier.post("result", data["ResultURL"], json.dumps(body).encode())
+    body = json.dumps(build(ack)).encode()
+    if emu.hold_results:
+        emu.hold_result(data["ResultURL"], body)
+        return
+    emu.courier.post("result", data["ResultURL"], body)
 
 
 def invalid_initiator(emu, data, kind):
