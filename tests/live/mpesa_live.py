@@ -163,6 +163,14 @@ class LiveMpesa:
     def manager(self):
         return self.staff("mpesa_live_manager", "mpesa_payment.group_mpesa_manager")
 
+    def salesperson(self):
+        return self.staff(
+            "mpesa_live_salesperson",
+            "sales_team.group_sale_salesman",
+            "account.group_account_invoice",
+            "mpesa_payment.group_mpesa_user",
+        )
+
     def reconciler(self):
         return self.staff(
             "mpesa_live_reconciler", "mpesa_reconciliation.group_mpesa_reconciler"

@@ -123,12 +123,7 @@ def test_staff_request_from_an_invoiced_order_pays_its_invoice(mpesa):
     """A salesperson's 'Request M-PESA Payment' on their order already invoiced, for
     a customer known by phone only: the dialog follows the prompt until the money
     is in, and it pays that invoice, not credit beside it while it stays due."""
-    salesperson = mpesa.staff(
-        "mpesa_live_salesperson",
-        "sales_team.group_sale_salesman",
-        "account.group_account_invoice",
-        "mpesa_payment.group_mpesa_user",
-    )
+    salesperson = mpesa.salesperson()
     [salesperson_id] = mpesa.rpc(
         "res.users", "search", [("login", "=", "mpesa_live_salesperson")]
     )
