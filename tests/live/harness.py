@@ -406,6 +406,14 @@ class OdooServer:
 # === CLIENTS === #
 
 
+NONE = "cannot marshal None"
+# Core's buttons the live tests click whose answer holds None.
+CORE_ANSWERS_NONE = {
+    ("payment.refund.wizard", "action_refund"),  # account_payment: returns nothing
+    ("sale.advance.payment.inv", "create_invoices"),  # an action with a None value
+}
+
+
 class Rpc:
     """XML-RPC as one user: ``rpc(model, method, *args, **kwargs)``."""
 
@@ -420,9 +428,17 @@ class Rpc:
         proxy = xmlrpc.client.ServerProxy(
             f"{self.url}/xmlrpc/2/object", allow_none=True
         )
-        return proxy.execute_kw(
-            self.db, self.uid, self.password, model, method, list(args), kwargs
-        )
+        try:
+            return proxy.execute_kw(
+                self.db, self.uid, self.password, model, method, list(args), kwargs
+            )
+        except xmlrpc.client.Fault as fault:
+            # The method ran and committed, but its answer holds None, which Odoo
+            # does not send over XML-RPC: tolerated for core's buttons only. Ours
+            # answer True or an action without None.
+            if (model, method) in CORE_ANSWERS_NONE and NONE in fault.faultString:
+                return None
+            raise
 
     def xmlid(self, xmlid):
         module, name = xmlid.split(".")
