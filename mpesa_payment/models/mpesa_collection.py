@@ -2,6 +2,7 @@ from odoo import Command, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import float_compare
 
+from ..amounts import shillings
 from ..daraja.phone import mask_msisdn
 
 STATES = [
@@ -111,7 +112,7 @@ class MpesaCollection(models.Model):
                     company=collection.company_id.name,
                     document=document.name,
                     currency=collection.currency_id.name,
-                    amount=format(collection.amount, ",.2f"),
+                    amount=shillings(collection.amount),
                     link=collection._payment_link(document),
                 )
                 if document
@@ -191,7 +192,7 @@ class MpesaCollection(models.Model):
                 "M-PESA payment request of %(currency)s %(amount)s sent to %(phone)s "
                 "by %(user)s.",
                 currency=self.currency_id.name,
-                amount=format(self.amount, ",.2f"),
+                amount=shillings(self.amount),
                 phone=mask_msisdn(tx.mpesa_phone),
                 user=self.env.user.name,
             )

@@ -7,6 +7,7 @@ from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL, float_compare
 
 from .. import const
+from ..amounts import shillings
 from ..daraja.phone import PhoneError, normalize_msisdn
 from ..kenya_time import kenya_today
 from ..references import normalize_reference, phone_kind, within_one_typo
@@ -581,9 +582,7 @@ class MpesaReceipt(models.Model):
             return
         if not self._mpesa_same_amount(amount):
             self._mpesa_unknown(
-                self.env._(
-                    "M-PESA says KES %s for this receipt.", format(amount, ",.2f")
-                )
+                self.env._("M-PESA says KES %s for this receipt.", shillings(amount))
             )
             return
         self._mpesa_confirmed_by_prompt()
@@ -794,9 +793,9 @@ class MpesaReceipt(models.Model):
             return "overpaid", self.env._(
                 "Paid KES %(paid)s for %(doc)s, of which KES %(due)s is due: more "
                 "than is due.",
-                paid=format(self.amount, ",.2f"),
+                paid=shillings(self.amount),
                 doc=target.name,
-                due=format(due, ",.2f"),
+                due=shillings(due),
             )
         return None
 
@@ -844,8 +843,8 @@ class MpesaReceipt(models.Model):
                     "Receipt %(code)s has KES %(left)s left to apply: it cannot pay "
                     "KES %(amount)s. Undo what it already paid first.",
                     code=self.name,
-                    left=format(left, ",.2f"),
-                    amount=format(tx.amount, ",.2f"),
+                    left=shillings(left),
+                    amount=shillings(tx.amount),
                 )
             )
         self.sudo().write({"applied_amount": self.applied_amount + tx.amount})
@@ -879,8 +878,8 @@ class MpesaReceipt(models.Model):
                     "Receipt %(code)s has KES %(left)s left to apply: it cannot pay "
                     "KES %(amount)s.",
                     code=self.name,
-                    left=format(left, ",.2f"),
-                    amount=format(amount, ",.2f"),
+                    left=shillings(left),
+                    amount=shillings(amount),
                 )
             )
         Tx = self.env["payment.transaction"].sudo()

@@ -12,6 +12,7 @@ from odoo.tools import float_compare, float_is_zero, float_round
 from odoo.tools.misc import format_datetime
 
 from .. import const
+from ..amounts import shillings, whole_shillings
 from ..daraja.client import PATHS, DarajaError, kenya_timestamp, stk_password
 from ..daraja.payloads import PayloadError, parse_stk_callback, parse_stk_query
 from ..daraja.phone import PhoneError, mask_msisdn, normalize_msisdn
@@ -452,8 +453,8 @@ class PaymentTransaction(models.Model):
                 self.env._(
                     "M-PESA accepts at most KES %(max)s in one payment; this one is KES "
                     "%(amount)s. Please pay in several parts or by bank transfer.",
-                    max=format(const.AMOUNT_MAX, ","),
-                    amount=format(amount, ",.0f"),
+                    max=whole_shillings(const.AMOUNT_MAX),
+                    amount=whole_shillings(amount),
                 )
             )
         return round(amount)
@@ -558,8 +559,8 @@ class PaymentTransaction(models.Model):
                 self.env._(
                     "This payment of KES %(amount)s is more than the KES %(due)s still "
                     "due: reload the page to pay the right amount.",
-                    amount=format(amount, ",.0f"),
-                    due=format(due, ",.2f"),
+                    amount=whole_shillings(amount),
+                    due=shillings(due),
                 )
             )
 
@@ -640,7 +641,7 @@ class PaymentTransaction(models.Model):
             self.env._(
                 "We sent a payment request of KES %(amount)s to %(phone)s. Unlock your phone "
                 "and enter your M-PESA PIN to pay.",
-                amount=format(amount, ","),
+                amount=whole_shillings(amount),
                 phone=mask_msisdn(msisdn),
             )
         )
@@ -774,8 +775,8 @@ class PaymentTransaction(models.Model):
                     "KES %(paid)s came: it was paid meanwhile. The payment is awaiting "
                     "review by our team.",
                     doc=invoice.name,
-                    due=format(max(due, 0.0), ",.2f"),
-                    paid=format(self.amount, ",.2f"),
+                    due=shillings(max(due, 0.0)),
+                    paid=shillings(self.amount),
                 )
         return None
 
@@ -812,9 +813,9 @@ class PaymentTransaction(models.Model):
             self.env._(
                 "Received KES %(paid)s on M-PESA (receipt %(receipt)s) for a payment of "
                 "KES %(expected)s. The payment is awaiting review by our team.",
-                paid=format(Decimal(amount), ",.2f"),
+                paid=shillings(Decimal(amount)),
                 receipt=receipt or "-",
-                expected=format(self.amount, ",.2f"),
+                expected=shillings(self.amount),
             )
         )
 

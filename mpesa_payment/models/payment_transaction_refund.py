@@ -7,6 +7,7 @@ from odoo import Command, api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import float_compare, float_is_zero
 
+from ..amounts import shillings
 from ..references import phone_kind
 
 _logger = logging.getLogger(__name__)
@@ -170,8 +171,8 @@ class PaymentTransaction(models.Model):
                 self.env._(
                     "M-PESA sent KES %(paid)s for a refund of KES %(asked)s (receipt "
                     "%(code)s): check it before booking anything.",
-                    paid=format(amount, ",.2f"),
-                    asked=format(-self.amount, ",.2f"),
+                    paid=shillings(amount),
+                    asked=shillings(-self.amount),
                     code=receipt_code,
                 )
             )
@@ -233,7 +234,7 @@ class PaymentTransaction(models.Model):
         body = Markup("<p>%s</p>") % self.env._(
             "We have refunded KES %(amount)s to your M-PESA (%(phone)s). M-PESA "
             "receipt: %(code)s.",
-            amount=format(-self.amount, ",.2f"),
+            amount=shillings(-self.amount),
             phone=self.mpesa_phone or self.env._("the phone that paid"),
             code=self.mpesa_receipt_code,
         )

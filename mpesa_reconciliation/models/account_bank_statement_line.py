@@ -4,6 +4,7 @@ from decimal import Decimal
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
+from odoo.addons.mpesa_payment.amounts import shillings
 from odoo.addons.mpesa_payment.kenya_time import kenya_date
 from odoo.addons.mpesa_payment.models.account_move import OPEN_INVOICE_DOMAIN
 
@@ -51,7 +52,7 @@ class AccountBankStatementLine(models.Model):
                     "Accept one of its M-PESA Suggestions, or settle it from its "
                     "exception (Allocate, Keep as Credit): they book the payment and "
                     "reconcile this line.",
-                    left=format(receipt._mpesa_left(), ",.2f"),
+                    left=shillings(receipt._mpesa_left()),
                     code=receipt.name,
                 )
             )

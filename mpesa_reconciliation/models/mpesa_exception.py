@@ -1,6 +1,8 @@
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 
+from odoo.addons.mpesa_payment.amounts import shillings
+
 KINDS = [
     ("underpaid", "Underpaid"),
     ("overpaid", "Overpaid"),
@@ -209,7 +211,7 @@ class MpesaException(models.Model):
                     self.env._(
                         "KES %(left)s of receipt %(code)s is not applied yet: allocate "
                         "it, keep it as credit or reverse it.",
-                        left=format(left, ",.2f"),
+                        left=shillings(left),
                         code=exc.receipt_id.name,
                     )
                 )
@@ -239,7 +241,7 @@ class MpesaException(models.Model):
                 )
             note = self.env._(
                 "KES %(amount)s kept as credit on %(partner)s's account.",
-                amount=format(left, ",.2f"),
+                amount=shillings(left),
                 partner=partner.display_name,
             )
             receipt._mpesa_release_push(note)

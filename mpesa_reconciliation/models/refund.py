@@ -8,6 +8,8 @@ an exception."""
 from odoo import fields, models
 from odoo.exceptions import UserError
 
+from odoo.addons.mpesa_payment.amounts import shillings
+
 
 class MpesaReceipt(models.Model):
     _inherit = "mpesa.receipt"  # pylint: disable=consider-merging-classes-inherited
@@ -94,7 +96,7 @@ class PaymentTransaction(models.Model):
             "reversed",
             self.env._(
                 "Refunded on M-PESA: KES %(amount)s, receipt %(code)s.",
-                amount=format(amount, ",.2f"),
+                amount=shillings(amount),
                 code=receipt_code,
             ),
         )
@@ -244,7 +246,7 @@ class MpesaException(models.Model):
         self.message_post(
             body=self.env._(
                 "KES %(amount)s sent back by B2C to %(phone)s; waiting for M-PESA.",
-                amount=format(rest, ",.2f"),
+                amount=shillings(rest),
                 phone=refund.mpesa_phone,
             )
         )

@@ -16,6 +16,8 @@ import logging
 from odoo import fields, models
 from odoo.exceptions import UserError
 
+from odoo.addons.mpesa_payment.amounts import shillings
+
 _logger = logging.getLogger(__name__)
 
 # What the books check says of a reversed payment whose money out is missing, or
@@ -83,7 +85,7 @@ class MpesaReceipt(models.Model):
             "reversed",
             self.env._(
                 "Money out booked: KES %(amount)s, reversal %(code)s.",
-                amount=format(money_out.amount, ",.2f"),
+                amount=shillings(money_out.amount),
                 code=money_out.name,
             ),
         )
@@ -164,7 +166,7 @@ class MpesaReceipt(models.Model):
                     "which receipt: the KES %s that left M-PESA is not booked yet. "
                     "Import the M-PESA statement that lists the reversal: its row "
                     "books the money out and closes this exception.",
-                    format(receipt.amount, ",.2f"),
+                    shillings(receipt.amount),
                 ),
             )
 

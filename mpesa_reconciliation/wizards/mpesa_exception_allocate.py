@@ -2,6 +2,7 @@ from odoo import Command, api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import float_compare
 
+from odoo.addons.mpesa_payment.amounts import shillings
 from odoo.addons.mpesa_payment.models.account_move import OPEN_INVOICE_DOMAIN
 
 
@@ -75,8 +76,8 @@ class MpesaExceptionAllocate(models.TransientModel):
                 self.env._(
                     "You allocated KES %(alloc)s but only KES %(left)s of this payment "
                     "is left to apply.",
-                    alloc=format(self.allocated, ",.2f"),
-                    left=format(left, ",.2f"),
+                    alloc=shillings(self.allocated),
+                    left=shillings(left),
                 )
             )
         receipt._mpesa_release_push(self.env._("Settled by finance: allocated."))
@@ -94,7 +95,7 @@ class MpesaExceptionAllocate(models.TransientModel):
             self.env._(
                 "Allocated: %s",
                 ", ".join(
-                    line.invoice_id.name + " KES " + format(line.amount, ",.2f")
+                    line.invoice_id.name + " KES " + shillings(line.amount)
                     for line in lines
                 )
                 + (self.env._(", rest kept as credit") if left > 0.005 else ""),

@@ -4,6 +4,7 @@ import datetime as dt
 from odoo import fields, models
 from odoo.exceptions import UserError
 
+from odoo.addons.mpesa_payment.amounts import shillings
 from odoo.addons.mpesa_payment.kenya_time import kenya_date, to_kenya
 
 from ..models.payment_provider import PULL_MAX_WINDOW
@@ -270,9 +271,9 @@ class MpesaStatementImport(models.TransientModel):
             self.env._(
                 "Statement closing balance: KES %(closing)s; journal balance at the "
                 "statement's last row (%(moment)s, Nairobi time): KES %(journal)s.",
-                closing=format(closing, ",.2f"),
+                closing=shillings(closing),
                 moment=to_kenya(summary["closing_at"]).strftime("%d/%m/%Y %H:%M:%S"),
-                journal=format(journal, ",.2f"),
+                journal=shillings(journal),
             )
         ]
         difference = self.provider_id.sudo().main_currency_id.round(
@@ -283,7 +284,7 @@ class MpesaStatementImport(models.TransientModel):
                 self.env._(
                     "Difference: KES %s. The nightly books check lists what makes it "
                     "under Books Differences on the M-PESA account.",
-                    format(difference, ",.2f"),
+                    shillings(difference),
                 )
             )
         return lines
