@@ -166,9 +166,11 @@ class PaymentProvider(models.Model):
     def _mpesa_books_payments(self):
         """The double entry of each receipt: its payments matched with its bank line
         (nothing left in Outstanding Receipts) and the customer's receivable credited
-        by what was paid, not a second time by the bank line."""
+        by what was paid, not a second time by the bank line. In shillings, as the
+        receipt (amount_currency): a company keeping its books in another currency
+        would otherwise compare its dollars with the receipt's shillings."""
         rows = self._mpesa_books_query(
-            f"""SELECT r.name, sum(aml.balance)
+            f"""SELECT r.name, sum(aml.amount_currency)
                   FROM mpesa_receipt r
                   JOIN ({RECEIPT_PAYMENTS}) p ON p.receipt_id = r.id
                   JOIN account_move_line aml ON aml.move_id = p.move_id
@@ -188,14 +190,14 @@ class PaymentProvider(models.Model):
                       FROM account_bank_statement_line l
                       JOIN mpesa_receipt r ON r.id = l.mpesa_receipt_id
                      WHERE r.provider_id = %(provider)s)
-                SELECT r.name, r.amount, -sum(aml.balance)
+                SELECT r.name, r.amount, -sum(aml.amount_currency)
                   FROM mpesa_receipt r
                   JOIN moves ON moves.receipt_id = r.id
                   JOIN account_move_line aml ON aml.move_id = moves.move_id
                        AND aml.parent_state = 'posted'
                   JOIN account_account acc ON acc.id = aml.account_id
                        AND acc.account_type IN ('asset_receivable', 'liability_payable')
-              GROUP BY r.id HAVING -sum(aml.balance) > r.amount + 0.005"""
+              GROUP BY r.id HAVING -sum(aml.amount_currency) > r.amount + 0.005"""
         )
         return found + [
             (code, f"the customer was credited {booked:,.2f} for {amount:,.2f} paid")
@@ -208,7 +210,7 @@ class PaymentProvider(models.Model):
         payment unmatched by hand, one that paid the order but not its invoice)."""
         rows = self._mpesa_books_query(
             f"""SELECT r.name, string_agg(DISTINCT inv.name, ', ' ORDER BY inv.name),
-                       sum(aml.amount_residual)
+                       sum(aml.amount_residual_currency)
                   FROM mpesa_receipt r
                   JOIN ({RECEIPT_PAYMENTS}) p ON p.receipt_id = r.id
                   JOIN account_move_line aml ON aml.move_id = p.move_id

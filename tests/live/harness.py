@@ -411,7 +411,9 @@ NONE = "cannot marshal None"
 CORE_ANSWERS_NONE = {
     ("payment.refund.wizard", "action_refund"),  # account_payment: returns nothing
     ("sale.advance.payment.inv", "create_invoices"),  # an action with a None value
-    ("account.move", "js_assign_outstanding_line"),  # reconcile(): returns nothing
+    ("account.move", "button_draft"),  # Reset to Draft: returns nothing
+    ("account.move", "button_cancel"),  # Cancel: returns nothing
+    ("account.move", "js_assign_outstanding_line"),  # widget's Add: a dict with None
 }
 
 
