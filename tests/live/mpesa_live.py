@@ -163,6 +163,15 @@ class LiveMpesa:
     def manager(self):
         return self.staff("mpesa_live_manager", "mpesa_payment.group_mpesa_manager")
 
+    def accountant(self):
+        """An accountant (Billing and Bookkeeper): registers payments, cancels,
+        credits and resets invoices, uses a customer's credit on an invoice."""
+        return self.staff(
+            "mpesa_live_accountant",
+            "account.group_account_invoice",
+            "account.group_account_user",
+        )
+
     def salesperson(self):
         return self.staff(
             "mpesa_live_salesperson",

@@ -13,11 +13,6 @@ from .harness import wait_until
 from .mpesa_live import PHONE_LOCAL
 
 
-def _accountant(mpesa):
-    """XML-RPC as a user of the Billing group (cancels, credits, resets invoices)."""
-    return mpesa.staff("mpesa_live_accountant", "account.group_account_invoice")
-
-
 @contextlib.contextmanager
 def _prompt_open(mpesa, invoice_id):
     """The customer asks for a prompt for the whole invoice from its portal page; it
@@ -78,7 +73,7 @@ def test_invoice_cancelled_while_its_prompt_is_open(mpesa):
     customer's prompt is open; the customer then pays. The money is not applied
     to the cancelled invoice nor left as silent credit: it waits for finance,
     who keeps it as the customer's credit; booked once."""
-    accountant = _accountant(mpesa)
+    accountant = mpesa.accountant()
     invoice_id, _name = mpesa.create_invoice(1310)
     with _prompt_open(mpesa, invoice_id) as tx:
         accountant("account.move", "button_draft", [invoice_id])
@@ -97,7 +92,7 @@ def test_invoice_credited_in_full_while_its_prompt_is_open(mpesa):
     invoice is settled by the credit note: the money waits for finance, then is
     kept as credit; the receivable over invoice, credit note and payment is minus
     what was paid."""
-    accountant = _accountant(mpesa)
+    accountant = mpesa.accountant()
     invoice_id, _name = mpesa.create_invoice(1320)
     with _prompt_open(mpesa, invoice_id) as tx:
         context = {"active_model": "account.move", "active_ids": [invoice_id]}
@@ -131,7 +126,7 @@ def test_paid_invoice_reset_to_draft_and_posted_again(mpesa):
     again, the invoice takes its M-PESA payment back (mpesa_reconciliation's
     ``_post``): paid, booked once, books clean. Removed from the invoice by hand
     (its payment widget), the books check names it; added back, books clean."""
-    accountant = _accountant(mpesa)
+    accountant = mpesa.accountant()
     invoice_id, tx = mpesa.pay_invoice_by_push(1330, PHONE_LOCAL)
     mpesa.wait_tx_state(tx["id"], ("done",), timeout=30)
     mpesa.post_process()

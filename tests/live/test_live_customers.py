@@ -20,15 +20,6 @@ def _paid_from_the_portal(mpesa, invoice_id, phone=PHONE_LOCAL):
     return tx["id"]
 
 
-def accountant(mpesa):
-    """XML-RPC as an accountant (Billing and Bookkeeper), who registers payments."""
-    return mpesa.staff(
-        "qacust_accountant",
-        "account.group_account_invoice",
-        "account.group_account_user",
-    )
-
-
 def test_contact_person_pays_the_companys_invoice(mpesa):
     """The invoice is addressed to a contact person of a company customer; its
     receivable is on the company (the commercial partner). The contact pays it from
@@ -76,7 +67,7 @@ def test_rest_paid_by_m_pesa_after_a_bank_transfer(mpesa):
     )
     mpesa.rpc("account.journal", "write", [bank_id], {"currency_id": mpesa.kes_id})
     invoice_id, _name = mpesa.create_invoice(3000)
-    clerk = accountant(mpesa)
+    clerk = mpesa.accountant()
     context = {"active_model": "account.move", "active_ids": [invoice_id]}
     wizard_id = clerk(
         "account.payment.register",
@@ -172,7 +163,7 @@ def test_overpayments_credit_used_on_the_next_invoice(mpesa):
         " AND NOT aml.reconciled",
         [tx_ids],
     )[0]
-    accountant(mpesa)(
+    mpesa.accountant()(
         "account.move", "js_assign_outstanding_line", [next_id], credit_line
     )
 
