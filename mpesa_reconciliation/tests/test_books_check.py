@@ -4,6 +4,8 @@ from datetime import timedelta
 from odoo import fields
 from odoo.tests import tagged
 
+from odoo.addons.mpesa_payment.tests.common import MpesaCommon
+
 from .common import SHORTCODE, ReconciliationCommon
 
 
@@ -234,3 +236,55 @@ class TestBooksCheck(ReconciliationCommon):
             (stranded.name, "received, but neither a payment nor an open exception"),
             problems,
         )
+
+
+@tagged("post_install", "-at_install")
+class TestBooksCheckInDollars(ReconciliationCommon):
+    """A company keeping its books in US dollars, its M-PESA journal in shillings
+    (129 to the dollar). Found on a live server in such a company: the check added up
+    the company's dollars and compared them with the receipts' shillings, so a payment
+    of KES 1,000 left beside its invoice read "7.75 is the customer's credit", and a
+    customer credited twice went unseen. It counts in shillings, as M-PESA does."""
+
+    @classmethod
+    def setup_independent_company(cls, **kwargs):
+        # Not MpesaCommon's KES company: this one keeps its books in USD.
+        return super(MpesaCommon, cls).setup_independent_company(
+            currency_id=cls.env.ref("base.USD").id,
+            country_id=cls.env.ref("base.ke").id,
+            **kwargs,
+        )
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.env["res.currency.rate"].create(
+            {
+                "name": "2020-01-01",
+                "currency_id": cls.currency_kes.id,
+                "rate": 129.0,
+                "company_id": cls.company.id,
+            }
+        )
+        cls.journal = cls.env["account.journal"].create(
+            {
+                "name": "M-PESA (KES)",
+                "code": "MPKES",
+                "type": "bank",
+                "currency_id": cls.currency_kes.id,
+            }
+        )
+        cls.mpesa.journal_id = cls.journal
+
+    def test_the_company_keeps_its_books_in_dollars(self):
+        """The set-up this class stands on: else its tests prove nothing new."""
+        invoice = self._invoice(1000)
+        self.assertEqual(self.company.currency_id, self.env.ref("base.USD"))
+        self.assertEqual(invoice.currency_id, self.currency_kes)
+        self.assertAlmostEqual(invoice.amount_total_signed, 7.75, places=2)
+
+    def test_payment_unmatched_from_its_invoice_is_reported_in_shillings(self):
+        TestBooksCheck.test_payment_unmatched_from_its_invoice_is_reported(self)
+
+    def test_double_booking_by_hand_is_reported_in_shillings(self):
+        TestBooksCheck.test_double_booking_by_hand_is_reported(self)
