@@ -7,6 +7,8 @@ from datetime import timedelta
 from odoo import SUPERUSER_ID, api, fields, models
 from odoo.exceptions import UserError
 
+from ..amounts import shillings
+
 _logger = logging.getLogger(__name__)
 
 RECEIPT_TEMPLATE = "mpesa_payment.mail_template_mpesa_receipt_issued"
@@ -85,7 +87,7 @@ class MpesaReceipt(models.Model):
                 "Part payment towards %(documents)s (total %(total)s)",
                 documents=", ".join(documents.mapped("name")),
                 total=", ".join(
-                    f"{doc.currency_id.name} {doc.amount_total:,.2f}"
+                    f"{doc.currency_id.name} {shillings(doc.amount_total)}"
                     for doc in documents
                 ),
             )

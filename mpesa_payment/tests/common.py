@@ -43,13 +43,17 @@ class MpesaCommon(AccountPaymentCommon):
     # A generic chart: the Kenyan one (l10n_ke) is not a dependency of ours.
     chart_template = "generic_coa"
 
+    # The currency the test company keeps its books in.
+    books_currency = "KES"
+
     @classmethod
     def setup_independent_company(cls, **kwargs):
-        """A Kenyan company keeping its books in KES, like every real user: with a
-        foreign currency OCA's reconciliation rules never match an M-PESA line."""
-        kes = cls._enable_currency("KES")
+        """A Kenyan company keeping its books in KES, like almost every real user:
+        with a foreign currency OCA's reconciliation rules never match an M-PESA
+        line."""
+        currency = cls._enable_currency(cls.books_currency)
         return super().setup_independent_company(
-            currency_id=kes.id, country_id=cls.env.ref("base.ke").id, **kwargs
+            currency_id=currency.id, country_id=cls.env.ref("base.ke").id, **kwargs
         )
 
     @classmethod

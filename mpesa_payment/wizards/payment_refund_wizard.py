@@ -1,5 +1,7 @@
 from odoo import api, fields, models
 
+from ..amounts import shillings
+
 
 class PaymentRefundWizard(models.TransientModel):
     """The refund wizard of an M-PESA payment is its confirmation step: it says how
@@ -49,7 +51,7 @@ class PaymentRefundWizard(models.TransientModel):
                 continue
             method = tx._mpesa_refund_method_for(wizard.amount_to_refund)
             phone = tx._mpesa_refund_phone() if method == "b2c" else False
-            amount = f"KES {wizard.amount_to_refund:,.2f}"
+            amount = f"KES {shillings(wizard.amount_to_refund)}"
             if method == "reversal":
                 summary = self.env._(
                     "Reverse the whole payment: %s back to the phone that paid.", amount

@@ -2,6 +2,8 @@ import logging
 
 from odoo import api, fields, models
 
+from odoo.addons.mpesa_payment.amounts import shillings
+
 _logger = logging.getLogger(__name__)
 
 # The posted payments of each receipt's money: the transactions the money path
@@ -140,7 +142,13 @@ class PaymentProvider(models.Model):
               GROUP BY r.id HAVING sum(p.amount) > r.amount + 0.005"""
         )
         found = [
-            (code, f"applied {count} times for {applied:,.2f}, received {amount:,.2f}")
+            (
+                code,
+                (
+                    f"applied {count} times for {shillings(applied)}, "
+                    f"received {shillings(amount)}"
+                ),
+            )
             for code, amount, count, applied in rows
         ]
         rows = self._mpesa_books_query(
@@ -179,7 +187,10 @@ class PaymentProvider(models.Model):
               GROUP BY r.id"""
         )
         found = [
-            (code, f"{left:,.2f} left in Outstanding Receipts (payment not matched)")
+            (
+                code,
+                f"{shillings(left)} left in Outstanding Receipts (payment not matched)",
+            )
             for code, left in rows
         ]
         rows = self._mpesa_books_query(
@@ -200,7 +211,13 @@ class PaymentProvider(models.Model):
               GROUP BY r.id HAVING -sum(aml.amount_currency) > r.amount + 0.005"""
         )
         return found + [
-            (code, f"the customer was credited {booked:,.2f} for {amount:,.2f} paid")
+            (
+                code,
+                (
+                    f"the customer was credited {shillings(booked)} for "
+                    f"{shillings(amount)} paid"
+                ),
+            )
             for code, amount, booked in rows
         ]
 
@@ -223,11 +240,11 @@ class PaymentProvider(models.Model):
               GROUP BY r.id"""
         )
         problem = (
-            "paid for {invoices}, which is still due: {credit:,.2f} is the "
+            "paid for {invoices}, which is still due: {credit} is the "
             "customer's credit instead (payment not matched with the invoice)"
         )
         return [
-            (code, problem.format(invoices=invoices, credit=-credit))
+            (code, problem.format(invoices=invoices, credit=shillings(-credit)))
             for code, invoices, credit in rows
         ]
 
@@ -245,8 +262,8 @@ class PaymentProvider(models.Model):
             (
                 "",
                 (
-                    f"journal balance {balance:,.2f} != M-PESA balance "
-                    f"{self.mpesa_balance:,.2f}, both as of M-PESA's balance check "
+                    f"journal balance {shillings(balance)} != M-PESA balance "
+                    f"{shillings(self.mpesa_balance)}, both as of M-PESA's balance check "
                     f"at {checked} UTC"
                 ),
             )
