@@ -361,7 +361,7 @@ class TestExceptions(ReconciliationCommon):
         """Found on a live server: "This is the customer" (the phone match) and the other buttons
         returned None, which XML-RPC cannot send. The change was committed, yet the
         caller (an integration, a script) got a Fault and could not tell it had
-        worked. Each button answers True, as Odoo's own buttons do."""
+        worked. Each button answers True."""
         self._staff(
             "rpc_reconciler",
             "base.group_user,mpesa_reconciliation.group_mpesa_reconciler",
