@@ -431,15 +431,21 @@ class MpesaReceipt(models.Model):
             due = target._mpesa_amount_due()
         else:
             return None
-        kes = self.env.ref("base.KES")
-        if target.currency_id != kes:
-            # An invoice in dollars, say: M-PESA money is compared in shillings.
-            due = target.currency_id._convert(
-                due, kes, target.company_id, kenya_today()
-            )
+        due = self._in_kes(target, due)
         if target._name == "account.move":
             due -= self._paid_not_yet_booked(target)
         return due
+
+    @api.model
+    def _in_kes(self, document, amount):
+        """``amount`` of ``document`` (an invoice or order, in its own currency) in
+        KES: an invoice in dollars, say, is compared with M-PESA money in shillings."""
+        kes = self.env.ref("base.KES")
+        if document.currency_id == kes:
+            return amount
+        return document.currency_id._convert(
+            amount, kes, document.company_id, kenya_today()
+        )
 
     @api.model
     def _paid_not_yet_booked(self, invoice):

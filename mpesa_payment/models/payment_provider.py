@@ -229,9 +229,14 @@ class PaymentProvider(models.Model):
     mpesa_c2b_registered = fields.Datetime(
         string="C2B URLs Registered On", readonly=True, copy=False
     )
+    # M-PESA counts in shillings, whatever currency the company keeps its books in
+    # (main_currency_id is the company's).
+    mpesa_currency_id = fields.Many2one(
+        "res.currency", string="M-PESA Currency", compute="_compute_mpesa_currency_id"
+    )
     mpesa_balance = fields.Monetary(
         string="M-PESA Balance",
-        currency_field="main_currency_id",
+        currency_field="mpesa_currency_id",
         readonly=True,
         copy=False,
     )
@@ -240,6 +245,9 @@ class PaymentProvider(models.Model):
     )
     mpesa_access_token = admin_char(copy=False)
     mpesa_token_expiry = admin_only(fields.Datetime, copy=False)
+
+    def _compute_mpesa_currency_id(self):
+        self.mpesa_currency_id = self.env.ref("base.KES")
 
     @api.depends("state")
     def _compute_mpesa_environment(self):

@@ -135,7 +135,7 @@ class AccountBankStatementLine(models.Model):
         return self._mpesa_candidate(
             inv,
             inv.commercial_partner_id,
-            inv.amount_residual,
+            self.env["mpesa.receipt"]._in_kes(inv, inv.amount_residual),
             inv.invoice_date_due or inv.invoice_date or inv.date,
             inv.payment_reference,
         )
@@ -147,7 +147,9 @@ class AccountBankStatementLine(models.Model):
         return self._mpesa_candidate(
             order,
             order.partner_id.commercial_partner_id,
-            order.amount_total - order.amount_paid,
+            self.env["mpesa.receipt"]._in_kes(
+                order, order.amount_total - order.amount_paid
+            ),
             # a UTC moment: its day is Nairobi's, like the line's
             kenya_date(order.date_order),
             order.client_order_ref,

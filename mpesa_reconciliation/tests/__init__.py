@@ -7,6 +7,7 @@ from . import test_statement_import
 from . import test_roles
 from . import test_tour
 from . import test_books_check
+from . import test_books_in_dollars
 from . import test_refunds
 from . import test_statement_fuzz
 from . import test_books_of_a_payment

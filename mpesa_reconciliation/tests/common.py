@@ -7,7 +7,14 @@ from odoo.modules.module import get_module_path
 from odoo.addons.mpesa_payment.kenya_time import to_kenya
 from odoo.addons.mpesa_payment.tests.common import SHORTCODE, MpesaHttpCommon
 
-__all__ = ["HEADER", "PREAMBLE", "SHORTCODE", "ReconciliationCommon", "statement"]
+__all__ = [
+    "HEADER",
+    "PREAMBLE",
+    "SHORTCODE",
+    "DollarBooksCommon",
+    "ReconciliationCommon",
+    "statement",
+]
 
 HEADER = (
     "Receipt No.,Completion Time,Initiation Time,Details,Transaction Status,Paid In,"
@@ -116,3 +123,31 @@ class ReconciliationCommon(MpesaHttpCommon):
             msg="the customer's receivable moved by something else than the money paid",
         )
         self.assertEqual(self.mpesa._mpesa_check_books(), [])
+
+
+class DollarBooksCommon(ReconciliationCommon):
+    """A company keeping its books in US dollars, its M-PESA journal in shillings
+    (129 to the dollar), like the live test database's."""
+
+    books_currency = "USD"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.env["res.currency.rate"].create(
+            {
+                "name": "2020-01-01",
+                "currency_id": cls.currency_kes.id,
+                "rate": 129.0,
+                "company_id": cls.company.id,
+            }
+        )
+        cls.journal = cls.env["account.journal"].create(
+            {
+                "name": "M-PESA (KES)",
+                "code": "MPKES",
+                "type": "bank",
+                "currency_id": cls.currency_kes.id,
+            }
+        )
+        cls.mpesa.journal_id = cls.journal

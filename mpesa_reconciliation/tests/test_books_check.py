@@ -4,7 +4,7 @@ from datetime import timedelta
 from odoo import fields
 from odoo.tests import tagged
 
-from .common import SHORTCODE, ReconciliationCommon
+from .common import SHORTCODE, DollarBooksCommon, ReconciliationCommon
 
 
 @tagged("post_install", "-at_install")
@@ -237,35 +237,12 @@ class TestBooksCheck(ReconciliationCommon):
 
 
 @tagged("post_install", "-at_install")
-class TestBooksCheckInDollars(ReconciliationCommon):
+class TestBooksCheckInDollars(DollarBooksCommon):
     """A company keeping its books in US dollars, its M-PESA journal in shillings
     (129 to the dollar). Found on a live server in such a company: the check added up
     the company's dollars and compared them with the receipts' shillings, so a payment
     of KES 1,000 left beside its invoice read "7.75 is the customer's credit", and a
     customer credited twice went unseen. It counts in shillings, as M-PESA does."""
-
-    books_currency = "USD"
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.env["res.currency.rate"].create(
-            {
-                "name": "2020-01-01",
-                "currency_id": cls.currency_kes.id,
-                "rate": 129.0,
-                "company_id": cls.company.id,
-            }
-        )
-        cls.journal = cls.env["account.journal"].create(
-            {
-                "name": "M-PESA (KES)",
-                "code": "MPKES",
-                "type": "bank",
-                "currency_id": cls.currency_kes.id,
-            }
-        )
-        cls.mpesa.journal_id = cls.journal
 
     def test_the_company_keeps_its_books_in_dollars(self):
         """The set-up this class stands on: else its tests prove nothing new."""

@@ -40,9 +40,10 @@ class MpesaExceptionAllocate(models.TransientModel):
             meant = invoices & self._invoices_meant(exc.receipt_id.sudo())
             invoices = meant + (invoices - meant)
             left = exc.receipt_id._mpesa_left()
+            Receipt = self.env["mpesa.receipt"]
             lines = []
             for invoice in invoices:
-                take = min(left, invoice.amount_residual)
+                take = min(left, Receipt._in_kes(invoice, invoice.amount_residual))
                 lines.append(Command.create({"invoice_id": invoice.id, "amount": take}))
                 left -= take
             values["line_ids"] = lines
@@ -121,8 +122,20 @@ class MpesaExceptionAllocateLine(models.TransientModel):
         check_company=True,
     )
     currency_id = fields.Many2one(related="wizard_id.currency_id")
-    amount_residual = fields.Monetary(related="invoice_id.amount_residual")
+    # In the payment's KES, whatever the invoice's currency.
+    amount_residual = fields.Monetary(
+        string="Amount Due", compute="_compute_amount_residual"
+    )
     amount = fields.Monetary()
+
+    @api.depends("invoice_id.amount_residual")
+    def _compute_amount_residual(self):
+        Receipt = self.env["mpesa.receipt"]
+        for line in self:
+            invoice = line.invoice_id
+            line.amount_residual = (
+                Receipt._in_kes(invoice, invoice.amount_residual) if invoice else 0.0
+            )
 
 
 class MpesaExceptionDismiss(models.TransientModel):

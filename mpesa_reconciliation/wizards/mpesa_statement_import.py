@@ -276,7 +276,7 @@ class MpesaStatementImport(models.TransientModel):
                 journal=shillings(journal),
             )
         ]
-        difference = self.provider_id.sudo().main_currency_id.round(
+        difference = self.provider_id.sudo().mpesa_currency_id.round(
             float(closing) - journal
         )
         if difference:

@@ -478,7 +478,7 @@ class MpesaDashboard(models.AbstractModel):
             else journal_now
         )
         difference = (
-            provider.main_currency_id.round(mpesa_balance - journal_at_check["amount"])
+            provider.mpesa_currency_id.round(mpesa_balance - journal_at_check["amount"])
             if checked
             else False
         )
