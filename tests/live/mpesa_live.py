@@ -204,17 +204,17 @@ class LiveMpesa:
         )
 
     def create_invoice(self, amount, move_type="out_invoice", **values):
-        """A posted customer invoice in KES (or, with ``move_type`` 'out_refund' and
-        ``reversed_entry_id``, a credit note) for the customer (or ``partner_id``);
-        returns (id, name)."""
+        """A posted customer invoice in KES (or ``currency_id``; or, with
+        ``move_type`` 'out_refund' and ``reversed_entry_id``, a credit note) for the
+        customer (or ``partner_id``); returns (id, name)."""
         invoice_id = self.rpc(
             "account.move",
             "create",
             {
                 "partner_id": self.partner_id,
+                "currency_id": self.kes_id,
                 **values,
                 "move_type": move_type,
-                "currency_id": self.kes_id,
                 "invoice_line_ids": [
                     (
                         0,

@@ -3,7 +3,7 @@ that role, for customers known by phone only (no email address), on a real
 multi-worker server: OCA's automatic reconciliation runs on the bank line, as in
 production."""
 
-from .mpesa_live import mistyped
+from .mpesa_live import KES_PER_USD, mistyped
 
 
 def _payment_waiting_in_the_queue(mpesa, phone, paid, *amounts):
@@ -131,3 +131,46 @@ def test_payment_kept_as_the_customers_credit(mpesa):
 
     assert _exception(mpesa, exception_id)["state"] == "resolved"
     mpesa.assert_books(mpesa.payments_of(code), [], credit=700)
+
+
+def test_payment_allocated_to_an_invoice_in_the_companys_dollars(mpesa):
+    """The live company keeps its books in USD. An invoice of $10 (KES 1,290) and a
+    paybill payment of KES 1,290 typed without account number: the wizard proposed
+    KES 10.00 (the invoice's dollars read as shillings), so allocated as proposed
+    the invoice stayed unpaid and KES 1,280 became credit. It proposes KES 1,290:
+    the invoice is paid by the one payment, booked once."""
+    phone = "254711000850"
+    partner_id = mpesa.phone_only_customer(phone)
+    usd_id = mpesa.rpc.xmlid("base.USD")
+    invoice_id, _name = mpesa.create_invoice(
+        10, partner_id=partner_id, currency_id=usd_id
+    )
+    code = mpesa.paybill_payment(phone, 10 * KES_PER_USD, "")
+    exception_id = mpesa.open_exception("r.name = %s", [code])["id"]
+    reconciler = mpesa.reconciler()
+    reconciler("mpesa.exception", "action_use_suggested_partner", [exception_id])
+
+    assert _allocate(reconciler, exception_id) == {invoice_id: 10 * KES_PER_USD}
+    mpesa.post_process()
+    assert _exception(mpesa, exception_id) == {
+        "state": "resolved",
+        "resolution": "allocated",
+    }
+    [tx_id] = mpesa.payments_of(code)
+    [row] = mpesa.books_of_payments([tx_id])
+    assert {
+        key: row[key]
+        for key in ("payment_state", "outstanding_cleared", "line_reconciled")
+    } == {"payment_state": "paid", "outstanding_cleared": True, "line_reconciled": True}
+    assert not row["line_on_receivable"], row
+    assert mpesa.invoice(invoice_id)["payment_state"] == "paid"
+    # Invoice in dollars, payment in shillings: nothing owed in the company's dollars.
+    owed = mpesa.sql.scalar(
+        "SELECT coalesce(sum(aml.balance), 0) FROM account_move_line aml"
+        " JOIN account_account acc ON acc.id = aml.account_id"
+        " WHERE acc.account_type = 'asset_receivable' AND aml.parent_state = 'posted'"
+        " AND aml.partner_id = %s",
+        [partner_id],
+    )
+    assert abs(owed) < 0.005, owed
+    assert mpesa.check_books() == []
