@@ -47,6 +47,14 @@ class ReconciliationCommon(MpesaHttpCommon):
             self.env.flush_all()
         self.env.invalidate_all()
 
+    def _allocation_wizard(self, exception, user=None, **values):
+        """The Allocate wizard as the exception's button opens it (as ``user``, or
+        the test's accountant), saved with ``values``."""
+        Wizard = self.env["mpesa.exception.allocate"]
+        if user:
+            Wizard = Wizard.with_user(user)
+        return Wizard.with_context(default_exception_id=exception.id).create(values)
+
     def _journal_balance(self):
         lines = self.env["account.bank.statement.line"].search(
             [("journal_id", "=", self.journal.id)]

@@ -43,11 +43,7 @@ class TestShillingsInDollarBooks(DollarBooksCommon):
         receipt = self._c2b("", 1290, style="plain")
         exception = receipt.exception_ids.filtered(lambda e: e.state == "open")
         exception.action_use_suggested_partner()
-        wizard = (
-            self.env["mpesa.exception.allocate"]
-            .with_context(default_exception_id=exception.id)
-            .create({})
-        )
+        wizard = self._allocation_wizard(exception)
         self.assertEqual(
             [(line.invoice_id, line.amount_residual) for line in wizard.line_ids],
             [(invoice, 1290)],

@@ -167,11 +167,7 @@ class TestBranches(BranchCommon):
         exception = receipt.exception_ids
         with self._db_lock():
             exception.partner_id = self.partner
-            wizard = (
-                self.env["mpesa.exception.allocate"]
-                .with_context(default_exception_id=exception.id)
-                .create({})
-            )
+            wizard = self._allocation_wizard(exception)
             self.assertEqual(wizard.line_ids.invoice_id, invoice)
             wizard.action_allocate()
             self.env.flush_all()
@@ -188,11 +184,7 @@ class TestBranches(BranchCommon):
                 form.branch_id = self.mombasa
             exception = receipt.exception_ids
             exception.partner_id = self.partner
-            wizard = (
-                self.env["mpesa.exception.allocate"]
-                .with_context(default_exception_id=exception.id)
-                .create({})
-            )
+            wizard = self._allocation_wizard(exception)
             self.assertEqual(wizard.line_ids.invoice_id, invoice)
             wizard.action_allocate()
             self.env.flush_all()

@@ -244,11 +244,7 @@ class TestExceptions(ReconciliationCommon):
         self.assertFalse(exception.partner_id)
         self.assertEqual(exception.suggested_partner_id, self.partner, "by phone")
         exception.action_use_suggested_partner()
-        wizard = (
-            self.env["mpesa.exception.allocate"]
-            .with_context(default_exception_id=exception.id)
-            .create({})
-        )
+        wizard = self._allocation_wizard(exception)
         self.assertEqual(wizard.partner_id, self.partner, "chosen by finance")
         self.assertEqual(wizard.line_ids.mapped("invoice_id"), first | second)
         self.assertEqual(wizard.line_ids.mapped("amount"), [600, 400])
@@ -281,12 +277,7 @@ class TestExceptions(ReconciliationCommon):
         receipt = self._c2b("", 900, style="plain")
         exception = self._exception(receipt).with_user(reconciler)
         exception.action_use_suggested_partner()
-        wizard = (
-            self.env["mpesa.exception.allocate"]
-            .with_user(reconciler)
-            .with_context(default_exception_id=exception.id)
-            .create({})
-        )
+        wizard = self._allocation_wizard(exception, user=reconciler)
         with self._db_lock():
             wizard.action_allocate()
             self.env.flush_all()
@@ -315,11 +306,7 @@ class TestExceptions(ReconciliationCommon):
         exception = self._exception(receipt)
         self.assertEqual(exception.kind, "underpaid")
         receivable = self._receivable_balance(self.partner)
-        wizard = (
-            self.env["mpesa.exception.allocate"]
-            .with_context(default_exception_id=exception.id)
-            .create({})
-        )
+        wizard = self._allocation_wizard(exception)
         self.assertEqual(
             [(line.invoice_id, line.amount) for line in wizard.line_ids],
             [(meant, 1000), (older, 0)],

@@ -27,11 +27,7 @@ class TestMoneyPath(ReconciliationCommon):
     def _allocate(self, exception, lines=None):
         """Allocate to Invoices: the wizard's proposal, or ``lines`` (invoice, amount)."""
         with self._db_lock():
-            wizard = (
-                self.env["mpesa.exception.allocate"]
-                .with_context(default_exception_id=exception.id)
-                .create({})
-            )
+            wizard = self._allocation_wizard(exception)
             if lines is not None:
                 wizard.line_ids = [Command.clear()] + [
                     Command.create({"invoice_id": inv.id, "amount": amount})

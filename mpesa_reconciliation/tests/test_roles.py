@@ -492,12 +492,7 @@ class TestRoles(ReconciliationCommon):
         """Allocate to Invoices as ``user``: the dialog, then its button."""
         with self._db_lock():
             self.env.invalidate_all()
-            wizard = (
-                self.env["mpesa.exception.allocate"]
-                .with_user(user)
-                .with_context(default_exception_id=exception.id)
-                .create({})
-            )
+            wizard = self._allocation_wizard(exception, user=user)
             wizard.line_ids = [Command.clear()] + [
                 Command.create({"invoice_id": invoice.id, "amount": amount})
             ]
