@@ -4,7 +4,7 @@
     "name": "Payment Provider: M-PESA",
     "summary": "Take M-PESA payments (Safaricom Daraja STK push) on the website, "
     "portal and payment links",
-    "version": "18.0.1.4.2",
+    "version": "18.0.1.4.3",
     "category": "Accounting/Payment Providers",
     "website": "https://github.com/mpesa-odoo/mpesa-odoo",
     "author": "mpesa-odoo contributors",

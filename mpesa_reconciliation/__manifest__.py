@@ -3,7 +3,7 @@
 {
     "name": "M-PESA Reconciliation",
     "summary": "A ledger of M-PESA receipts matched to invoices and statements",
-    "version": "18.0.1.0.1",
+    "version": "18.0.1.0.2",
     "category": "Accounting",
     "website": "https://github.com/mpesa-odoo/mpesa-odoo",
     "author": "mpesa-odoo contributors",

@@ -221,7 +221,13 @@ class PaymentTransaction(models.Model):
     def _post_process(self):
         """An STK prompt still waiting on the phone is not a payment yet: sale would
         treat it like a pending wire transfer and turn the shop cart into a sent
-        quotation, so a declined prompt would leave nothing to pay again."""
+        quotation, so a declined prompt would leave nothing to pay again.
+
+        A paid one whose invoice was cancelled, or paid by other money, after M-PESA
+        confirmed it and before this job booked it, cannot pay that invoice: core
+        books it as the customer's credit and tells nobody. It waits for finance
+        instead, as when that happens while the prompt is open
+        (_mpesa_why_document_settled)."""
         waiting = self.filtered(
             lambda tx: (
                 tx.provider_code == "mpesa"
@@ -229,7 +235,47 @@ class PaymentTransaction(models.Model):
                 and not tx.mpesa_needs_review
             )
         )
-        return super(PaymentTransaction, self - waiting)._post_process()
+        # Read before core books anything: afterwards the invoice shows paid by us.
+        unpayable = {tx: tx._mpesa_why_invoice_gone() for tx in self - waiting}
+        res = super(PaymentTransaction, self - waiting)._post_process()
+        for tx, why in unpayable.items():
+            if why and tx.payment_id:
+                tx._mpesa_unbook_for_review(why)
+        return res
+
+    def _mpesa_why_invoice_gone(self):
+        """Why this paid M-PESA transaction, not booked yet, can no longer pay its
+        invoice (cancelled, or paid in full by other money), or None."""
+        if not (
+            self.provider_code == "mpesa"
+            and self.state == "done"
+            and self.operation != "refund"
+            and not self.is_post_processed
+            and self.mpesa_source_receipt_id
+        ):
+            return None
+        gone = self.invoice_ids.sudo().filtered(
+            lambda inv: (
+                inv.state == "cancel"
+                or inv.payment_state in ("paid", "in_payment", "reversed")
+            )
+        )
+        if not gone:
+            return None
+        return self.env._(
+            "Invoice %(doc)s was cancelled or paid by other money after M-PESA "
+            "confirmed this payment of KES %(paid)s, and before it was booked: the "
+            "money waits for review instead of becoming the customer's credit.",
+            doc=", ".join(gone.mapped("name")),
+            paid=shillings(self.amount),
+        )
+
+    def _mpesa_unbook_for_review(self, why):
+        """Undo what post-processing booked (the one undo, mpesa.receipt
+        _mpesa_unapply): the receipt's money is unapplied and waits for review."""
+        receipt = self.mpesa_source_receipt_id.sudo()
+        receipt._mpesa_unapply(why)
+        receipt.write({"state": "review", "review_reason": why, "review_cause": False})
 
     def _invoice_sale_orders(self):
         """Override of `sale` (automatic invoicing): an M-PESA payment quoting an order

@@ -48,6 +48,15 @@ class PaymentTransaction(models.Model):
             )
         return res
 
+    def _mpesa_unbook_for_review(self, why):
+        """Extends mpesa_payment: the review is an exception in the queue, opened
+        before the receipt goes to review so that it is the only one and says why."""
+        for receipt in self.mpesa_source_receipt_id.sudo():
+            self.env["mpesa.exception"].sudo()._open_for_receipt(
+                receipt, kind="review", reason=why
+            )
+        return super()._mpesa_unbook_for_review(why)
+
     def _mpesa_apply_success(self, amount, receipt, phone, paid_at, verify):
         """Extends mpesa_payment's success with the exception queue: money paid from
         another phone than the one prompted is booked, and reviewed."""

@@ -391,6 +391,72 @@ class TestMoneyPath(ReconciliationCommon):
         )
         self.assertFalse(receipt.statement_line_id.is_reconciled)
 
+    def _prompt_paid_then_invoice_changed(self, invoice, change):
+        """M-PESA confirms a prompt for ``invoice``; ``change`` runs before the
+        framework's job books it (post-processing, a cron job: it never runs by
+        itself in tests), then the job's work is done. Returns the receipt, the
+        customer's receivable once ``change`` is done, and the exception."""
+        tx = self._push_for(invoice)
+        self._wait_callbacks()
+        self.env.invalidate_all()
+        self.assertEqual((tx.state, tx.is_post_processed), ("done", False))
+        receipt = tx.mpesa_source_receipt_id
+        with self._db_lock():
+            change()
+            self.env.flush_all()
+            before = self._receivable_balance(self.partner)
+        self._post_process(receipt)  # the job's work (the job itself commits)
+        self.env.invalidate_all()
+        self.assertTrue(tx.is_post_processed)
+        return receipt, before, self._open_exception(receipt)
+
+    def test_invoice_cancelled_before_its_paid_prompt_was_booked_waits(self):
+        """Core books a payment of a cancelled invoice as the customer's credit
+        (account_payment _create_payment skips it), with nobody told: as when the
+        invoice is cancelled while the prompt is open, the money waits instead."""
+        invoice = self._invoice(1250)
+
+        def cancel():
+            invoice.button_draft()
+            invoice.button_cancel()
+
+        receipt, before, exception = self._prompt_paid_then_invoice_changed(
+            invoice, cancel
+        )
+        self.assertEqual(exception.kind, "review")
+        self.assertIn(invoice.name, exception.reason)
+        self.assertEqual((receipt.state, receipt._mpesa_left()), ("review", 1250))
+        self.assertFalse(self._live_payments(receipt), "no silent credit")
+        self.assertEqual(self._receivable_balance(self.partner), before)
+        self.assertEqual(self.mpesa._mpesa_check_books(), [])
+        # Finance decides, and the books are those of one payment kept as credit.
+        with self._db_lock():
+            exception.action_keep_as_credit()
+            self.env.flush_all()
+        self.assertBooksOfPayment(receipt, self.partner, before, 1250)
+
+    def test_invoice_paid_in_cash_before_its_paid_prompt_was_booked_waits(self):
+        invoice = self._invoice(1250)
+
+        def pay_in_cash():
+            self.env["account.payment.register"].with_context(
+                active_model="account.move", active_ids=invoice.ids
+            ).create({})._create_payments()
+
+        receipt, before, exception = self._prompt_paid_then_invoice_changed(
+            invoice, pay_in_cash
+        )
+        self.assertEqual(exception.kind, "review")
+        self.assertIn(invoice.name, exception.reason)
+        self.assertFalse(self._live_payments(receipt), "no silent credit")
+        self.assertEqual(
+            self._receivable_balance(self.partner),
+            before,
+            "the cash only: the M-PESA money waits, it is no credit yet",
+        )
+        self.assertFalse(receipt.statement_line_id.is_reconciled)
+        self.assertEqual(self.mpesa._mpesa_check_books(), [])
+
     # === a paybill payment while the prompt is open (review of 2026-12-07) === #
 
     def _open_prompt_for(self, name, amount):

@@ -112,6 +112,52 @@ def test_invoice_credited_in_full_while_its_prompt_is_open(mpesa):
     _kept_as_credit(mpesa, exception, [invoice_id, note_id], 1320)
 
 
+@contextlib.contextmanager
+def _booking_held_back(mpesa):
+    """Core's post-processing job, which books a confirmed payment, does not run
+    while the block runs. In production a cron worker runs it a moment after M-PESA
+    confirms the payment; an accountant's click can come in that moment."""
+    cron_id = mpesa.rpc.xmlid("payment.cron_post_process_payment_tx")
+    mpesa.rpc("ir.cron", "write", [cron_id], {"active": False})
+    try:
+        yield
+    finally:
+        mpesa.rpc("ir.cron", "write", [cron_id], {"active": True})
+
+
+def test_invoice_cancelled_after_its_prompt_was_paid_before_it_was_booked(mpesa):
+    """M-PESA confirms the prompt; before the job books the payment, the accountant
+    cancels the invoice. Core would book the money as the customer's credit with
+    nobody told (it skips a cancelled invoice): the payment it made is cancelled at
+    once and the money waits for finance, as when the invoice is cancelled while
+    the prompt is open; kept as credit, it is booked once."""
+    accountant = mpesa.accountant()
+    with _booking_held_back(mpesa):
+        invoice_id, tx = mpesa.pay_invoice_by_push(1370, "254711000371")
+        mpesa.wait_tx_state(tx["id"], ("done",), timeout=30)
+        mpesa.settle_inbox()
+        assert not mpesa.tx(tx_id=tx["id"])["is_post_processed"]
+        accountant("account.move", "button_draft", [invoice_id])
+        accountant("account.move", "button_cancel", [invoice_id])
+    mpesa.post_process()
+    tx = mpesa.tx(tx_id=tx["id"])
+    assert (tx["state"], tx["is_post_processed"]) == ("done", True), tx
+    exception = mpesa.open_exception("r.name = %s", [tx["mpesa_receipt_code"]])
+    assert exception["kind"] == "review", exception
+    name = mpesa.invoice(invoice_id)["name"]
+    assert name in mpesa.sql.scalar(
+        "SELECT reason FROM mpesa_exception WHERE id = %s", [exception["id"]]
+    )
+    (receipt,) = mpesa.receipts(exception["code"])
+    assert receipt["state"] == "review", receipt
+    assert mpesa.payments_of(exception["code"]) == [], "no silent credit"
+    (line,) = mpesa.statement_lines(exception["code"])
+    assert not line["is_reconciled"], line
+    assert mpesa.check_books() == []
+    _kept_as_credit(mpesa, exception, [invoice_id], 1370)
+    assert mpesa.invoice(invoice_id)["state"] == "cancel"
+
+
 def _sales_journal(mpesa):
     return mpesa.sql.scalar(
         "SELECT journal_id FROM account_move WHERE move_type = 'out_invoice'"
