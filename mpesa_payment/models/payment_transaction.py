@@ -130,7 +130,9 @@ class PaymentTransaction(models.Model):
         for tx in txs:
             order = tx.sale_order_ids
             if tx.provider_code == "mpesa" and len(order) == 1 and not tx.invoice_ids:
-                invoices = order.sudo()._mpesa_invoices_to_pay(tx.amount)
+                order = order.sudo()
+                paid = order._mpesa_in_order_currency(tx.amount, tx.currency_id)
+                invoices = order._mpesa_invoices_to_pay(paid)
                 if invoices:
                     tx.invoice_ids = invoices
         return txs

@@ -1,9 +1,10 @@
 from werkzeug import urls
 
-from odoo import models
+from odoo import api, models
 from odoo.tools import float_compare
 from odoo.tools.misc import hmac
 
+from ..kenya_time import kenya_today
 from .account_move import OPEN_INVOICE_DOMAIN
 
 
@@ -14,6 +15,41 @@ class SaleOrder(models.Model):
     def _mpesa_payable(self):
         """A quotation or a confirmed order may be paid; a cancelled one may not."""
         return self.state in ("draft", "sent", "sale")
+
+    # === IN THE ORDER'S CURRENCY === #
+
+    @api.depends("transaction_ids")
+    def _compute_amount_paid(self):
+        """Override of `sale`, which adds up the transactions' amounts as they are:
+        right for its payment form, which pays an order in the order's currency, but
+        M-PESA pays in KES whatever the order's currency. Half of a $10 order paid KES
+        645 read as $645 paid: the quotation was confirmed, the second half taken for a
+        duplicate and the matcher left the order out. Each amount in the order's."""
+        for order in self:
+            order.amount_paid = sum(
+                order._mpesa_in_order_currency(tx.amount, tx.currency_id)
+                for tx in order.transaction_ids
+                if tx.state in ("authorized", "done")
+            )
+
+    def _mpesa_in_order_currency(self, amount, currency):
+        """``amount`` of ``currency`` (M-PESA's KES, say) in the order's currency, at
+        the company's rate of Kenya's day: mpesa.receipt._in_kes the other way."""
+        self.ensure_one()
+        return currency._convert(
+            amount, self.currency_id, self.company_id, kenya_today()
+        )
+
+    def _mpesa_residual_in_order_currency(self, line):
+        """What a payment's receivable ``line`` has still to pay, in the order's
+        currency: its own amount if the payment is in it, else its value in the books
+        (what it pays of an invoice in the company's currency), converted when the
+        order is in yet another currency."""
+        if line.currency_id == self.currency_id:
+            return line.amount_residual_currency
+        return self._mpesa_in_order_currency(
+            line.amount_residual, line.company_currency_id
+        )
 
     # === WHAT A PAYMENT OF THE ORDER PAYS === #
 
@@ -26,8 +62,8 @@ class SaleOrder(models.Model):
         )
 
     def _mpesa_invoices_to_pay(self, amount):
-        """The open invoices ``amount`` paid on this order settles: the oldest ones,
-        as many as it reaches."""
+        """The open invoices ``amount`` paid on this order (in the order's currency)
+        settles: the oldest ones, as many as it reaches."""
         invoices = self.env["account.move"]
         for invoice in self._mpesa_open_invoices():
             if self.currency_id.compare_amounts(amount, 0) <= 0:
@@ -54,18 +90,19 @@ class SaleOrder(models.Model):
         return order.currency_id.round(max(asked - order._mpesa_unapplied_paid(), 0.0))
 
     def _mpesa_unapplied_paid(self):
-        """The money of the order's done payments that no invoice took yet: a payment
-        not made yet (post-processing to come) counts whole."""
+        """The money of the order's done payments that no invoice took yet, in the
+        order's currency (an M-PESA payment is in KES, the order may not be): a
+        payment not made yet (post-processing to come) counts whole."""
         left = 0.0
         for tx in self.transaction_ids.filtered(lambda tx: tx.state == "done"):
             payment = tx.payment_id
             if not payment:
-                left += tx.amount
+                left += self._mpesa_in_order_currency(tx.amount, tx.currency_id)
             elif payment.state != "canceled":
                 receivable = payment.move_id.line_ids.filtered(
                     lambda line: line.account_type == "asset_receivable"
                 )
-                left -= sum(receivable.mapped("amount_residual_currency"))
+                left -= sum(map(self._mpesa_residual_in_order_currency, receivable))
         return left
 
     def _send_order_confirmation_mail(self):

@@ -101,3 +101,120 @@ class TestShillingsInDollarBooks(DollarBooksCommon):
         self.assertEqual((best.res_model, best.res_id), ("sale.order", order.id))
         self.assertEqual((best.amount_match, best.amount_due), ("exact", 1290))
         self.assertIn("amount exact", best.reasons)
+
+    # === An order in dollars paid in shillings by its number === #
+
+    def _dollar_order(self, *prices, confirm=False):
+        """An order in the company's dollars, one untaxed line per price."""
+        with self._db_lock():
+            order = self.env["sale.order"].create(
+                {
+                    "partner_id": self.partner.id,
+                    "order_line": [
+                        Command.create(
+                            {
+                                "product_id": self.product_a.id,
+                                "price_unit": price,
+                                "tax_id": False,
+                            }
+                        )
+                        for price in prices
+                    ],
+                }
+            )
+            if confirm:
+                order.action_confirm()
+            self.env.flush_all()
+        self.assertEqual(order.currency_id, self.env.ref("base.USD"))
+        return order
+
+    def _paybill(self, order, amount):
+        """The customer pays ``amount`` shillings by paybill with the order's number;
+        the payment is post-processed (booked) as the framework's job does."""
+        receipt = self._c2b(order.name, amount)
+        self._post_process(receipt)
+        self.env.invalidate_all()
+        return receipt
+
+    def test_a_dollar_quotation_paid_in_two_halves_by_paybill(self):
+        """A quotation of $10 (KES 1,290) paid by paybill with its number in two
+        halves of KES 645: the first half counted as $645 paid, so the quotation was
+        confirmed as paid and the second half waited for finance as a possible
+        duplicate ("Order ... is already paid") instead of paying the order."""
+        order = self._dollar_order(10)
+        Receipt = self.env["mpesa.receipt"]
+        before = self._receivable_balance(self.partner)
+        first = self._paybill(order, 645)
+        self.assertEqual(first.state, "applied")
+        self.assertEqual(order.amount_paid, 5)
+        self.assertEqual(order.state, "draft")  # half the price does not confirm it
+        self.assertEqual(Receipt._amount_due(order), 645)
+        second = self._paybill(order, 645)
+        self.assertEqual((second.state, second.review_cause), ("applied", False))
+        self.assertFalse(second.exception_ids)
+        self.assertEqual(second.sale_order_id, order)
+        self.assertEqual((order.state, order.amount_paid), ("sale", 10))
+        self.assertEqual(Receipt._amount_due(order), 0)
+        # The books: two KES payments of $5 each, matched, the receivable down $10.
+        self.assertBooksOfPayment(first | second, self.partner, before, 10)
+
+    def test_a_half_paid_dollar_order_is_suggested_for_its_other_half(self):
+        """The other half of the order above paid with a mistyped number: the
+        matcher left out the order, which it read as overpaid, and suggested nothing;
+        it suggests the order at the KES 645 still due."""
+        order = self._dollar_order(10)
+        order.name = "SO-USD-42"
+        self._paybill(order, 645)
+        best = self._best_suggestion("SO-USD-43", 645)  # one wrong digit
+        self.assertEqual((best.res_model, best.res_id), ("sale.order", order.id))
+        self.assertEqual((best.amount_match, best.amount_due), ("exact", 645))
+
+    def _invoice_lines(self, order, lines):
+        """Staff click Create Invoice on the order and post it for ``lines`` only."""
+        with self._db_lock():
+            invoice = order._create_invoices()
+            others = invoice.invoice_line_ids.filtered(
+                lambda aml: not aml.sale_line_ids & lines
+            )
+            invoice.write(
+                {"invoice_line_ids": [Command.delete(aml.id) for aml in others]}
+            )
+            invoice.action_post()
+            self.env.flush_all()
+        return invoice
+
+    def test_a_partly_invoiced_dollar_order_paid_in_two_parts(self):
+        """An order of $10 and $20, its $10 invoiced, paid KES 2,580 ($20) with its
+        number: the invoice is paid and $10 waits as credit for the rest. What the
+        order still asked was the $20 not invoiced less that credit read in
+        shillings (KES 1,290 as $1,290): nothing, so the last KES 1,290 waited for
+        finance as a duplicate. It pays the order; the second invoice takes both."""
+        order = self._dollar_order(10, 20, confirm=True)
+        first = self._invoice_lines(order, order.order_line[0])
+        before = self._receivable_balance(self.partner)
+        part = self._paybill(order, 2580)
+        self.assertIn(first.payment_state, ("paid", "in_payment"))
+        self.assertEqual(self.env["mpesa.receipt"]._amount_due(order), 1290)
+        rest = self._paybill(order, 1290)
+        self.assertEqual((rest.state, rest.review_cause), ("applied", False))
+        self.assertEqual(self.env["mpesa.receipt"]._amount_due(order), 0)
+        second = self._invoice_lines(order, order.order_line[1])
+        self.assertIn(second.payment_state, ("paid", "in_payment"))
+        receivable = before + second.amount_total  # what the second invoice asked
+        self.assertBooksOfPayment(part | rest, self.partner, receivable, 30)
+
+    def test_a_dollar_payment_of_an_order_pays_its_oldest_invoice_only(self):
+        """An order of $10 and $20 invoiced in two invoices, paid KES 1,290 with the
+        order's number: the shillings, compared with the invoices' dollars, reached
+        both invoices and the payment claimed to pay the second one too."""
+        order = self._dollar_order(10, 20, confirm=True)
+        first, second = (self._invoice_lines(order, line) for line in order.order_line)
+        self.assertEqual((first.amount_total, second.amount_total), (10, 20))
+        before = self._receivable_balance(self.partner)
+        receipt = self._paybill(order, 1290)
+        self.assertEqual(receipt.state, "applied")
+        self.assertEqual(receipt.application_ids.invoice_ids, first)
+        self.assertIn(first.payment_state, ("paid", "in_payment"))
+        self.assertEqual(second.amount_residual, 20)
+        self.assertEqual(self.env["mpesa.receipt"]._amount_due(order), 20 * 129)
+        self.assertBooksOfPayment(receipt, self.partner, before, 10)
