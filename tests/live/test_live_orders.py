@@ -5,7 +5,7 @@ reconciliation runs on the M-PESA bank line, as in production."""
 
 import pytest
 
-from .mpesa_live import mistyped
+from .mpesa_live import KES_PER_USD, mistyped
 
 
 @pytest.fixture
@@ -15,18 +15,24 @@ def automatic_invoice(mpesa):
     mpesa.rpc("ir.config_parameter", "set_param", "sale.automatic_invoice", "False")
 
 
-def _quotation(mpesa, price, prepayment_percent=1.0, **values):
+def _quotation(
+    mpesa, price, prepayment_percent=1.0, currency_id=None, staff=None, **values
+):
     """A quotation the customer must pay online (a deposit of ``prepayment_percent``
-    confirms it), for one KES product invoiced on order; ``values`` for the order."""
+    confirms it), for one product invoiced on order, priced in KES (or
+    ``currency_id``); created by the administrator (or ``staff``, XML-RPC as that
+    user); ``values`` for the order."""
     product_id = mpesa.rpc(
         "product.product",
         "create",
         {"name": "Solar lamp", "type": "consu", "invoice_policy": "order"},
     )
     pricelist_id = mpesa.rpc(
-        "product.pricelist", "create", {"name": "KES", "currency_id": mpesa.kes_id}
+        "product.pricelist",
+        "create",
+        {"name": "Quotations", "currency_id": currency_id or mpesa.kes_id},
     )
-    return mpesa.rpc(
+    return (staff or mpesa.rpc)(
         "sale.order",
         "create",
         {
@@ -182,3 +188,86 @@ def test_mistyped_order_number_settled_by_the_reconcilers_suggestion(mpesa):
         == "sale"
     )
     mpesa.assert_books(mpesa.payments_of(code), [], credit=2100)
+
+
+def _receivable_in_the_companys_currency(mpesa, partner_id):
+    """What the customer owes in the books, in the company's currency (dollars on
+    the live database): the sum of their posted receivable lines' balances."""
+    return mpesa.sql.scalar(
+        "SELECT coalesce(sum(aml.balance), 0) FROM account_move_line aml"
+        " JOIN account_account acc ON acc.id = aml.account_id"
+        " WHERE acc.account_type = 'asset_receivable' AND aml.parent_state = 'posted'"
+        " AND aml.partner_id = %s",
+        [partner_id],
+    )
+
+
+def test_dollar_quotation_paid_in_two_halves_by_paybill(mpesa):
+    """The live company keeps its books in USD. A salesperson's quotation of $10
+    (KES 1,290), paid on the paybill with its number in two halves of KES 645: the
+    first half was read as $645 paid, which confirmed the quotation, and the second
+    half waited for finance as a duplicate ("Order ... is already paid"). Half the
+    price leaves it a quotation; the second half is applied to it and confirms it;
+    each payment is matched with its bank line, the receivable is down $10."""
+    salesperson = mpesa.salesperson()
+    phone = "254711000960"  # its own number
+    partner_id = mpesa.phone_only_customer(phone)
+    usd_id = mpesa.rpc.xmlid("base.USD")
+    order_id = _quotation(
+        mpesa, 10, currency_id=usd_id, staff=salesperson, partner_id=partner_id
+    )
+    fields = ["name", "state", "currency_id", "amount_total", "amount_paid"]
+
+    def order():
+        [values] = salesperson("sale.order", "read", [order_id], fields)
+        return values
+
+    quotation = order()
+    assert (quotation["currency_id"][0], quotation["amount_total"]) == (usd_id, 10)
+    before = _receivable_in_the_companys_currency(mpesa, partner_id)
+    half = 10 * KES_PER_USD / 2  # KES 645
+
+    first = mpesa.paybill_payment(phone, half, quotation["name"])
+    mpesa.post_process()
+    half_paid = order()
+    # Half the price does not confirm the quotation.
+    assert half_paid["state"] in ("draft", "sent"), half_paid
+    assert half_paid["amount_paid"] == 5, half_paid
+
+    second = mpesa.paybill_payment(phone, half, quotation["name"])
+    mpesa.post_process()
+    paid = order()
+    assert (paid["state"], paid["amount_paid"]) == ("sale", 10), paid
+
+    receipts = mpesa.sql.dicts(
+        "SELECT r.name, r.state, r.review_cause, r.sale_order_id,"
+        " (SELECT count(*) FROM mpesa_exception e"
+        "   WHERE e.receipt_id = r.id AND e.state = 'open') AS open_exceptions"
+        " FROM mpesa_receipt r WHERE r.name = ANY(%s) ORDER BY r.id",
+        [[first, second]],
+    )
+    applied = {
+        "state": "applied",
+        "review_cause": None,
+        "sale_order_id": order_id,
+        "open_exceptions": 0,
+    }
+    assert [{key: row[key] for key in applied} for row in receipts] == [applied] * 2
+    # The books, the accountant's way: a KES payment per receipt, matched with its
+    # bank line (not with the receivable); the receivable in the company's dollars
+    # down by exactly $10 (assert_books sums it in the documents' currencies).
+    tx_ids = mpesa.payments_of(first) + mpesa.payments_of(second)
+    rows = mpesa.books_of_payments(tx_ids)
+    matched = {
+        "payment_state": "paid",
+        "journal_id": mpesa.journal_id,
+        "amount": half,
+        "line_amount": half,
+        "outstanding_cleared": True,
+        "line_reconciled": True,
+        "line_on_receivable": False,
+    }
+    assert [{key: row[key] for key in matched} for row in rows] == [matched] * 2
+    moved = _receivable_in_the_companys_currency(mpesa, partner_id) - before
+    assert abs(moved + 10) < 0.005, moved
+    assert mpesa.check_books() == []
