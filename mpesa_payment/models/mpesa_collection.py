@@ -2,6 +2,7 @@ from odoo import Command, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import float_compare
 
+from .. import const
 from ..amounts import shillings
 from ..daraja.phone import mask_msisdn
 
@@ -139,6 +140,7 @@ class MpesaCollection(models.Model):
             target = document._mpesa_open_invoices()[:1]
             if not target:
                 raise UserError(self.env._("This subscription has nothing to pay."))
+        # In KES, whatever the document's currency: what the prompt asks.
         due = self.env["mpesa.receipt"]._amount_due(target)
         partner = document.partner_id
         values = {
@@ -147,7 +149,6 @@ class MpesaCollection(models.Model):
             "amount": due,
             "amount_due": due,
             "company_id": document.company_id.id,
-            "currency_id": target.currency_id.id,
             {
                 "account.move": "invoice_id",
                 "sale.order": "sale_order_id",
@@ -224,6 +225,18 @@ class MpesaCollection(models.Model):
         document = self._paid_document()
         if not document:
             raise UserError(self.env._("There is nothing left to pay."))
+        if document.currency_id.name not in const.SUPPORTED_CURRENCIES:
+            # Odoo's payment page asks the document's own currency, and offers no
+            # M-PESA in another currency than KES (_get_supported_currencies).
+            raise UserError(
+                self.env._(
+                    "The payment page of %(document)s asks %(currency)s, which M-PESA "
+                    "does not take: send the payment request to the customer's phone "
+                    "instead.",
+                    document=document.name,
+                    currency=document.currency_id.name,
+                )
+            )
         # The link carries the document's portal token: make it now, in this write
         # transaction, not while the dialog reads the link (a read-only request).
         document._portal_ensure_token()

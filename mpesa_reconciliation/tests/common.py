@@ -1,8 +1,9 @@
 import base64
 
-from odoo import fields
+from odoo import Command, fields
 from odoo.modules.migration import load_script
 from odoo.modules.module import get_module_path
+from odoo.tests import Form, new_test_user
 
 from odoo.addons.mpesa_payment.kenya_time import to_kenya
 from odoo.addons.mpesa_payment.tests.common import SHORTCODE, MpesaHttpCommon
@@ -13,6 +14,7 @@ __all__ = [
     "SHORTCODE",
     "DollarBooksCommon",
     "ReconciliationCommon",
+    "StaffCollectionCommon",
     "statement",
 ]
 
@@ -159,3 +161,113 @@ class DollarBooksCommon(ReconciliationCommon):
             }
         )
         cls.mpesa.journal_id = cls.journal
+
+    def _dollar_invoice(self, amount):
+        """A posted invoice of ``amount`` in the company's dollars, untaxed."""
+        invoice = self.init_invoice(
+            "out_invoice",
+            partner=self.partner,
+            amounts=[amount],
+            currency=self.env.ref("base.USD"),
+            taxes=[],
+            post=True,
+            invoice_date=fields.Date.today(),
+        )
+        self.env.flush_all()
+        return invoice
+
+    def _dollar_order(self, *prices, confirm=False):
+        """An order in the company's dollars, one untaxed line per price."""
+        with self._db_lock():
+            order = self.env["sale.order"].create(
+                {
+                    "partner_id": self.partner.id,
+                    "order_line": [
+                        Command.create(
+                            {
+                                "product_id": self.product_a.id,
+                                "price_unit": price,
+                                "tax_id": False,
+                            }
+                        )
+                        for price in prices
+                    ],
+                }
+            )
+            if confirm:
+                order.action_confirm()
+            self.env.flush_all()
+        self.assertEqual(order.currency_id, self.env.ref("base.USD"))
+        return order
+
+
+class StaffCollectionCommon(ReconciliationCommon):
+    """A salesperson of a sales team asking customers' phones for payments from
+    the backend (Request M-PESA Payment), and the dialog's buttons."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.team = cls.env["crm.team"].create({"name": "Counter"})
+        cls.salesperson = new_test_user(
+            cls.env,
+            "counter_clerk",
+            name="Carol Counter",
+            groups="base.group_user,sales_team.group_sale_salesman,"
+            "account.group_account_invoice,mpesa_payment.group_mpesa_user",
+            company_id=cls.env.company.id,
+        )
+        cls.team.member_ids = cls.salesperson
+        cls.colleague = new_test_user(
+            cls.env,
+            "other_clerk",
+            groups="base.group_user,sales_team.group_sale_salesman,"
+            "account.group_account_invoice,mpesa_payment.group_mpesa_user",
+            company_id=cls.env.company.id,
+        )
+
+    def _dialog(self, document, user=None, phone=None, amount=None):
+        """What 'Request M-PESA Payment' opens, filled in and saved."""
+        user = user or self.salesperson
+        with self._db_lock():
+            action = document.with_user(user).action_mpesa_request_payment()
+            form = Form(
+                self.env["mpesa.collection"]
+                .with_user(user)
+                .with_context(**action["context"])
+            )
+            if phone:
+                form.phone = phone
+            if amount:
+                form.amount = amount
+            collection = form.save()
+            self.env.flush_all()
+        return collection
+
+    def _send(self, collection):
+        before = len([d for d in self.emulator.deliveries if d.kind == "stk_callback"])
+        with self._db_lock():
+            collection.action_send()
+            self.env.flush_all()
+        return before
+
+    def _follow(self, collection, before):
+        """The dialog polling until the customer answered."""
+        self._wait_callbacks(before + 1)
+        with self._db_lock():
+            collection.mpesa_poll()
+            self.env.flush_all()
+            self.env.invalidate_all()
+        return collection.state
+
+    def _call(self, collection, method, *args):
+        """A button of the dialog, clicked in the browser (JSON-RPC as the user)."""
+        return self.make_jsonrpc_request(
+            f"/web/dataset/call_kw/mpesa.collection/{method}",
+            {
+                "model": "mpesa.collection",
+                "method": method,
+                "args": [collection.ids, *args],
+                "kwargs": {},
+            },
+        )

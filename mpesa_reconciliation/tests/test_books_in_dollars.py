@@ -1,26 +1,14 @@
-from odoo import Command, fields
+from odoo import Command
+from odoo.exceptions import UserError
 from odoo.tests import tagged
 
-from .common import DollarBooksCommon
+from .common import DollarBooksCommon, StaffCollectionCommon
 
 
 @tagged("post_install", "-at_install")
 class TestShillingsInDollarBooks(DollarBooksCommon):
     """What finance sees of M-PESA money in a company keeping its books in US
     dollars: shillings, never the company's dollars read as shillings."""
-
-    def _dollar_invoice(self, amount):
-        invoice = self.init_invoice(
-            "out_invoice",
-            partner=self.partner,
-            amounts=[amount],
-            currency=self.env.ref("base.USD"),
-            taxes=[],
-            post=True,
-            invoice_date=fields.Date.today(),
-        )
-        self.env.flush_all()
-        return invoice
 
     def test_the_mpesa_balance_is_shown_in_shillings(self):
         """M-PESA reports its balance in shillings: the provider's form showed it
@@ -103,30 +91,6 @@ class TestShillingsInDollarBooks(DollarBooksCommon):
         self.assertIn("amount exact", best.reasons)
 
     # === An order in dollars paid in shillings by its number === #
-
-    def _dollar_order(self, *prices, confirm=False):
-        """An order in the company's dollars, one untaxed line per price."""
-        with self._db_lock():
-            order = self.env["sale.order"].create(
-                {
-                    "partner_id": self.partner.id,
-                    "order_line": [
-                        Command.create(
-                            {
-                                "product_id": self.product_a.id,
-                                "price_unit": price,
-                                "tax_id": False,
-                            }
-                        )
-                        for price in prices
-                    ],
-                }
-            )
-            if confirm:
-                order.action_confirm()
-            self.env.flush_all()
-        self.assertEqual(order.currency_id, self.env.ref("base.USD"))
-        return order
 
     def _paybill(self, order, amount):
         """The customer pays ``amount`` shillings by paybill with the order's number;
@@ -218,3 +182,60 @@ class TestShillingsInDollarBooks(DollarBooksCommon):
         self.assertEqual(second.amount_residual, 20)
         self.assertEqual(self.env["mpesa.receipt"]._amount_due(order), 20 * 129)
         self.assertBooksOfPayment(receipt, self.partner, before, 10)
+
+
+@tagged("post_install", "-at_install")
+class TestStaffCollectionInDollarBooks(DollarBooksCommon, StaffCollectionCommon):
+    """A salesperson asks the customer's phone for the payment of a document in
+    the company's dollars (Request M-PESA Payment): M-PESA takes shillings."""
+
+    def test_request_for_a_dollar_invoice_asks_its_shillings(self):
+        """A $10 invoice: the dialog proposed its KES 1,290 as the invoice's dollars
+        ($ 1,290.00) and Send was refused ("M-PESA only takes payments in Kenyan
+        Shillings"). It asks KES 1,290, the customer approves the prompt, and the
+        invoice is paid by one KES payment."""
+        invoice = self._dollar_invoice(10)
+        before = self._receivable_balance(invoice.partner_id)
+        collection = self._dialog(invoice)
+        self.assertEqual(
+            (collection.amount, collection.amount_due, collection.currency_id),
+            (1290, 1290, self.currency_kes),
+        )
+        sent = self._send(collection)
+        [prompt] = self.emulator.prompts.values()
+        self.assertEqual(prompt.amount, 1290)
+        self.assertEqual(self._follow(collection, sent), "done")
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        receipt = collection.transaction_id.mpesa_source_receipt_id
+        self.assertEqual((receipt.amount, receipt.state), (1290, "applied"))
+        self.assertBooksOfPayment(receipt, invoice.partner_id, before, 10)
+
+    def test_request_for_a_dollar_quotation_confirms_it(self):
+        """A $10 quotation asked for from the backend: KES 1,290 on the phone pays it
+        whole, and the quotation is confirmed as paid."""
+        order = self._dollar_order(10)
+        order.user_id = self.salesperson  # the salesperson's own quotation
+        before = self._receivable_balance(self.partner)
+        collection = self._dialog(order, phone="0708374149")
+        self.assertEqual(
+            (collection.amount, collection.currency_id.name), (1290, "KES")
+        )
+        sent = self._send(collection)
+        self.assertEqual(self._follow(collection, sent), "done")
+        self.env.invalidate_all()
+        self.assertEqual((order.state, order.amount_paid), ("sale", 10))
+        self.assertEqual(self.env["mpesa.receipt"]._amount_due(order), 0)
+        receipt = collection.transaction_id.mpesa_source_receipt_id
+        self.assertBooksOfPayment(receipt, self.partner, before, 10)
+
+    def test_no_payment_link_for_a_dollar_invoice(self):
+        """The payment link opens Odoo's payment page of the document, which asks
+        the invoice's dollars and offers no M-PESA (core leaves out a provider
+        without the document's currency): the link asked $1,290 for a $10 invoice,
+        "with M-PESA". Staff are told to send the prompt instead; no link is made."""
+        invoice = self._dollar_invoice(10)
+        collection = self._dialog(invoice)
+        with self._db_lock(), self.assertRaisesRegex(UserError, "asks USD"):
+            collection.with_user(self.salesperson).action_send_link()
+        self.assertFalse(collection.show_link)
+        self.assertFalse(collection.link_text)

@@ -4,71 +4,16 @@ to its end. Each flow ends with the books as an accountant checks them."""
 
 from odoo import Command
 from odoo.exceptions import AccessError, UserError
-from odoo.tests import Form, new_test_user, tagged
+from odoo.tests import new_test_user, tagged
 
-from .common import ReconciliationCommon
+from .common import StaffCollectionCommon
 
 DECLINES = "0700001032"  # the emulator's customer who cancels every prompt
 UNREACHABLE = "0700001037"  # the emulator's phone that is switched off
 
 
 @tagged("post_install", "-at_install")
-class TestStaffCollection(ReconciliationCommon):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.team = cls.env["crm.team"].create({"name": "Counter"})
-        cls.salesperson = new_test_user(
-            cls.env,
-            "counter_clerk",
-            name="Carol Counter",
-            groups="base.group_user,sales_team.group_sale_salesman,"
-            "account.group_account_invoice,mpesa_payment.group_mpesa_user",
-            company_id=cls.env.company.id,
-        )
-        cls.team.member_ids = cls.salesperson
-        cls.colleague = new_test_user(
-            cls.env,
-            "other_clerk",
-            groups="base.group_user,sales_team.group_sale_salesman,"
-            "account.group_account_invoice,mpesa_payment.group_mpesa_user",
-            company_id=cls.env.company.id,
-        )
-
-    def _dialog(self, document, user=None, phone=None, amount=None):
-        """What 'Request M-PESA Payment' opens, filled in and saved."""
-        user = user or self.salesperson
-        with self._db_lock():
-            action = document.with_user(user).action_mpesa_request_payment()
-            form = Form(
-                self.env["mpesa.collection"]
-                .with_user(user)
-                .with_context(**action["context"])
-            )
-            if phone:
-                form.phone = phone
-            if amount:
-                form.amount = amount
-            collection = form.save()
-            self.env.flush_all()
-        return collection
-
-    def _send(self, collection):
-        before = len([d for d in self.emulator.deliveries if d.kind == "stk_callback"])
-        with self._db_lock():
-            collection.action_send()
-            self.env.flush_all()
-        return before
-
-    def _follow(self, collection, before):
-        """The dialog polling until the customer answered."""
-        self._wait_callbacks(before + 1)
-        with self._db_lock():
-            collection.mpesa_poll()
-            self.env.flush_all()
-            self.env.invalidate_all()
-        return collection.state
-
+class TestStaffCollection(StaffCollectionCommon):
     def test_salesperson_requests_and_customer_pays(self):
         invoice = self._invoice(1000)
         receivable = self._receivable_balance(invoice.partner_id)
@@ -323,18 +268,6 @@ class TestStaffCollection(ReconciliationCommon):
         )
         with self.assertRaises(AccessError):
             theirs.with_user(self.salesperson).write({"phone": "0711000000"})
-
-    def _call(self, collection, method, *args):
-        """A button of the dialog, clicked in the browser (JSON-RPC as the user)."""
-        return self.make_jsonrpc_request(
-            f"/web/dataset/call_kw/mpesa.collection/{method}",
-            {
-                "model": "mpesa.collection",
-                "method": method,
-                "args": [collection.ids, *args],
-                "kwargs": {},
-            },
-        )
 
     def test_payment_link_instead_when_the_customer_is_not_at_hand(self):
         invoice = self._invoice(1200)
