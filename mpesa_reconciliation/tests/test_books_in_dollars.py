@@ -1,6 +1,10 @@
+import json
+
 from odoo import Command
 from odoo.exceptions import UserError
 from odoo.tests import tagged
+
+from odoo.addons.mpesa_payment.tests.common import PHONE, SHORTCODE
 
 from .common import DollarBooksCommon, StaffCollectionCommon
 
@@ -50,6 +54,32 @@ class TestShillingsInDollarBooks(DollarBooksCommon):
         )
         self.assertTrue(receipt.statement_line_id.is_reconciled)
         self.assertEqual(self.mpesa._mpesa_check_books(), [])
+
+    def test_paybill_validation_weighs_a_dollar_invoice_in_shillings(self):
+        """With amount validation on, M-PESA asks before completing a paybill
+        payment: KES 1,291 for a $10 invoice (KES 1,290) is refused as more than is
+        due, KES 1,290 accepted, and it pays the invoice."""
+        invoice = self._dollar_invoice(10)
+        with self._db_lock():
+            self.mpesa.write(
+                {
+                    "mpesa_c2b_validate_reference": True,
+                    "mpesa_c2b_validate_amount": True,
+                }
+            )
+            self.env.flush_all()
+        self.emulator.c2b_pay(SHORTCODE, PHONE, 1291, invoice.name)
+        (refused,) = self._wait_callbacks(1, kind="c2b_validation")
+        self.assertEqual(json.loads(refused.response_text)["ResultCode"], "C2B00013")
+        before = self._receivable_balance(self.partner)
+        receipt = self._c2b(invoice.name, 1290)
+        validations = self._wait_callbacks(2, kind="c2b_validation")
+        self.assertEqual(json.loads(validations[-1].response_text)["ResultCode"], "0")
+        self.assertEqual(receipt.invoice_id, invoice)
+        self._post_process(receipt)
+        self.env.invalidate_all()
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        self.assertBooksOfPayment(receipt, self.partner, before, 10)
 
     def _best_suggestion(self, reference, amount):
         receipt = self._c2b(reference, amount)
