@@ -115,6 +115,7 @@ class PaymentProvider(models.Model):
             self._mpesa_ready_base_url(),
             self._mpesa_ready_oauth(),
             self._mpesa_ready_shortcode(),
+            self._mpesa_ready_journal(),
             self._mpesa_ready_c2b(),
             self._mpesa_ready_callback_ips(),
             self._mpesa_ready_initiator(),
@@ -240,6 +241,47 @@ class PaymentProvider(models.Model):
             MISSING if problems else OK,
             sentence,
             self.env._("Shortcode Type, Business Shortcode, Till Number, Passkey"),
+        )
+
+    def _mpesa_ready_journal(self):
+        """M-PESA pays shillings: a journal in another currency books KES 1,290 as
+        1,290 of that currency, a bank line that no payment matches. Checked here and
+        not refused on the provider: core gives a new provider the company's first
+        bank journal, in the company's currency."""
+        journals = self.journal_id | self._mpesa_b2c_journal()
+        kes = self.env.ref("base.KES")
+        wrong = journals.filtered(
+            lambda journal: (
+                (journal.currency_id or journal.company_id.currency_id) != kes
+            )
+        )
+        if wrong:
+            sentence = "; ".join(
+                self.env._(
+                    "%(journal)s keeps its books in %(currency)s: M-PESA pays "
+                    "shillings.",
+                    journal=journal.name,
+                    currency=(
+                        journal.currency_id or journal.company_id.currency_id
+                    ).name,
+                )
+                for journal in wrong
+            )
+        elif not journals:
+            sentence = self.env._("No journal: payments cannot be booked.")
+        else:
+            sentence = self.env._(
+                "Payments are booked in %s, in KES.", ", ".join(journals.mapped("name"))
+            )
+        return self._mpesa_ready_item(
+            "journal",
+            self.env._("Journal in Kenyan Shillings"),
+            MISSING if wrong or not journals else OK,
+            sentence,
+            self.env._(
+                "Accounting > Configuration > Journals: a bank journal with Currency "
+                "KES, then the provider's Payment Journal (and B2C Journal)"
+            ),
         )
 
     def _mpesa_ready_c2b(self):

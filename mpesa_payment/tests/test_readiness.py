@@ -110,6 +110,27 @@ class TestReadiness(MpesaHttpCommon):
         self.mpesa.mpesa_callback_ips = "196.201.214.0/24, 196.201.213.44"
         self.assertItem("callback_ips", "ok", "2 address range(s)")
 
+    def test_journals_in_shillings(self):
+        """M-PESA pays shillings: a journal in dollars would book KES 1,290 as $1,290,
+        a bank line no payment matches (the provider's journal and the B2C one)."""
+        kes_journal = self.mpesa.journal_id
+        self.assertItem("journal", "ok", kes_journal.name)
+        dollars = self.env["account.journal"].create(
+            {
+                "name": "Dollar Bank",
+                "code": "USDB",
+                "type": "bank",
+                "currency_id": self._enable_currency("USD").id,
+            }
+        )
+        self.mpesa.mpesa_b2c_journal_id = dollars
+        self.assertItem("journal", "missing", "Dollar Bank keeps its books in USD")
+        self.mpesa.mpesa_b2c_journal_id = False
+        self.mpesa.journal_id = dollars
+        self.assertItem("journal", "missing", "Dollar Bank keeps its books in USD")
+        self.mpesa.journal_id = kes_journal
+        self.assertItem("journal", "ok")
+
     def test_status_query_jobs_active(self):
         cron = self.env.ref("mpesa_payment.cron_query_pending")
         cron.active = False
