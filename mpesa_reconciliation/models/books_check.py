@@ -193,6 +193,12 @@ class PaymentProvider(models.Model):
             )
             for code, left in rows
         ]
+        return found + self._mpesa_books_credited_beyond()
+
+    def _mpesa_books_credited_beyond(self):
+        """The customer's receivable credited beyond the money (a second time by the
+        bank line, say). What a payment writes off (an early payment discount: 980
+        paid settles 1,000) is no money, but no excess either: it is left out."""
         rows = self._mpesa_books_query(
             f"""WITH moves AS (
                     SELECT receipt_id, move_id FROM ({RECEIPT_PAYMENTS}) p
@@ -200,17 +206,28 @@ class PaymentProvider(models.Model):
                     SELECT l.mpesa_receipt_id, l.move_id
                       FROM account_bank_statement_line l
                       JOIN mpesa_receipt r ON r.id = l.mpesa_receipt_id
-                     WHERE r.provider_id = %(provider)s)
-                SELECT r.name, r.amount, -sum(aml.amount_currency)
+                     WHERE r.provider_id = %(provider)s),
+                written_off AS (
+                    SELECT p.receipt_id, sum(aml.amount_currency) AS amount
+                      FROM ({RECEIPT_PAYMENTS}) p
+                      JOIN account_move_line aml ON aml.move_id = p.move_id
+                           AND aml.account_id IS DISTINCT FROM p.outstanding_account_id
+                           AND aml.account_id IS DISTINCT FROM p.destination_account_id
+                  GROUP BY p.receipt_id)
+                SELECT r.name, r.amount,
+                       -sum(aml.amount_currency) - coalesce(max(w.amount), 0)
                   FROM mpesa_receipt r
                   JOIN moves ON moves.receipt_id = r.id
                   JOIN account_move_line aml ON aml.move_id = moves.move_id
                        AND aml.parent_state = 'posted'
                   JOIN account_account acc ON acc.id = aml.account_id
                        AND acc.account_type IN ('asset_receivable', 'liability_payable')
-              GROUP BY r.id HAVING -sum(aml.amount_currency) > r.amount + 0.005"""
+                  LEFT JOIN written_off w ON w.receipt_id = r.id
+              GROUP BY r.id
+                HAVING -sum(aml.amount_currency) - coalesce(max(w.amount), 0)
+                       > r.amount + 0.005"""
         )
-        return found + [
+        return [
             (
                 code,
                 (

@@ -5,7 +5,7 @@ statement lines are created with it on (``_mpesa_feed_statement``), so these tes
 what a production server does.
 """
 
-from odoo import Command
+from odoo import Command, fields
 from odoo.tests import tagged
 
 from odoo.addons.mpesa_payment.tests.customer_view import printed
@@ -41,6 +41,42 @@ class TestBooksOfAPayment(ReconciliationCommon):
         receipt = self._stk_pay(invoice, 1000)
         self.assertEqual(receipt.state, "applied")
         self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        self.assertBooksOfPayment(receipt, invoice.partner_id, before, 1000)
+
+    def test_stk_payment_with_the_early_payment_discount_is_booked_once(self):
+        """An invoice of 1,000 with 2% off if paid within 7 days: the portal asks the
+        980 (core's next payment values) and core's payment writes the 20 off. The
+        receivable is credited 1,000 for 980 paid, which the books check took for a
+        customer credited beyond the money."""
+        term = self.env["account.payment.term"].create(
+            {
+                "name": "2% 7 days, net 30",
+                "early_discount": True,
+                "discount_percentage": 2,
+                "discount_days": 7,
+                "line_ids": [
+                    Command.create(
+                        {"value": "percent", "value_amount": 100, "nb_days": 30}
+                    )
+                ],
+            }
+        )
+        invoice = self.init_invoice(
+            "out_invoice",
+            partner=self.partner,
+            amounts=[1000],
+            currency=self.currency_kes,
+            taxes=[],
+            invoice_date=fields.Date.today(),
+        )
+        invoice.invoice_payment_term_id = term
+        invoice.action_post()
+        asked = invoice._get_invoice_next_payment_values()["amount_due"]
+        self.assertEqual(asked, 980)
+        before = self._receivable_balance(invoice.partner_id)
+        receipt = self._stk_pay(invoice, asked)
+        self.assertIn(invoice.payment_state, ("paid", "in_payment"))
+        # The receivable moves by the whole invoice: 980 paid, 20 the discount.
         self.assertBooksOfPayment(receipt, invoice.partner_id, before, 1000)
 
     def test_last_instalment_of_an_invoice_is_booked_once(self):
