@@ -182,6 +182,18 @@ class AccountBankStatementLine(models.Model):
             customer_name=receipt.customer_name or "",
         )
 
+    def _mpesa_match(self):
+        """Rank candidates for these lines, {line id: (certain, suggestions)}: each
+        line among the open documents of its own company. The matching job takes
+        every company's lines at once; one matcher over all companies offered one
+        company's money another's invoices, and the job failed on the certain ones
+        ("Incompatible companies") as long as such a line waited."""
+        results = {}
+        for company, lines in self.grouped("company_id").items():
+            matcher = self._mpesa_matcher(company)
+            results.update(matcher.match_all([line._mpesa_line() for line in lines]))
+        return results
+
     def _mpesa_refresh_suggestions(self, auto=True):
         """Rank candidates for these unreconciled M-PESA lines; reconcile the certain
         ones when ``auto``. Returns the lines reconciled automatically."""
@@ -190,8 +202,7 @@ class AccountBankStatementLine(models.Model):
         )
         if not lines:
             return self.browse()
-        matcher = self._mpesa_matcher(lines.company_id)
-        results = matcher.match_all([line._mpesa_line() for line in lines])
+        results = lines._mpesa_match()
         Suggestion = self.env["mpesa.match.suggestion"].sudo()
         lines.mpesa_suggestion_ids.sudo().unlink()
         vals_list = []

@@ -1,6 +1,6 @@
 import datetime as dt
 
-from odoo import Command
+from odoo import Command, fields
 from odoo.tests import tagged
 
 from odoo.addons.mpesa_payment.kenya_time import kenya_to_utc, kenya_today
@@ -133,3 +133,62 @@ class TestSuggestions(ReconciliationCommon):
         self.assertBooksOfPayment(receipt, self.partner, receivable, 2300)
         self.assertIn(own.payment_state, ("paid", "in_payment"))
         self.assertEqual(marys.payment_state, "not_paid")
+
+    def test_matching_job_keeps_each_companys_money_to_its_own_documents(self):
+        """The matching job ranks every company's open lines at once. A payment to
+        our paybill naming another company's invoice, for its amount, from its
+        customer's phone (certain, were the invoice ours) while that company had a
+        line waiting too: one matcher over both companies made that invoice the
+        certain match, and the whole job failed on "Incompatible companies" for as
+        long as the line waited (live test_live_companies.py)."""
+        other = self.setup_other_company(name="Mombasa Traders")
+        with self._db_lock():
+            theirs = self.init_invoice(
+                "out_invoice",
+                partner=self.partner,
+                amounts=[1630],
+                company=other["company"],
+                currency=self.currency_kes,
+                taxes=[],
+                invoice_date=fields.Date.today(),
+            )
+            theirs.name = f"INV/{fields.Date.today().year}/90031"
+            theirs.action_post()
+            their_paybill = self.mpesa.copy(
+                {
+                    "company_id": other["company"].id,
+                    "mpesa_shortcode": "600100",
+                    "journal_id": other["default_journal_bank"].id,
+                }
+            )
+            waiting = self.env["mpesa.receipt"].create(
+                {
+                    "name": "QMB0000001",
+                    "provider_id": their_paybill.id,
+                    "company_id": other["company"].id,
+                    "shortcode": "600100",
+                    "amount": 250,
+                    "verification": "unverified",
+                }
+            )
+            waiting._mpesa_feed_statement()
+            self.env.flush_all()
+        self.assertTrue(waiting.statement_line_id)
+        receipt = self._c2b(theirs.name, 1630, style="plain")
+        self.assertEqual(
+            (receipt.state, receipt.review_cause), ("review", "unknown_reference")
+        )
+        with self._db_lock():
+            self.env["account.bank.statement.line"]._cron_mpesa_suggestions()
+            self.env.flush_all()
+        self.env.invalidate_all()
+        self.assertEqual(theirs.payment_state, "not_paid")
+        self.assertEqual(receipt.state, "review")
+        self.assertFalse(receipt.application_ids)
+        self.assertNotIn(
+            ("account.move", theirs.id),
+            [
+                (s.res_model, s.res_id)
+                for s in receipt.statement_line_id.mpesa_suggestion_ids
+            ],
+        )
