@@ -584,6 +584,7 @@ class PaymentTransaction(models.Model):
         self.ensure_one()
         if self.provider_code != "mpesa":
             raise ValidationError(self.env._("This is not an M-PESA transaction."))
+        self._mpesa_check_company()
         msisdn = self._mpesa_normalize_phone(phone)
         self._mpesa_check_not_sent()  # the telling refusal first; checked again locked
         self._mpesa_check_not_over_due(self._mpesa_whole_amount())
@@ -591,6 +592,24 @@ class PaymentTransaction(models.Model):
         if not self._mpesa_admit_push(msisdn, client_address, requested_by):
             return {}
         return self._mpesa_push(msisdn)
+
+    def _mpesa_check_company(self):
+        """The prompt pays into this provider's shortcode and is booked in its
+        company: only documents that company may take payments for, as the payment
+        form offers (its company or a parent of it). Core's transaction routes take
+        whatever provider the request names: for another company's invoice the money
+        reached this shortcode, and its payment could never be made."""
+        documents = self.env["mpesa.push.attempt"]._documents_of(self)
+        if any(
+            doc != self and self.company_id not in doc.company_id.parent_ids
+            for doc in documents
+        ):
+            raise ValidationError(
+                self.env._(
+                    "This M-PESA account cannot pay %s: reload the page to pay it.",
+                    ", ".join(doc.display_name for doc in documents),
+                )
+            )
 
     def _mpesa_check_not_over_due(self, amount):
         """A prompt never asks for more than the documents still owe: core lets the

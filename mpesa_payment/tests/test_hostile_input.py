@@ -3,6 +3,7 @@
 
 import json
 
+from odoo import fields
 from odoo.tests import tagged
 from odoo.tools import hmac as hmac_tool
 from odoo.tools import mute_logger
@@ -84,3 +85,41 @@ class TestHostileInput(MpesaHttpCommon):
         self.assertFalse(self.emulator.prompts, "nothing was sent to any phone")
         self.env.invalidate_all()
         self.assertEqual((tx.state, tx.mpesa_phone), ("draft", False))
+
+    def test_another_companys_invoice_is_never_prompted_through_our_paybill(self):
+        """Core's transaction route takes whatever provider the request names (the
+        payment form offers the invoice's company's only): for another company's
+        invoice our paybill prompted the customer and took the money, booked in our
+        company, and its payment could never be made ("Incompatible companies";
+        live test_live_companies.py). A branch's invoice, which the form offers our
+        paybill for, is still prompted."""
+        other = self.setup_other_company(name="Mombasa Traders")["company"]
+        with self._db_lock():
+            branch = self.env["res.company"].create(
+                {"name": "Nairobi CBD", "parent_id": self.env.company.id}
+            )
+            self.env.cr.precommit.run()  # the branch's accounting, as on commit
+            theirs, ours = (
+                self.init_invoice(
+                    "out_invoice",
+                    partner=self.partner,
+                    amounts=[amount],
+                    company=company,
+                    currency=self.currency_kes,
+                    taxes=[],
+                    post=True,
+                    invoice_date=fields.Date.today(),
+                )
+                for company, amount in ((other, 1810), (branch, 1820))
+            )
+            self.env.flush_all()
+        tx, token = self._tx_for(theirs)
+        _result, error = self._ask_prompt(tx, token, "0708374149")
+        self.assertIn("cannot pay", error or "(the prompt went out)")
+        self.assertFalse(self.emulator.prompts, "nothing was sent to any phone")
+        self.env.invalidate_all()
+        self.assertEqual((tx.state, tx.mpesa_checkout_request_id), ("draft", False))
+        tx, token = self._tx_for(ours)
+        result, error = self._ask_prompt(tx, token, "0708374149")
+        self.assertIsNone(error)
+        self.assertEqual(result["state"], "pending")
