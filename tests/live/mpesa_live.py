@@ -143,10 +143,17 @@ class LiveMpesa:
             "payment.provider", "action_mpesa_register_c2b_urls", [self.provider_id]
         )
 
-    def staff(self, login, *groups):
-        """XML-RPC as a user of the company with ``groups`` (XML ids), created by
-        the administrator the first time, as the Users screen does."""
+    def staff(self, login, *groups, company_ids=None):
+        """XML-RPC as a user of the company (or of ``company_ids``, the first their
+        main one) with ``groups`` (XML ids), created by the administrator the first
+        time, as the Users screen does."""
         if not self.rpc("res.users", "search", [("login", "=", login)]):
+            companies = {}
+            if company_ids:
+                companies = {
+                    "company_id": company_ids[0],
+                    "company_ids": [(6, 0, list(company_ids))],
+                }
             self.rpc(
                 "res.users",
                 "create",
@@ -156,6 +163,7 @@ class LiveMpesa:
                     "password": f"{login}-live-password",
                     "email": f"{login}@example.com",
                     "groups_id": [(4, self.rpc.xmlid(group)) for group in groups],
+                    **companies,
                 },
             )
         return Rpc(self.url, self.server.db, login, f"{login}-live-password")
@@ -243,12 +251,13 @@ class LiveMpesa:
     }
 
     def portal_transaction(
-        self, doc_id, client=None, amount=None, model="account.move"
+        self, doc_id, client=None, amount=None, model="account.move", provider_id=None
     ):
         """Open the document's portal link (an invoice's, or with ``model``
         'sale.order' an order's) and create the M-PESA transaction through its
         transaction route; returns (client, processing values). ``amount``: by
-        default what the invoice still owes."""
+        default what the invoice still owes. ``provider_id``: by default the live
+        company's provider."""
         client = client or WebClient(self.url)
         portal_url = self.rpc(model, "get_portal_url", [doc_id])
         access_token = parse_qs(urlsplit(portal_url).query)["access_token"][0]
@@ -262,7 +271,7 @@ class LiveMpesa:
             self.TRANSACTION_ROUTES[model].format(doc_id),
             {
                 "access_token": access_token,
-                "provider_id": self.provider_id,
+                "provider_id": provider_id or self.provider_id,
                 "payment_method_id": self.method_id,
                 "token_id": None,
                 "amount": float(amount),
@@ -341,11 +350,12 @@ class LiveMpesa:
         )
         return urlsplit(prompt.callback_url).path, emulator_stk.callback_body(prompt)
 
-    def paybill_payment(self, phone, amount, account):
-        """A payment on the paybill with ``account`` typed as the account number, once
-        M-PESA confirmed it and the inbox job applied it; returns its receipt code."""
+    def paybill_payment(self, phone, amount, account, shortcode=DEFAULT_SHORTCODE):
+        """A payment on the paybill (by default the live company's) with ``account``
+        typed as the account number, once M-PESA confirmed it and the inbox job
+        applied it; returns its receipt code."""
         code = self.emulator.c2b_pay(
-            DEFAULT_SHORTCODE, phone, amount, account, msisdn_style="plain"
+            shortcode, phone, amount, account, msisdn_style="plain"
         )
         assert self.wait_confirmed(code) == "verified"
         self.settle_inbox()
@@ -595,10 +605,11 @@ class LiveMpesa:
             [list(tx_ids)],
         )
 
-    def assert_books(self, tx_ids, invoice_ids, credit=0):
+    def assert_books(self, tx_ids, invoice_ids, credit=0, provider_ids=None):
         """The books of these payments of these invoices, as an accountant checks
         them: each payment matched with its bank line, the invoices paid in full,
-        and ``credit`` (paid beyond them: the customer's credit) left over."""
+        and ``credit`` (paid beyond them: the customer's credit) left over; the books
+        check of the live company's provider (or of ``provider_ids``) clean."""
         rows = self.books_of_payments(tx_ids)
         assert len(rows) == len(tx_ids), rows
         cleared = {
@@ -611,7 +622,7 @@ class LiveMpesa:
             assert {key: row[key] for key in cleared} == cleared, row
         owed = self.receivable_of(invoice_ids, tx_ids)
         assert abs(owed + credit) < 0.005, f"the customer owes {owed}, not {-credit}"
-        assert self.check_books() == []
+        assert self.check_books(provider_ids) == []
 
     def recover_stuck_callbacks(self, where, params):
         """What the recovery job does a few minutes later, when the inbox job has
@@ -728,13 +739,14 @@ class LiveMpesa:
                 tx_ids[start : start + batch],
             )
 
-    def check_books(self):
+    def check_books(self, provider_ids=None):
         """``payment.provider._mpesa_check_books()`` on the live database, through a
-        server action: the list of differences."""
+        server action, for the live company's provider (or ``provider_ids``): the
+        list of differences."""
         result = self.server_action(
             "payment.provider",
             "action = {'differences': [list(d) for d in records._mpesa_check_books()]}",
-            [self.provider_id],
+            provider_ids or [self.provider_id],
         )
         return result["differences"]
 
