@@ -462,22 +462,24 @@ class MpesaReceipt(models.Model):
         )
 
     @api.model
-    def _partner_from_msisdn(self, msisdn):
+    def _partner_from_msisdn(self, msisdn, company):
+        """The one customer of ``company`` (or shared by all companies) whose phone
+        paid. A contact another company keeps to itself was suggested to this one's
+        reconcilers, who read its name and could not book to it."""
         Partner = self.env["res.partner"]
         kind = phone_kind(msisdn)
         if kind == "hashed":
-            partners = Partner.search(
-                [("mpesa_msisdn_hash", "=", msisdn.strip().lower())], limit=2
-            )
+            phone = [("mpesa_msisdn_hash", "=", msisdn.strip().lower())]
         elif kind != "plain":
             return Partner
         else:
             try:
-                partners = Partner.search(
-                    [("mpesa_msisdn", "=", normalize_msisdn(msisdn))], limit=2
-                )
+                phone = [("mpesa_msisdn", "=", normalize_msisdn(msisdn))]
             except PhoneError:
                 return Partner
+        partners = Partner.search(
+            [*phone, ("company_id", "in", (False, company.id))], limit=2
+        )
         return partners if len(partners) == 1 else Partner
 
     @api.model
@@ -543,7 +545,9 @@ class MpesaReceipt(models.Model):
         """Apply a paybill payment: the push it confirms, else what it names."""
         self.ensure_one()
         if not self._apply_to_pending_push():
-            self._apply_by_reference(payer=self._partner_from_msisdn(self.phone))
+            self._apply_by_reference(
+                payer=self._partner_from_msisdn(self.phone, self.company_id)
+            )
 
     def _mpesa_ask_confirmation(self):
         """Ask M-PESA (Transaction Status) whether this paybill payment happened; its
@@ -709,7 +713,9 @@ class MpesaReceipt(models.Model):
                 push.reference,
             )
         )
-        self._apply_by_reference(payer=self._partner_from_msisdn(self.phone))
+        self._apply_by_reference(
+            payer=self._partner_from_msisdn(self.phone, self.company_id)
+        )
         return True
 
     def _apply_by_reference(self, payer=None):

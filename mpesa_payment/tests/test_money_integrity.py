@@ -201,6 +201,29 @@ class TestMoneyIntegrity(MpesaHttpCommon):
         self.assertEqual(receipt.state, "review")
         self.assertIn("No invoice, order", receipt.review_reason)
 
+    def test_another_companys_own_customer_is_not_suggested(self):
+        """A contact another company keeps to itself paid our paybill from its phone:
+        it was suggested as the payer, our reconcilers read its name and could not
+        book to it (live test_live_companies.py). A customer of ours, or shared by
+        every company, with that phone still is."""
+        other = self.setup_other_company()["company"]
+        phone = "254722000091"
+        with self._db_lock():
+            self.env["res.partner"].create(
+                {"name": "Bakari Mombasa", "mobile": phone, "company_id": other.id}
+            )
+            self.env.flush_all()
+        receipt = self._c2b("", 500, msisdn=phone, style="plain")
+        self.assertEqual(receipt.state, "review")
+        self.assertFalse(receipt.suggested_partner_id)
+        with self._db_lock():
+            ours = self.env["res.partner"].create(
+                {"name": "Bakari", "mobile": phone, "company_id": self.env.company.id}
+            )
+            self.env.flush_all()
+        receipt = self._c2b("", 600, msisdn=phone, style="plain")
+        self.assertEqual(receipt.suggested_partner_id, ours)
+
     # === finding 14: one typo away from the payer's own invoice === #
 
     def test_a_slip_onto_another_customers_invoice_waits_for_review(self):

@@ -655,3 +655,32 @@ def test_confirmation_of_mombasas_paybill_at_nairobis_url_is_not_booked_there(
     assert mpesa.invoice(invoice_id)["payment_state"] == "paid"
     _assert_money_in(mpesa, code, mombasa)
     mpesa.assert_books(tx_ids, [invoice_id], provider_ids=_both(nairobi, mombasa))
+
+
+def test_mombasas_own_customer_paying_nairobi_is_not_suggested_to_nairobi(companies):
+    """A customer Mombasa keeps to itself (a contact of that company only) pays
+    Nairobi's paybill without account number. Nairobi's queue suggests no customer:
+    Nairobi's reconciler reads no Mombasa customer's name there, and Use Suggested
+    Customer cannot hand them one they may not book to (Keep as Credit then failed
+    on a contact they cannot read). They keep the money as credit of a customer of
+    their own: booked in Nairobi, both books check clean."""
+    mpesa, nairobi, mombasa = companies
+    phone = "254722000081"
+    theirs = {"name": "Bakari Mombasa", "mobile": phone}
+    mpesa.rpc("res.partner", "create", {**theirs, "company_id": mombasa.company_id})
+    code = mpesa.paybill_payment(phone, 2110, "")
+    exception = mpesa.open_exception("r.name = %s", [code])
+
+    outsider = mpesa.reconciler()
+    [shown] = outsider(
+        "mpesa.exception", "read", [exception["id"]], ["suggested_partner_id"]
+    )
+    assert shown["suggested_partner_id"] is False, shown
+    own_id = mpesa.phone_only_customer("254722000082")
+    outsider("mpesa.exception", "write", [exception["id"]], {"partner_id": own_id})
+    outsider("mpesa.exception", "action_keep_as_credit", [exception["id"]])
+    mpesa.post_process()
+    tx_ids = mpesa.payments_of(code)
+    assert len(tx_ids) == 1, tx_ids
+    _assert_money_in(mpesa, code, nairobi)
+    mpesa.assert_books(tx_ids, [], credit=2110, provider_ids=_both(nairobi, mombasa))
