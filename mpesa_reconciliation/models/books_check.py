@@ -82,16 +82,25 @@ class PaymentProvider(models.Model):
                 GROUP BY company_id, shortcode, name HAVING count(*) > 1"""
         )
         found = [(code, f"in the ledger {count} times") for code, count in rows]
-        # Receipt codes are unique across M-PESA: one under two shortcodes of the
-        # company (a statement imported under the wrong account) is booked twice.
+        # Receipt codes are unique across M-PESA: one under two shortcodes, of the
+        # company or of two companies (a statement imported under the wrong
+        # account), is booked twice.
         rows = self._mpesa_books_query(
-            """SELECT r.name, min(o.shortcode) FROM mpesa_receipt r
-                 JOIN mpesa_receipt o ON o.company_id = r.company_id
-                      AND o.name = r.name AND o.shortcode != r.shortcode
+            """SELECT r.name, min(o.shortcode),
+                      min(c.name) FILTER (WHERE o.company_id != r.company_id)
+                 FROM mpesa_receipt r
+                 JOIN mpesa_receipt o ON o.name = r.name
+                      AND (o.company_id != r.company_id OR o.shortcode != r.shortcode)
+                 JOIN res_company c ON c.id = o.company_id
                 WHERE r.provider_id = %(provider)s GROUP BY r.name"""
         )
         found += [
-            (code, f"also in the ledger of shortcode {other}") for code, other in rows
+            (
+                code,
+                f"also in the ledger of shortcode {other}"
+                + (f" ({company})" if company else ""),
+            )
+            for code, other, company in rows
         ]
         # Confirmed by status query only: paid, but not yet in the ledger. After a
         # day the statement import or the Pull API should have brought its code.

@@ -195,3 +195,62 @@ class TestStatementImport(ReconciliationCommon):
             wizard.action_import()
             self.env.flush_all()
         self.assertEqual(self.env["mpesa.receipt"].search_count([]), count)
+
+    def test_another_companys_statement_is_refused_and_its_double_is_reported(self):
+        """Receipt codes are unique across M-PESA. Mombasa's statement, imported into
+        our account by a reconciler of both companies, booked Mombasa's payment a
+        second time, in our journal (live test_live_companies.py), and the books
+        check, comparing shortcodes within one company, saw nothing."""
+        other = self.setup_other_company(name="Mombasa Traders")
+        with self._db_lock():
+            their_paybill = self.mpesa.copy(
+                {
+                    "company_id": other["company"].id,
+                    "mpesa_shortcode": "600100",
+                    "journal_id": other["default_journal_bank"].id,
+                }
+            )
+            self.env["mpesa.receipt"].create(
+                {
+                    "name": "SKL0000101",
+                    "provider_id": their_paybill.id,
+                    "company_id": other["company"].id,
+                    "shortcode": "600100",
+                    "amount": 2210,
+                    "verification": "unverified",
+                }
+            )
+            self.env.flush_all()
+        row = (
+            "SKL0000101,01-03-2026 10:00:00,01-03-2026 10:00:00,Pay Bill,Completed,"
+            '"2210.00",,"2210.00",TRUE,Pay Bill Online,2547****149 - JOHN,,X1\n'
+        )
+        with self.assertRaisesRegex(
+            UserError, r"belongs to Paybill 600100 \(Mombasa Traders\)"
+        ):
+            self._import(statement([row]))
+        ours = self.env["mpesa.receipt"].search(
+            [("name", "=", "SKL0000101"), ("company_id", "=", self.env.company.id)]
+        )
+        self.assertFalse(ours, "nothing imported")
+        self.assertEqual(self.mpesa._mpesa_check_books(), [])
+        # Had it been imported, the books check would say so.
+        with self._db_lock():
+            self.env["mpesa.receipt"].create(
+                {
+                    "name": "SKL0000101",
+                    "provider_id": self.mpesa.id,
+                    "shortcode": self.mpesa.mpesa_shortcode,
+                    "amount": 2210,
+                    "verification": "unverified",
+                }
+            )
+            self.env.flush_all()
+        self.assertIn(
+            (
+                self.mpesa.mpesa_shortcode,
+                "SKL0000101",
+                "also in the ledger of shortcode 600100 (Mombasa Traders)",
+            ),
+            self.mpesa._mpesa_check_books(),
+        )

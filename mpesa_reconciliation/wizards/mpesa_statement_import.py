@@ -138,16 +138,18 @@ class MpesaStatementImport(models.TransientModel):
         return booked
 
     def _check_own_shortcode(self, codes):
-        """M-PESA receipt codes are unique across shortcodes: rows that another
-        shortcode of the company already holds come from that shortcode's statement,
-        imported under the wrong account (the money would be booked twice)."""
+        """M-PESA receipt codes are unique across M-PESA: rows that another shortcode
+        already holds, of this company or of another one, come from that shortcode's
+        statement, imported under the wrong account (the money would be booked
+        twice: another company's, in this company's journal too)."""
         provider = self.provider_id.sudo()
         theirs = (
             self.env["mpesa.receipt"]
             .sudo()
             .search(
                 [
-                    ("company_id", "=", provider.company_id.id),
+                    "|",
+                    ("company_id", "!=", provider.company_id.id),
                     ("shortcode", "!=", provider.mpesa_shortcode),
                     ("name", "in", codes),
                 ],
@@ -155,13 +157,16 @@ class MpesaStatementImport(models.TransientModel):
             )
         )
         if theirs:
+            other = theirs.provider_id._mpesa_shortcode_label()
+            if theirs.company_id != provider.company_id:
+                other = f"{other} ({theirs.company_id.name})"
             raise UserError(
                 self.env._(
                     "Nothing was imported: receipt %(code)s belongs to %(other)s, so "
                     "this is its statement. Import it as the M-PESA account "
                     "%(other)s, not %(this)s.",
                     code=theirs.name,
-                    other=theirs.provider_id._mpesa_shortcode_label(),
+                    other=other,
                     this=provider._mpesa_shortcode_label(),
                 )
             )

@@ -684,3 +684,36 @@ def test_mombasas_own_customer_paying_nairobi_is_not_suggested_to_nairobi(compan
     assert len(tx_ids) == 1, tx_ids
     _assert_money_in(mpesa, code, nairobi)
     mpesa.assert_books(tx_ids, [], credit=2110, provider_ids=_both(nairobi, mombasa))
+
+
+def test_mombasas_statement_imported_into_nairobis_account_books_nothing_twice(
+    companies,
+):
+    """A payment on Mombasa's paybill pays Mombasa's invoice (booked in Mombasa).
+    A reconciler of both companies then imports Mombasa's statement, which lists
+    it, into Nairobi's M-PESA account by mistake. M-PESA receipt codes are unique
+    across M-PESA: the import is refused, saying whose statement it is, and nothing
+    is created in Nairobi (no receipt, no bank line in Nairobi's journal); the
+    payment stays booked once, in Mombasa; both books check clean."""
+    mpesa, nairobi, mombasa = companies
+    phone = "254722000101"
+    partner_id = mpesa.phone_only_customer(phone)
+    invoice_id, number = _invoice(mpesa, mombasa, 2210, partner_id)
+    code = mpesa.paybill_payment(phone, 2210, number, shortcode=MOMBASA_SHORTCODE)
+    mpesa.post_process()
+    tx_ids = mpesa.payments_of(code)
+    mpesa.assert_books(tx_ids, [invoice_id], provider_ids=_both(nairobi, mombasa))
+
+    group = _reconciler(mpesa, "mpesa_live_reconciler_group", nairobi, mombasa)
+    refusal = _refused(
+        _import_statement,
+        group,
+        nairobi.provider_id,
+        _statement_row(code, 2210, phone, number),
+    )
+    assert f"receipt {code} belongs to" in refusal, refusal
+    assert [receipt["id"] for receipt in mpesa.receipts(code)] == [
+        mpesa.sql.scalar("SELECT id FROM mpesa_receipt WHERE name = %s", [code])
+    ]
+    _assert_money_in(mpesa, code, mombasa)
+    mpesa.assert_books(tx_ids, [invoice_id], provider_ids=_both(nairobi, mombasa))
