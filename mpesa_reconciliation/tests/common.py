@@ -134,6 +134,30 @@ class ReconciliationCommon(MpesaHttpCommon):
         )
         self.assertEqual(self.mpesa._mpesa_check_books(), [])
 
+    def _order(self, *prices, confirm=False):
+        """A sales order of the test customer, in the company's currency, one
+        untaxed line per price; confirmed if ``confirm``."""
+        with self._db_lock():
+            order = self.env["sale.order"].create(
+                {
+                    "partner_id": self.partner.id,
+                    "order_line": [
+                        Command.create(
+                            {
+                                "product_id": self.product_a.id,
+                                "price_unit": price,
+                                "tax_id": False,
+                            }
+                        )
+                        for price in prices
+                    ],
+                }
+            )
+            if confirm:
+                order.action_confirm()
+            self.env.flush_all()
+        return order
+
 
 class DollarBooksCommon(ReconciliationCommon):
     """A company keeping its books in US dollars, its M-PESA journal in shillings
@@ -178,25 +202,7 @@ class DollarBooksCommon(ReconciliationCommon):
 
     def _dollar_order(self, *prices, confirm=False):
         """An order in the company's dollars, one untaxed line per price."""
-        with self._db_lock():
-            order = self.env["sale.order"].create(
-                {
-                    "partner_id": self.partner.id,
-                    "order_line": [
-                        Command.create(
-                            {
-                                "product_id": self.product_a.id,
-                                "price_unit": price,
-                                "tax_id": False,
-                            }
-                        )
-                        for price in prices
-                    ],
-                }
-            )
-            if confirm:
-                order.action_confirm()
-            self.env.flush_all()
+        order = self._order(*prices, confirm=confirm)
         self.assertEqual(order.currency_id, self.env.ref("base.USD"))
         return order
 

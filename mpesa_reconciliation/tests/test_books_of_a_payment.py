@@ -122,28 +122,6 @@ class TestBooksOfAPayment(ReconciliationCommon):
 
     # === A paybill payment quoting the number of an order already invoiced === #
 
-    def _confirmed_order(self, *prices):
-        """A confirmed sales order of one untaxed line per price."""
-        with self._db_lock():
-            order = self.env["sale.order"].create(
-                {
-                    "partner_id": self.partner.id,
-                    "order_line": [
-                        Command.create(
-                            {
-                                "product_id": self.product_a.id,
-                                "price_unit": price,
-                                "tax_id": False,
-                            }
-                        )
-                        for price in prices
-                    ],
-                }
-            )
-            order.action_confirm()
-            self.env.flush_all()
-        return order
-
     def _invoice_order(self, order, keep_lines=None):
         """Staff click Create Invoice on the order and post it; ``keep_lines``: only
         the first so many order lines are invoiced (a partial invoice)."""
@@ -173,7 +151,7 @@ class TestBooksOfAPayment(ReconciliationCommon):
         """Found on a real server: the customer quotes the order number (S00043) of
         an order already invoiced; the money stayed as credit beside the open invoice,
         and the customer got overdue reminders for an invoice they had paid."""
-        order = self._confirmed_order(3000)
+        order = self._order(3000, confirm=True)
         invoice = self._invoice_order(order)
         before = self._receivable_balance(invoice.partner_id)
         receipt = self._c2b(order.name, 3000)
@@ -185,7 +163,7 @@ class TestBooksOfAPayment(ReconciliationCommon):
     def test_paybill_payment_of_a_partly_invoiced_order(self):
         """Its invoice is paid first; the rest waits for the order's next invoice,
         which the same payment pays once posted."""
-        order = self._confirmed_order(1000, 2000)
+        order = self._order(1000, 2000, confirm=True)
         first = self._invoice_order(order, keep_lines=1)
         self.assertEqual(first.amount_total, 1000)
         before = self._receivable_balance(first.partner_id)
@@ -205,7 +183,7 @@ class TestBooksOfAPayment(ReconciliationCommon):
     def test_paybill_payment_of_an_invoiced_and_paid_order_is_a_duplicate(self):
         """The order's invoice is paid already: a second payment quoting the order
         waits for finance as a possible duplicate, it is not silently kept as credit."""
-        order = self._confirmed_order(3000)
+        order = self._order(3000, confirm=True)
         invoice = self._invoice_order(order)
         self._post_process(self._c2b(invoice.name, 3000))
         self.assertIn(invoice.payment_state, ("paid", "in_payment"))
@@ -222,7 +200,7 @@ class TestBooksOfAPayment(ReconciliationCommon):
         """A deposit quoting the order before it is invoiced waits as credit; the
         invoice takes it once posted, and the balance quoting the order pays the
         invoice: what is due is the invoice's rest, not the order's total again."""
-        order = self._confirmed_order(3000)
+        order = self._order(3000, confirm=True)
         before = self._receivable_balance(order.partner_id)
         deposit = self._c2b(order.name, 1000)
         self._post_process(deposit)
@@ -246,7 +224,7 @@ class TestBooksOfAPayment(ReconciliationCommon):
         confirms, and links the payment to that new invoice only: an order invoiced
         already gets no second invoice, and the payment keeps paying the first."""
         self.env["ir.config_parameter"].sudo().set_param("sale.automatic_invoice", True)
-        order = self._confirmed_order(3000)
+        order = self._order(3000, confirm=True)
         invoice = self._invoice_order(order)
         before = self._receivable_balance(invoice.partner_id)
         receipt = self._c2b(order.name, 3000)
