@@ -197,31 +197,7 @@ class PaymentProvider(models.Model):
 
     def _mpesa_ready_shortcode(self):
         sudo = self.sudo()
-        problems = []
-        if not sudo.mpesa_passkey:
-            problems.append(self.env._("The Lipa na M-PESA passkey is missing."))
-        if self.state == "enabled" and (
-            sudo.mpesa_shortcode == SANDBOX_SHORTCODE
-            or sudo.mpesa_passkey == SANDBOX_PASSKEY
-        ):
-            problems.append(
-                self.env._(
-                    "The shortcode or passkey is Safaricom's sandbox test one: "
-                    "production needs your own, from Safaricom's go-live email."
-                )
-            )
-        if (
-            sudo.mpesa_shortcode_type == "till"
-            and sudo.mpesa_till_number == sudo.mpesa_shortcode
-        ):
-            problems.append(
-                self.env._(
-                    "For Buy Goods the shortcode is the store (head office) number the "
-                    "passkey belongs to, and the till number the till that receives "
-                    "the money: they are the same here. Check both in the M-PESA org "
-                    "portal."
-                )
-            )
+        problems = self._mpesa_shortcode_problems()
         if problems:
             sentence = " ".join(problems)
         elif sudo.mpesa_shortcode_type == "till":
@@ -241,6 +217,62 @@ class PaymentProvider(models.Model):
             MISSING if problems else OK,
             sentence,
             self.env._("Shortcode Type, Business Shortcode, Till Number, Passkey"),
+        )
+
+    def _mpesa_shortcode_problems(self):
+        """What is wrong with the shortcode and passkey, one sentence each."""
+        sudo = self.sudo()
+        problems = []
+        if not sudo.mpesa_passkey:
+            problems.append(self.env._("The Lipa na M-PESA passkey is missing."))
+        if self.state == "enabled" and (
+            sudo.mpesa_shortcode == SANDBOX_SHORTCODE
+            or sudo.mpesa_passkey == SANDBOX_PASSKEY
+        ):
+            problems.append(
+                self.env._(
+                    "The shortcode or passkey is Safaricom's sandbox test one: "
+                    "production needs your own, from Safaricom's go-live email."
+                )
+            )
+        elsewhere = self._mpesa_shortcode_elsewhere()
+        if elsewhere:
+            problems.append(
+                self.env._(
+                    "Shortcode %(code)s is also the M-PESA account of %(companies)s: "
+                    "payments to it would be booked in one company for money received "
+                    "by the other. Each company needs its own shortcode.",
+                    code=sudo.mpesa_shortcode,
+                    companies=", ".join(elsewhere.company_id.mapped("name")),
+                )
+            )
+        if (
+            sudo.mpesa_shortcode_type == "till"
+            and sudo.mpesa_till_number == sudo.mpesa_shortcode
+        ):
+            problems.append(
+                self.env._(
+                    "For Buy Goods the shortcode is the store (head office) number the "
+                    "passkey belongs to, and the till number the till that receives "
+                    "the money: they are the same here. Check both in the M-PESA org "
+                    "portal."
+                )
+            )
+        return problems
+
+    def _mpesa_shortcode_elsewhere(self):
+        """The providers of other companies taking payments (test mode or enabled) to
+        this shortcode: a provider duplicated for a second company keeps it."""
+        if not self.mpesa_shortcode:
+            return self.browse()
+        return self.sudo().search(
+            [
+                ("code", "=", "mpesa"),
+                ("id", "!=", self.id),
+                ("state", "!=", "disabled"),
+                ("company_id", "!=", self.company_id.id),
+                ("mpesa_shortcode", "=", self.sudo().mpesa_shortcode),
+            ]
         )
 
     def _mpesa_ready_journal(self):

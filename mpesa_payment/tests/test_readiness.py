@@ -110,6 +110,29 @@ class TestReadiness(MpesaHttpCommon):
         self.mpesa.mpesa_callback_ips = "196.201.214.0/24, 196.201.213.44"
         self.assertItem("callback_ips", "ok", "2 address range(s)")
 
+    def test_shortcode_of_another_company(self):
+        """A provider duplicated for a second company keeps the shortcode: that
+        company's payments would reach the first one's M-PESA account and be booked
+        in its own journal. Each company needs its own shortcode."""
+        other = self.setup_other_company(name="Mombasa Ltd")
+        copy = self.mpesa.copy(
+            {
+                "company_id": other["company"].id,
+                "journal_id": other["default_journal_bank"].id,
+                "state": "test",
+            }
+        )
+        self.assertItem(
+            "shortcode", "missing", "also the M-PESA account of Mombasa Ltd"
+        )
+        ours = self.mpesa.company_id.name
+        self.assertItem("shortcode", "missing", ours, provider=copy)
+        copy.mpesa_shortcode = "600100"
+        self.assertItem("shortcode", "ok", "Paybill 174379")
+        copy.mpesa_shortcode = self.mpesa.mpesa_shortcode
+        copy.state = "disabled"  # a disabled copy takes no payments
+        self.assertItem("shortcode", "ok")
+
     def test_journals_in_shillings(self):
         """M-PESA pays shillings: a journal in dollars would book KES 1,290 as $1,290,
         a bank line no payment matches (the provider's journal and the B2C one)."""
