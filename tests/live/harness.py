@@ -417,6 +417,12 @@ CORE_ANSWERS_NONE = {
 }
 
 
+# Core's refusal to touch a scheduled action a cron worker is running (ir.cron
+# _try_lock), and how long a call waits for the job to finish.
+CRON_BUSY = "currently being executed"
+CRON_BUSY_TIMEOUT = 300
+
+
 class Rpc:
     """XML-RPC as one user: ``rpc(model, method, *args, **kwargs)``."""
 
@@ -428,6 +434,21 @@ class Rpc:
             raise LiveError(f"XML-RPC login {login!r} refused on {db}")
 
     def __call__(self, model, method, *args, **kwargs):
+        """Core refuses to change or run a scheduled action while a cron worker runs
+        it, and rolls the call back ("This cron task is currently being executed"):
+        saving a payment provider rewrites the post-processing job's Active, so a
+        save can meet the job the tests' payments woke. The user tries again; so does
+        this client, until the job is done."""
+        deadline = time.monotonic() + CRON_BUSY_TIMEOUT
+        while True:
+            try:
+                return self._execute(model, method, args, kwargs)
+            except xmlrpc.client.Fault as fault:
+                if CRON_BUSY not in fault.faultString or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.5)
+
+    def _execute(self, model, method, args, kwargs):
         proxy = xmlrpc.client.ServerProxy(
             f"{self.url}/xmlrpc/2/object", allow_none=True
         )
@@ -455,20 +476,11 @@ class Rpc:
             raise LiveError(f"no record {xmlid}")
         return rows[0]["res_id"]
 
-    def run_cron(self, xmlid, timeout=300):
+    def run_cron(self, xmlid):
         """Run a scheduled action now, as its Run Manually button does. The cron
         worker may be running it already (woken by a trigger, e.g. core's payment
-        post-processing): wait for it to finish, then run it again."""
-        cron_id = self.xmlid(xmlid)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                return self("ir.cron", "method_direct_trigger", [cron_id])
-            except xmlrpc.client.Fault as fault:
-                busy = "currently being executed" in fault.faultString
-                if not busy or time.monotonic() > deadline:
-                    raise
-            time.sleep(0.5)
+        post-processing): the call waits for it to finish, then runs it again."""
+        return self("ir.cron", "method_direct_trigger", [self.xmlid(xmlid)])
 
 
 class JsonRpcError(Exception):

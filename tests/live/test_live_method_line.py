@@ -14,12 +14,11 @@ workers at once when the customers' pages poll while the job runs."""
 
 import json
 import threading
-import xmlrpc.client
 from collections import Counter
 
 import requests
 
-from .harness import JsonRpcError, http, wait_until
+from .harness import JsonRpcError, http
 
 ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}
 PAYMENTS = 8
@@ -134,8 +133,11 @@ def test_concurrent_first_payments_make_one_method_line(mpesa, record_property):
         ) == [lines[0]["id"]]
 
         # Another provider enabled on that journal: refused while duplicates exist.
-        till_id = _create_while_no_post_processing(
-            mpesa,
+        # (Core's provider creation rewrites the post-processing job, which the
+        # payments above woke: harness.Rpc tries again until the job is done.)
+        till_id = mpesa.rpc(
+            "payment.provider",
+            "create",
             {
                 "name": "M-PESA Till (live)",
                 "code": "mpesa",
@@ -171,20 +173,3 @@ def test_concurrent_first_payments_make_one_method_line(mpesa, record_property):
             "  WHERE payment_provider_id = %s AND journal_id = %s)",
             [provider_id, journal_id, provider_id, journal_id],
         )
-
-
-def _create_while_no_post_processing(mpesa, values, timeout=60):
-    """Core's provider creation switches the payment post-processing job on, and
-    Odoo refuses to write a job while it runs ("try again in a few minutes", as an
-    admin would read). The payments above have just triggered that job on the
-    server's cron worker: try again until it has finished."""
-
-    def created():
-        try:
-            return mpesa.rpc("payment.provider", "create", values)
-        except xmlrpc.client.Fault as fault:
-            if "cron task is currently being executed" not in fault.faultString:
-                raise
-            return None
-
-    return wait_until(created, timeout, "the post-processing job to finish", 0.5)
