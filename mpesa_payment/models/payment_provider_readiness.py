@@ -281,11 +281,13 @@ class PaymentProvider(models.Model):
         not refused on the provider: core gives a new provider the company's first
         bank journal, in the company's currency."""
         journals = self.journal_id | self._mpesa_b2c_journal()
-        kes = self.env.ref("base.KES")
+        # A journal without a currency keeps its books in its company's.
+        currencies = {
+            journal: journal.currency_id or journal.company_id.currency_id
+            for journal in journals
+        }
         wrong = journals.filtered(
-            lambda journal: (
-                (journal.currency_id or journal.company_id.currency_id) != kes
-            )
+            lambda journal: currencies[journal] != self.env.ref("base.KES")
         )
         if wrong:
             sentence = "; ".join(
@@ -293,9 +295,7 @@ class PaymentProvider(models.Model):
                     "%(journal)s keeps its books in %(currency)s: M-PESA pays "
                     "shillings.",
                     journal=journal.name,
-                    currency=(
-                        journal.currency_id or journal.company_id.currency_id
-                    ).name,
+                    currency=currencies[journal].name,
                 )
                 for journal in wrong
             )

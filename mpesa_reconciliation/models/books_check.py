@@ -209,8 +209,9 @@ class PaymentProvider(models.Model):
         bank line, say). What a payment writes off (an early payment discount: 980
         paid settles 1,000) is no money, but no excess either: it is left out."""
         rows = self._mpesa_books_query(
-            f"""WITH moves AS (
-                    SELECT receipt_id, move_id FROM ({RECEIPT_PAYMENTS}) p
+            f"""WITH payments AS ({RECEIPT_PAYMENTS}),
+                moves AS (
+                    SELECT receipt_id, move_id FROM payments
                      UNION
                     SELECT l.mpesa_receipt_id, l.move_id
                       FROM account_bank_statement_line l
@@ -218,7 +219,7 @@ class PaymentProvider(models.Model):
                      WHERE r.provider_id = %(provider)s),
                 written_off AS (
                     SELECT p.receipt_id, sum(aml.amount_currency) AS amount
-                      FROM ({RECEIPT_PAYMENTS}) p
+                      FROM payments p
                       JOIN account_move_line aml ON aml.move_id = p.move_id
                            AND aml.account_id IS DISTINCT FROM p.outstanding_account_id
                            AND aml.account_id IS DISTINCT FROM p.destination_account_id
